@@ -125,6 +125,14 @@ def xml(value: object) -> str:
     return _xml_escape(text, {'"': "&quot;", "'": "&apos;", "\r": "&#13;"})
 
 
+def inf(value: object) -> str:
+    """A double-quoted value for winnt.sif (INF syntax): `"` and `%` are doubled."""
+    text = _no_nul(str(value), "winnt.sif")
+    if any(ch in text for ch in "\r\n"):
+        raise ValueError("a line break cannot be put into a winnt.sif value")
+    return '"' + text.replace('"', '""').replace("%", "%%") + '"'
+
+
 FILTERS = {
     "nix": nix,
     "nix_str": nix_str,
@@ -132,4 +140,5 @@ FILTERS = {
     "sh": sh,
     "sh_words": sh_words,
     "xml": xml,
+    "inf": inf,
 }
