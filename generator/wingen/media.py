@@ -60,7 +60,14 @@ class CygwinMedia:
     @property
     def site_dir(self) -> str:
         """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would."""
-        return mirror_dir(self.lock.mirror)
+        name = mirror_dir(self.lock.mirror)
+        if len(name) > 103:  # Joliet's longest name (xorriso -joliet-long); Windows reads Joliet
+            raise UserError(
+                "cygwin.mirror",
+                f"{self.lock.mirror!r} is too long to name a folder on the Cygwin ISO",
+                "lock with a shorter mirror URL (--mirror)",
+            )
+        return name
 
     @property
     def setup_ini(self) -> str:

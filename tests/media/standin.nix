@@ -29,9 +29,9 @@ in
   # nixpkgs' requireFile: fixed-output, succeeds only when the file was added by hand.
   requireFile = { name, sha256, message ? "add ${name} to the store", hashMode ? "flat" }:
     derivation {
-      inherit name system;
+      inherit name system message;
       builder = "/bin/sh";
-      args = [ "-c" "echo '${message}' >&2; exit 1" ];
+      args = [ "-c" "printf '%s\\n' \"$message\" >&2; exit 1" ];
       outputHashMode = hashMode;
       outputHashAlgo = "sha256";
       outputHash = sha256;
