@@ -129,7 +129,7 @@ def test_cygwin_iso(tmp_path: Path) -> None:
     iso = build(work, "cygwinIso")
     listing = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
     got = sorted(line.strip("'") for line in listing.split())
-    site = "/file%3a%2f%2f" + str(tmp_path / "mirror").replace("/", "%2f") + "%2f"
+    site = "/cygwin/file%3a%2f%2f" + str(tmp_path / "mirror").replace("/", "%2f") + "%2f"
     want = sorted(
         [
             "/setup-x86_64.exe",
