@@ -11,6 +11,10 @@ from wingen.loader import parse_config
 from wingen.media import check_files
 
 ZERO = "0" * 64
+# The names nix/windows-media.nix declares it needs from the main expression's arguments.
+PARTIAL_NAMES = (
+    "runCommand", "writeText", "requireFile", "fetchurl", "dosfstools", "mtools", "xorriso",
+)  # fmt: skip
 
 
 def windows_cfg(windows: dict[str, Any] | None = None, **top: Any) -> Config:

@@ -13,7 +13,7 @@ import pytest
 from wingen.cygwin import setup_ini
 from wingen.loader import load_config
 
-from .helpers import render_files, render_partial
+from .helpers import PARTIAL_NAMES, render_files, render_partial
 from .test_cli import wingen
 
 pytestmark = pytest.mark.nix
@@ -76,9 +76,12 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
     files = render_files(cfg, tmp_path)
     partial = render_partial(cfg, tmp_path, files)
     (tmp_path / "standin.nix").write_text((HERE / "standin.nix").read_text())
-    (tmp_path / "key.pub").write_text(PUBKEY)
+    (tmp_path / "key").mkdir()
+    (tmp_path / "key" / "key.pub").write_text(PUBKEY)
+    # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
-        "let\n  pkgs = import ./standin.nix { };\n  sshPublicKey = ./key.pub;\n"
+        "let\n  inherit (import ./standin.nix { }) " + " ".join(PARTIAL_NAMES) + ";\n"
+        "  sshKey = ./key;\n"
         + partial
         + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
     )
