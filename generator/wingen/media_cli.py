@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bz2
+import lzma
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,27 @@ from .prefetch import FIELDS, prefetch, write_field
 # The guest bootstrap needs these whatever the config asks for (sshd and its service runner).
 REQUIRED_PACKAGES = ("openssh", "cygrunsrv")
 ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file.")]
+
+
+def read_setup_ini(path: Path) -> str:
+    """setup.ini as mirrors serve it: plain, or compressed as setup.xz / setup.bz2."""
+    try:
+        data = path.read_bytes()
+        if data.startswith(b"\xfd7zXZ"):
+            data = lzma.decompress(data)
+        elif data.startswith(b"BZh"):
+            data = bz2.decompress(data)
+        elif data.startswith(b"\x28\xb5\x2f\xfd"):
+            raise UserError(
+                str(path), "is zstd-compressed (setup.zst)", "use setup.ini, setup.xz or setup.bz2"
+            )
+        return data.decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(
+            str(path), "no such file", "download <mirror>/x86_64/setup.ini and pass its path"
+        ) from None
+    except (OSError, UnicodeDecodeError, lzma.LZMAError, ValueError) as exc:
+        raise UserError(str(path), f"cannot be read: {exc}", "pass the setup.ini") from None
 
 
 def lock(
@@ -39,14 +62,7 @@ def lock(
     cfg: Config | None = None
     if output is None or config.exists():
         cfg = load_config(config)
-    try:
-        text = setup_ini.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            str(setup_ini), "no such file", "download <mirror>/x86_64/setup.ini and pass its path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(str(setup_ini), f"cannot be read: {exc}", "pass the setup.ini") from None
+    text = read_setup_ini(setup_ini)
     wanted = {*REQUIRED_PACKAGES, *(packages or [])}
     if cfg is not None:
         wanted |= set(cfg.cygwin.all_packages)

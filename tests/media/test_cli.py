@@ -135,3 +135,18 @@ def test_prefetch_bad_field_exits_2(tmp_path: Path) -> None:
     r = wingen("prefetch", "x.iso", "--write", "--field", "vm.memory_mib", cwd=tmp_path)
     assert r.returncode == 2
     assert "error: --field:" in r.stderr
+
+
+@pytest.mark.parametrize("compress", ["xz", "bz2"])
+def test_lock_reads_compressed_setup_ini(tmp_path: Path, compress: str) -> None:
+    import bz2
+    import lzma
+
+    data = FIXTURE.read_bytes()
+    packed = lzma.compress(data) if compress == "xz" else bz2.compress(data)
+    (tmp_path / f"setup.{compress}").write_bytes(packed)
+    r = wingen("cygwin", "lock", "--setup-ini", f"setup.{compress}", "-o", "a.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), "-o", "b.json", cwd=tmp_path)
+    a, b = (tmp_path / "a.json").read_text(), (tmp_path / "b.json").read_text()
+    assert a == b  # same closure and the same setup.ini hash (of the uncompressed text)
