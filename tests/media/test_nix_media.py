@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,12 @@ def make_mirror(root: Path) -> str:
 def build(workdir: Path, attr: str) -> Path:
     out = run("nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix", cwd=workdir)
     return Path(out.strip())
+
+
+def rebuilds_identically(workdir: Path, attr: str) -> None:
+    """nix-build --check builds again and fails if the output differs in any byte."""
+    time.sleep(1.1)  # a timestamp leaking in would now differ
+    run("nix-build", *NIX_OPTS, "--no-out-link", "--check", "-A", attr, "default.nix", cwd=workdir)
 
 
 def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
@@ -113,6 +120,8 @@ def test_answer_floppy_and_iso(tmp_path: Path) -> None:
     assert re.search(
         r"Volume Id\s*: WINGEN_ANSWER\n", run("xorriso", "-indev", str(iso), "-pvd_info")
     )
+    rebuilds_identically(work, "answerFloppy")
+    rebuilds_identically(work, "answerIso")
 
 
 def test_winnt_sif_floppy(tmp_path: Path) -> None:
@@ -170,6 +179,7 @@ def test_cygwin_iso(tmp_path: Path) -> None:
     assert re.search(
         r"Volume Id\s*: WINGEN_CYGWIN\n", run("xorriso", "-indev", str(iso), "-pvd_info")
     )
+    rebuilds_identically(work, "cygwinIso")
 
 
 def test_windows_iso_require_file(tmp_path: Path) -> None:
