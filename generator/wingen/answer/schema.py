@@ -48,6 +48,16 @@ class Component:
     settings: Tree
 
 
+# Each component's reference page: learn.microsoft.com/windows-hardware/customize/desktop/unattend/
+# + the lower-cased component name (e.g. microsoft-windows-shell-setup), with one sub-page per
+# setting (e.g. microsoft-windows-shell-setup-oobe-hideeulapage).
+def reference_url(component: str) -> str:
+    return (
+        "https://learn.microsoft.com/windows-hardware/customize/desktop/unattend/"
+        + component.lower()
+    )
+
+
 COMPONENTS: dict[str, Component] = {
     "Microsoft-Windows-International-Core-WinPE": Component(
         frozenset({"windowsPE"}),
@@ -213,7 +223,10 @@ def check_autounattend(text: str, architecture: str, *, modern: bool = True) -> 
             if _local(comp.tag) != "component" or name not in COMPONENTS:
                 raise AnswerFileError(f"{pass_}: unknown component {name or comp.tag!r}")
             if pass_ not in COMPONENTS[name].passes:
-                raise AnswerFileError(f"{pass_}: component {name} is not valid in this pass")
+                raise AnswerFileError(
+                    f"{pass_}: component {name} is not valid in this pass "
+                    f"(see {reference_url(name)})"
+                )
             if set(comp.attrib) - _COMPONENT_ATTRS:
                 raise AnswerFileError(f"{pass_}/{name}: unexpected attributes {comp.attrib}")
             arch = comp.get("processorArchitecture")
