@@ -3,6 +3,7 @@ store, under the same path `nix-store --add-fixed sha256` gives), and record it 
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from .files import write_atomic
 from .loader import parse_config
 from .process import run
 
+_STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
 # Config fields that hold a Media value, and what they are for.
 FIELDS = {
     "windows.iso": "the Windows install ISO",
@@ -47,6 +49,12 @@ def prefetch(source: str) -> Prefetched:
             )
         local = path.resolve()
         url, name = local.as_uri(), local.name
+    if not _STORE_NAME.match(name):
+        raise UserError(
+            source,
+            f"{name!r} cannot be a Nix store name",
+            "rename the file (letters, digits and + - . _ ? = only) and prefetch it again",
+        )
     print(f"prefetching {source} …", file=sys.stderr, flush=True)
     proc = run(
         ["nix-prefetch-url", "--type", "sha256", "--print-path", "--name", name, url],

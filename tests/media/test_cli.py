@@ -150,3 +150,10 @@ def test_lock_reads_compressed_setup_ini(tmp_path: Path, compress: str) -> None:
     r = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), "-o", "b.json", cwd=tmp_path)
     a, b = (tmp_path / "a.json").read_text(), (tmp_path / "b.json").read_text()
     assert a == b  # same closure and the same setup.ini hash (of the uncompressed text)
+
+
+def test_prefetch_name_nix_cannot_store(tmp_path: Path) -> None:
+    (tmp_path / "Win 11.iso").write_bytes(b"x")
+    r = wingen("prefetch", "Win 11.iso", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "error: Win 11.iso: 'Win 11.iso' cannot be a Nix store name" in r.stderr
