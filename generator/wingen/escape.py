@@ -122,10 +122,33 @@ def xml(value: object) -> str:
     text = str(value)
     if _XML_BAD.search(text):
         raise ValueError("text holds a character that XML 1.0 cannot carry")
-    return _xml_escape(text, {'"': "&quot;", "'": "&apos;", "\r": "&#13;"})
+    # Attribute values normalise tab and line breaks to spaces unless they are references.
+    entities = {'"': "&quot;", "'": "&apos;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+    return _xml_escape(text, entities)
+
+
+def nix_ident(value: object) -> str:
+    """A bare Nix identifier (a function argument name); anything else is refused."""
+    text = str(value)
+    if not _NIX_IDENT.match(text) or text in _NIX_KEYWORDS:
+        raise ValueError(f"{text!r} is not a Nix identifier")
+    return text
+
+
+def nix_formals(names: Sequence[object]) -> str:
+    """The formal arguments of a function taking these names: `{ a, b }`."""
+    return "{ " + ", ".join(nix_ident(n) for n in names) + " }"
+
+
+def comment(value: object) -> str:
+    """Text for a one-line comment (#, //, ::): line breaks would end the comment early."""
+    return " ".join(str(value).split())
 
 
 FILTERS = {
+    "nix_ident": nix_ident,
+    "nix_formals": nix_formals,
+    "comment": comment,
     "nix": nix,
     "nix_str": nix_str,
     "nix_ind": nix_ind,

@@ -1,4 +1,4 @@
-"""Commands about install media (`wingen cygwin lock`, `wingen prefetch`), kept apart from cli.py."""
+"""Commands about install media (`wingen cygwin lock`, `wingen prefetch`), apart from cli.py."""
 
 from __future__ import annotations
 
