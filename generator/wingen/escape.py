@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import escape as _xml_escape
 
 _NIX_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 _NIX_KEYWORDS = frozenset(
@@ -13,6 +12,11 @@ _NIX_KEYWORDS = frozenset(
 )
 _SH_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 # XML 1.0 allows only these characters; anything else cannot be represented at all.
+# Attribute values normalise tab and line breaks to spaces unless they are character references.
+_XML_ENTITIES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+    | {"\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+)
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -122,9 +126,7 @@ def xml(value: object) -> str:
     text = str(value)
     if _XML_BAD.search(text):
         raise ValueError("text holds a character that XML 1.0 cannot carry")
-    # Attribute values normalise tab and line breaks to spaces unless they are references.
-    entities = {'"': "&quot;", "'": "&apos;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
-    return _xml_escape(text, entities)
+    return text.translate(_XML_ENTITIES)
 
 
 def nix_ident(value: object) -> str:
