@@ -216,6 +216,8 @@ def restore(
                 if time.monotonic() >= end:
                     raise SnapshotError(f"restore {name}: deadline: state not loaded after "
                                         f"{deadline:g} s")
+                if decomp is not None and decomp.poll() not in (None, 0):
+                    raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
                 time.sleep(0.01)
                 status = str(client.execute("query-status").get("status"))
             mig = client.execute("query-migrate")
@@ -224,8 +226,7 @@ def restore(
             if decomp is not None:
                 code = _wait_proc(decomp, end)
                 if code != 0:
-                    raise SnapshotError(f"restore {name}: state file {src} is corrupt or "
-                                        f"truncated ({argv and argv[0]} {describe_exit(code)})")
+                    raise SnapshotError(_corrupt(name, src, argv, code))
         loaded = time.monotonic()
         if cont:
             client.execute("cont")
@@ -240,6 +241,12 @@ def restore(
     took = time.monotonic() - start
     log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
     return took
+
+
+def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
+    tool = argv[0] if argv else "decompressor"
+    return (f"restore {name}: state file {src} is corrupt or truncated "
+            f"({tool} {describe_exit(code)})")
 
 
 # --- template RAM files: sparse where zero, never shared with a revived guest -------------
