@@ -77,6 +77,8 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "out" / "state").stat().st_size > 0
+    meta = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert meta == {"accel": "tcg", "memory_mib": 64, "compression": "zstd"}
 
     vm["restore"] = {"from": "out/state", "compression": "zstd"}
     threading.Timer(0.5, (tmp_path / "xchg-done").touch).start()
@@ -85,6 +87,29 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
     assert "restore guest: loaded" in p.stderr
+
+
+def test_template_stage_round_trip_and_mismatch(tmp_path: Path) -> None:
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm: dict[str, Any] = {"name": "guest", "memory_mib": 128, "args": ["-bios", str(bios)],
+                          "template": True}
+    p = run(tmp_path, spec(tmp_path, [
+        {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+        {"save": "guest", "to": "out/state", "compression": "template"}], vms=[vm]))
+    assert p.returncode == 0, p.stderr
+    ram = tmp_path / "out" / "state.ram"
+    assert ram.stat().st_size == 128 << 20
+    assert ram.stat().st_blocks * 512 < 1 << 20
+    assert not (tmp_path / "wingen-guest.ram").exists()  # moved into the output
+
+    del vm["template"]
+    vm["restore"] = {"from": "out/state", "compression": "template"}
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
+    assert p.returncode == 0, p.stderr
+    vm["memory_mib"] = 256
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
+    assert p.returncode == 1
+    assert "saved with memory_mib=128 but is revived with memory_mib=256" in p.stderr
 
 
 def test_wait_exit_of_a_guest_that_powers_off(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import subprocess
 import time
@@ -56,6 +57,27 @@ def ram_path(state: Path) -> Path:
     return state.with_name(state.name + ".ram")
 
 
+def meta_path(state: Path) -> Path:
+    """What the state was saved from (accel, memory, compression), checked before a revive."""
+    return state.with_name(state.name + ".json")
+
+
+def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
+    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format."""
+    try:
+        meta = json.loads(meta_path(state).read_text())
+    except FileNotFoundError:
+        return  # saved without a stage (CLI): nothing to compare
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"{meta_path(state)}: unreadable ({exc})") from exc
+    want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
+    for key, value in want.items():
+        if key in meta and meta[key] != value:
+            raise SnapshotError(
+                f"state {state} was saved with {key}={meta[key]!r} but is revived with "
+                f"{key}={value!r}; revive with the same {key} (or rebuild the snapshot)")
+
+
 def _big_pipe() -> tuple[int, int]:
     r, w = os.pipe()
     with contextlib.suppress(OSError):
@@ -71,6 +93,7 @@ def _set_ignore_shared(client: QMPClient, on: bool) -> None:
 def save(
     client: QMPClient, to: Path, compression: str, *, sup: Supervisor, deadline: float,
     tools: Tools = Tools(), ram_file: Path | None = None, name: str = "guest",
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
@@ -119,6 +142,10 @@ def save(
         if template:
             assert ram_file is not None
             _store_ram(ram_file, ram_path(to))
+        if meta is not None:
+            mtmp = meta_path(to).with_name(f".{to.name}.json.tmp-{os.getpid()}")
+            mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
+            mtmp.replace(meta_path(to))
         tmp.replace(to)
         _fsync_dir(to.parent)
         ok = True

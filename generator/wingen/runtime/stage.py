@@ -18,7 +18,7 @@ from typing import Any
 
 from .accel import probe_accel
 from .qmp import QMPError
-from .snapshot import Tools, restore, save
+from .snapshot import Tools, check_meta, restore, save
 from .supervise import (
     Interrupted,
     StageError,
@@ -192,10 +192,13 @@ class Stage:
         spec = self.spec
         self.accel = probe_accel(spec.qemu) if spec.accel == "auto" else spec.accel
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        self.rundir = Path(tempfile.mkdtemp(prefix="wgrt-"))
+        self.rundir = short_rundir()
         if spec.switch:
             self._start_switch(spec.switch)
         for vs in spec.vms:
+            if vs.restore is not None:
+                check_meta(vs.restore.path, accel=self.accel, memory_mib=vs.memory_mib,
+                           compression=vs.restore.compression)
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir,
                     logdir=spec.workdir)
             self.vms[vs.name] = vm
@@ -289,7 +292,8 @@ class Stage:
                 raise StageError(f"VM {vm.name} is not running ({vm.status()})")
             save(vm.client(), Path(step["to"]), step["compression"], sup=self.sup,
                  deadline=limit, tools=self.spec.tools,
-                 ram_file=vm.ram_file if vm.spec.template else None, name=vm.name)
+                 ram_file=vm.ram_file if vm.spec.template else None, name=vm.name,
+                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib})
             if vm.proc is not None:
                 vm.proc.wait(10)
         elif action == "quit":
@@ -321,6 +325,19 @@ class Stage:
         self.sup.close()
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def short_rundir() -> Path:
+    """A private directory for QMP sockets whose paths fit a unix socket (108 bytes)."""
+    for parent in (None, "/tmp", "/dev/shm"):
+        if parent is not None and not os.access(parent, os.W_OK):
+            continue
+        d = Path(tempfile.mkdtemp(prefix="wgrt-", dir=parent))
+        if len(str(d)) <= 70:
+            return d
+        d.rmdir()
+    raise StageError("no writable directory with a short enough path for QMP sockets "
+                     "(TMPDIR, /tmp, /dev/shm)")
 
 
 def _exited(name: str, proc: subprocess.Popen[bytes]) -> str | None:
