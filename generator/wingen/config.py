@@ -331,6 +331,9 @@ class Cygwin(Model):
     packages: Annotated[list[str], AfterValidator(_packages)] = []
     mirror: Text = "https://mirrors.kernel.org/sourceware/cygwin"
     lock_file: Text = "cygwin.lock.json"
+    # The pinned Cygwin installer (setup-x86_64.exe, or setup-x86.exe for i686) put on the ISO;
+    # e.g. { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "…" } (`wingen prefetch`).
+    setup: Media | None = None
 
     @property
     def all_packages(self) -> list[str]:

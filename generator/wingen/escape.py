@@ -147,6 +147,14 @@ def comment(value: object) -> str:
     return " ".join(str(value).split())
 
 
+def inf(value: object) -> str:
+    """A double-quoted value for winnt.sif (INF syntax): `"` and `%` are doubled."""
+    text = _no_nul(str(value), "winnt.sif")
+    if any(ch in text for ch in "\r\n"):
+        raise ValueError("a line break cannot be put into a winnt.sif value")
+    return '"' + text.replace('"', '""').replace("%", "%%") + '"'
+
+
 FILTERS = {
     "nix_ident": nix_ident,
     "nix_formals": nix_formals,
@@ -157,4 +165,5 @@ FILTERS = {
     "sh": sh,
     "sh_words": sh_words,
     "xml": xml,
+    "inf": inf,
 }
