@@ -8,7 +8,9 @@ from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
 _NIX_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
-_NIX_KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
+_NIX_KEYWORDS = frozenset(
+    {"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"}
+)
 _SH_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 # XML 1.0 allows only these characters; anything else cannot be represented at all.
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -36,7 +36,9 @@ def run(
             check=False,
         )
     except FileNotFoundError as exc:
-        raise UserError(args[0], "command not found", f"install {args[0]} or put it on PATH") from exc
+        raise UserError(
+            args[0], "command not found", f"install {args[0]} or put it on PATH"
+        ) from exc
     except subprocess.TimeoutExpired as exc:
         raise ToolError(args, -1, f"timed out after {timeout} s") from exc
     if check and proc.returncode != 0:

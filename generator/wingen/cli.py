@@ -1,0 +1,149 @@
+"""The command line: thin; all work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__, media_cli
+from .config import Config
+from .errors import UserError, WingenError
+from .files import write_atomic, write_tree
+from .loader import load_config
+from .render import render, templates_dir
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Typed config in, Nix out: build software inside a Windows VM.",
+    pretty_exceptions_enable=False,
+)
+_state = {"verbose": False}
+
+ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wingen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def warnings(cfg: Config) -> list[str]:
+    out = []
+    win = cfg.windows
+    if win is not None and win.product_key not in ("none", "generic"):
+        out.append(
+            "windows.product_key: a custom key ends up world-readable in the Nix store "
+            '(use "generic" to install and activate later)'
+        )
+    return out
+
+
+def _load(path: Path) -> Config:
+    cfg = load_config(path)
+    for line in warnings(cfg):
+        typer.echo(f"warning: {line}", err=True)
+    return cfg
+
+
+@app.command()
+def init(
+    config: ConfigOpt = Path("wingen.toml"),
+    guest: Annotated[str, typer.Option(help="windows or linux")] = "windows",
+) -> None:
+    """Write a commented example config (never overwrites)."""
+    if guest not in ("windows", "linux"):
+        raise UserError("--guest", f"{guest!r} is not a guest kind", "use windows or linux")
+    if config.exists():
+        raise UserError(str(config), "already exists", "remove it or pass -c NEW-FILE")
+    example = (templates_dir() / "init" / f"{guest}.toml").read_text(encoding="utf-8")
+    write_atomic(config, example)
+    typer.echo(f"wrote {config}", err=True)
+
+
+@app.command()
+def check(config: ConfigOpt = Path("wingen.toml")) -> None:
+    """Validate the config and say what it describes."""
+    cfg = _load(config)
+    what = (
+        f"{cfg.windows.edition or f'image #{cfg.windows.image_index}'} ({cfg.windows.firmware})"
+        if cfg.windows
+        else "Linux test guest"
+    )
+    typer.echo(f"{config}: ok: {cfg.name}: {what}, {cfg.vm.memory_mib} MiB, {cfg.vm.cpus} CPUs")
+
+
+@app.command("render")
+def render_cmd(
+    config: ConfigOpt = Path("wingen.toml"),
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="A .nix file, or a directory (existing or ending in /)."),
+    ] = None,
+) -> None:
+    """Render the Nix expression (to stdout unless -o)."""
+    cfg = _load(config)
+    base = config.resolve().parent
+    if output is None:
+        sys.stdout.write(render(cfg, base).expression)
+        return
+    if output.is_dir() or str(output).endswith("/"):
+        result = render(cfg, base, separate_files=True)
+        write_tree(output, {"default.nix": result.expression, **result.files})
+        typer.echo(f"wrote {output}/default.nix and {len(result.files)} files", err=True)
+    else:
+        write_atomic(output, render(cfg, base).expression)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (for editors)."""
+    typer.echo(json.dumps(Config.model_json_schema(), indent=2))
+
+
+media_cli.register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except WingenError as exc:
+        if _state["verbose"]:
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, UserError) else 1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""The config file's typed model: frozen, closed (unknown fields are errors), validated whole."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from .editions import Edition, find_edition
+
+
+def bad(problem: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries its fix; loader.py turns it into one line."""
+    return PydanticCustomError("wingen", "{problem}", {"problem": problem, "fix": fix})
+
+
+def _at(field: str, problem: str, fix: str) -> PydanticCustomError:
+    """An error on a sibling field raised from a model validator (loader.py reads `at`)."""
+    return PydanticCustomError("wingen", "{problem}", {"problem": problem, "fix": fix, "at": field})
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+# --- small validated types -------------------------------------------------------------------
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_NIX32 = re.compile(r"^[0-9abcdfghijklmnpqrsvwxyz]{52}$")
+_KEY_ALPHABET = "BCDFGHJKMNPQRTVWXY2346789"
+_KEY = re.compile(rf"^[{_KEY_ALPHABET}]{{5}}(-[{_KEY_ALPHABET}]{{5}}){{4}}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
+_DRV_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$")
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_RTC = re.compile(r"^(utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?)$")
+
+
+def _sha256(v: str) -> str:
+    if _HEX64.match(v) or _NIX32.match(v):
+        return v
+    raise bad(
+        f"{v!r} is not a sha256 hash",
+        "give 64 hex digits or Nix's 52-character base32 form; `wingen prefetch FILE` prints it",
+    )
+
+
+def _mac(v: str) -> str:
+    mac = v.lower()
+    if not _MAC.match(mac):
+        raise bad(f"{v!r} is not a MAC address", "write six hex pairs like 52:54:00:12:01:01")
+    if int(mac[:2], 16) & 1:
+        raise bad(f"{v!r} is a multicast MAC", "make the first octet even, e.g. 52:54:00:…")
+    if mac == "00:00:00:00:00:00":
+        raise bad(f"{v!r} is the all-zero MAC", "use a locally administered one like 52:54:00:…")
+    return mac
+
+
+def _ipv4(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v))
+    except ValueError:
+        raise bad(
+            f"{v!r} is not an IPv4 address", "write four dotted numbers like 192.168.0.1"
+        ) from None
+
+
+def _subnet(v: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(v, strict=True)
+    except ValueError:
+        raise bad(
+            f"{v!r} is not an IPv4 network", "write it as address/prefix like 192.168.0.0/24"
+        ) from None
+    if net.prefixlen > 29:
+        raise bad(f"{v!r} is too small for two hosts", "use a prefix of /29 or shorter")
+    return str(net)
+
+
+def _product_key(v: str) -> str:
+    if v in ("none", "generic"):
+        return v
+    if _KEY.match(v.upper()):
+        return v.upper()
+    raise bad(
+        f"{v!r} is not a product key",
+        f'use "none", "generic", or five groups of five from {_KEY_ALPHABET} joined by "-"',
+    )
+
+
+def _computer_name(v: str) -> str:
+    if _NETBIOS.match(v) and not v.isdigit():
+        return v
+    raise bad(
+        f"{v!r} is not a valid computer name", "use 1-15 letters, digits or '-', not all digits"
+    )
+
+
+def _drv_name(v: str) -> str:
+    if _DRV_NAME.match(v) and len(v) <= 200:
+        return v
+    raise bad(f"{v!r} cannot be a Nix derivation name", "use letters, digits and + - . _ ? =")
+
+
+def _language(v: str) -> str:
+    if _LANG.match(v):
+        return v
+    raise bad(f"{v!r} is not a language tag", "write it like en-US or de-DE")
+
+
+def _rtc(v: str) -> str:
+    if _RTC.match(v):
+        return v
+    raise bad(f"{v!r} is not an RTC base", 'use "utc", "localtime" or a date like 2010-01-01')
+
+
+def _no_nul(v: str) -> str:
+    if "\0" in v:
+        raise bad("the text holds a NUL character", "remove it")
+    return v
+
+
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+Mac = Annotated[str, AfterValidator(_mac)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+class Media(Model):
+    """A file the user supplies (Windows ISO, virtio-win ISO), pinned by hash."""
+
+    name: Annotated[str, AfterValidator(_drv_name)] | None = None
+    url: Text | None = None
+    sha256: Sha256
+
+    @model_validator(mode="after")
+    def _name_or_url(self) -> Self:
+        if (self.name is None) == (self.url is None):
+            raise _at(
+                "name",
+                "give exactly one of name or url",
+                "name a file you add to the store, or a URL",
+            )
+        return self
+
+    @property
+    def store_name(self) -> str:
+        """The store name Nix gives the file: its own name, or the URL's last part."""
+        if self.name is not None:
+            return self.name
+        assert self.url is not None
+        return _drv_name(self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "media")
+
+
+class Account(Model):
+    user: Annotated[
+        str, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
+    ] = "wingen"
+    password: Text = "wingen"  # noqa: S105 -- a throwaway VM account, stored in the answer file anyway
+
+
+class Windows(Model):
+    iso: Media
+    answer_file: Literal["autounattend", "winnt-sif"] = "autounattend"
+    edition: Text | None = None
+    image_index: Annotated[int, Field(ge=1, le=64)] | None = None
+    language: Annotated[str, AfterValidator(_language)] = "en-US"
+    time_zone: Text = "UTC"
+    firmware: Literal["bios", "uefi"] = "bios"
+    architecture: Literal["x86_64", "i686"] = "x86_64"
+    product_key: Annotated[str, AfterValidator(_product_key)] = "none"
+    computer_name: Annotated[str, AfterValidator(_computer_name)] = "wingen"
+    account: Account = Account()
+    virtio_iso: Media | None = None
+
+    @model_validator(mode="after")
+    def _edition_and_key(self) -> Self:
+        if self.edition is None and self.image_index is None:
+            raise _at(
+                "edition",
+                "no edition chosen",
+                "set windows.edition (an image name) or windows.image_index",
+            )
+        if self.edition is not None and self.known_edition is None:
+            raise _at(
+                "edition",
+                f"unknown edition {self.edition!r}",
+                "use an install.wim image name such as 'Windows 11 Pro' or "
+                "'Windows Server 2022 SERVERSTANDARD', or set windows.image_index instead",
+            )
+        edition = self.known_edition
+        if edition is not None:
+            want = "nt5" if self.answer_file == "winnt-sif" else "nt6"
+            if edition.family != want:
+                raise _at(
+                    "answer_file",
+                    f"edition {edition.name!r} cannot use answer_file {self.answer_file!r}",
+                    'use "winnt-sif" for XP/2003 and "autounattend" for Vista and later',
+                )
+        if self.product_key == "generic" and (edition is None or edition.generic_key is None):
+            raise _at(
+                "product_key",
+                f"no generic key is known for edition {self.edition or f'#{self.image_index}'!r}",
+                'set windows.product_key to "none" or to your own key',
+            )
+        if self.firmware == "uefi" and self.answer_file == "winnt-sif":
+            raise _at(
+                "firmware",
+                "XP/2003 cannot boot with UEFI firmware",
+                'set windows.firmware = "bios"',
+            )
+        return self
+
+    @property
+    def known_edition(self) -> Edition | None:
+        return find_edition(self.edition) if self.edition is not None else None
+
+    @property
+    def key(self) -> str | None:
+        """The key that goes into the answer file, or None."""
+        if self.product_key == "none":
+            return None
+        if self.product_key == "generic":
+            edition = self.known_edition
+            assert edition is not None and edition.generic_key is not None
+            return edition.generic_key
+        return self.product_key
+
+
+# Options wingen sets itself on every QEMU command line; extra args may not repeat them.
+WINGEN_QEMU_OPTIONS = frozenset(
+    {
+        "m", "smp", "accel", "enable-kvm", "machine", "M", "cpu", "netdev", "nic", "net", "qmp",
+        "qmp-pretty", "monitor", "mon", "serial", "display", "nographic", "incoming", "rtc", "boot",
+        "no-reboot", "no-shutdown", "nodefaults", "pidfile", "daemonize", "snapshot", "kernel",
+        "initrd", "append", "virtfs", "name",
+    }
+)  # fmt: skip
+
+
+def _extra_args(args: list[str]) -> list[str]:
+    for arg in args:
+        _no_nul(arg)
+        if arg.startswith("-"):
+            opt = arg.lstrip("-").split("=", 1)[0]
+            if opt in WINGEN_QEMU_OPTIONS:
+                raise bad(
+                    f"{arg!r} clashes with an option wingen sets itself",
+                    "remove it; memory, CPUs, network, console and boot come from other fields",
+                )
+    return args
+
+
+class VM(Model):
+    memory_mib: Annotated[int, Field(ge=128, le=1024 * 1024)] = 2048
+    cpus: Annotated[int, Field(ge=1, le=256)] = 2
+    disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 40
+    acceleration: Literal["auto", "kvm", "tcg"] = "auto"
+    extra_qemu_args: Annotated[list[str], AfterValidator(_extra_args)] = []
+    rtc_base: Annotated[str, AfterValidator(_rtc)] = "2010-01-01"
+    controller_memory_mib: Annotated[int, Field(ge=128, le=65536)] = 512
+
+
+class Network(Model):
+    subnet: Annotated[str, AfterValidator(_subnet)] = "192.168.0.0/24"
+    guest_ip: IPv4 = "192.168.0.1"
+    controller_ip: IPv4 = "192.168.0.2"
+    guest_mac: Mac = "52:54:00:12:01:01"
+    controller_mac: Mac = "52:54:00:12:01:02"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        net = ipaddress.IPv4Network(self.subnet)
+        for field in ("guest_ip", "controller_ip"):
+            ip = ipaddress.IPv4Address(getattr(self, field))
+            if ip not in net:
+                raise _at(
+                    field, f"{str(ip)!r} is outside subnet {self.subnet}", "pick an address in it"
+                )
+            if ip in (net.network_address, net.broadcast_address):
+                raise _at(
+                    field,
+                    f"{str(ip)!r} is the network or broadcast address of {self.subnet}",
+                    "pick a host address",
+                )
+        if self.guest_ip == self.controller_ip:
+            raise _at(
+                "controller_ip", f"{self.controller_ip!r} is also guest_ip", "give each VM its own"
+            )
+        if self.guest_mac == self.controller_mac:
+            raise _at(
+                "controller_mac",
+                f"{self.controller_mac!r} is also guest_mac",
+                "give each VM its own",
+            )
+        return self
+
+    @property
+    def prefix_length(self) -> int:
+        return ipaddress.IPv4Network(self.subnet).prefixlen
+
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.IPv4Network(self.subnet).netmask)
+
+
+_CYGWIN_PKG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def _packages(v: list[str]) -> list[str]:
+    for name in v:
+        if not _CYGWIN_PKG.match(name):
+            raise bad(f"{name!r} is not a Cygwin package name", "use names as setup.ini lists them")
+    return v
+
+
+class Cygwin(Model):
+    packages: Annotated[list[str], AfterValidator(_packages)] = []
+    mirror: Text = "https://mirrors.kernel.org/sourceware/cygwin"
+    lock_file: Text = "cygwin.lock.json"
+
+    @property
+    def all_packages(self) -> list[str]:
+        """The requested packages; openssh always, since SSH is how wingen drives Windows."""
+        return sorted({"openssh", *self.packages})
+
+
+class Snapshot(Model):
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+
+
+class Deadlines(Model):
+    """Seconds each wait may take before the stage fails with its reason (scaled up under TCG)."""
+
+    install: Seconds = 4 * 3600
+    boot: Seconds = 900
+    ssh: Seconds = 600
+    build: Seconds = 24 * 3600
+
+
+class Config(Model):
+    name: Annotated[str, AfterValidator(_drv_name)] = "wingen"
+    guest: Literal["windows", "linux"] = "windows"
+    windows: Windows | None = None
+    vm: VM = VM()
+    network: Network = Network()
+    cygwin: Cygwin = Cygwin()
+    snapshot: Snapshot = Snapshot()
+    deadlines: Deadlines = Deadlines()
+
+    @model_validator(mode="after")
+    def _guest_section(self) -> Self:
+        if self.guest == "windows" and self.windows is None:
+            raise _at(
+                "windows",
+                "a windows guest needs a [windows] section",
+                "add one; `wingen init` writes an example",
+            )
+        if self.guest == "linux" and self.windows is not None:
+            raise _at(
+                "windows",
+                "a linux guest takes no [windows] section",
+                'remove it or set guest = "windows"',
+            )
+        return self
+
+    @property
+    def ssh_user(self) -> str:
+        return self.windows.account.user if self.windows is not None else "root"

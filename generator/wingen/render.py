@@ -1,0 +1,108 @@
+"""Render a Config into the Nix expression and the files it embeds (scripts, answer files, runtime).
+
+Every value reaches its target through an escaping filter (escape.py); StrictUndefined makes a
+misspelt name an error instead of an empty string. Templates under `templates/`:
+- `default.nix.j2`: the expression (partials in `nix/`);
+- `scripts/**.j2`: files for every guest; `windows/**.j2`, `linux/**.j2`: files for that guest only.
+A file template renders to the path without `.j2`; the expression takes each as `embed(path)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from .config import Config
+from .escape import FILTERS, nix_ind, nix_str
+from .nixnames import NIXPKGS_NAMES
+
+EXPRESSION = "default.nix.j2"
+FILE_DIRS = ("scripts",)
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the wheel as wingen/templates; a checkout keeps them at the top."""
+    packaged = Path(str(resources.files("wingen"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def runtime_dir() -> Path:
+    return Path(str(resources.files("wingen"))) / "runtime"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The expression and the files it embeds, keyed by their relative path."""
+
+    expression: str
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+def file_templates(cfg: Config) -> list[str]:
+    names = environment().list_templates(extensions=["j2"])
+    dirs = (*FILE_DIRS, cfg.guest)
+    return sorted(n for n in names if n.split("/", 1)[0] in dirs)
+
+
+def runtime_files() -> dict[str, str]:
+    """The runtime helper's sources, embedded so the sandbox needs only a bare python3."""
+    root = runtime_dir()
+    if not root.is_dir():
+        return {}
+    files = {"runtime/wingen/__init__.py": ""}
+    for path in sorted(root.glob("*.py")):
+        files[f"runtime/wingen/runtime/{path.name}"] = path.read_text(encoding="utf-8")
+    return files
+
+
+def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
+    return {"cfg": cfg, "version": __version__, "names": NIXPKGS_NAMES, "config_dir": config_dir}
+
+
+def render(cfg: Config, config_dir: Path = Path(), *, separate_files: bool = False) -> Rendered:
+    """Render everything for cfg. With separate_files the expression reads its embedded files
+    from beside itself (`-o DIR`); otherwise it holds them inline (one file on stdout)."""
+    env = environment()
+    ctx = base_context(cfg, config_dir)
+    files = runtime_files()
+    for name in file_templates(cfg):
+        files[name.removesuffix(".j2")] = env.get_template(name).render(ctx)
+    expression = env.get_template(EXPRESSION).render(
+        ctx, files=files, embed=_embedder(files, separate_files)
+    )
+    return Rendered(expression, files)
+
+
+def _embedder(files: Mapping[str, str], separate: bool) -> Callable[[str], str]:
+    def embed(path: str) -> str:
+        """A Nix expression whose value is the text of the rendered file at `path`."""
+        if path not in files:
+            raise jinja2.TemplateError(f"embed: no rendered file {path!r}")
+        if separate:
+            return f"(builtins.readFile (./. + {nix_str('/' + path)}))"
+        return "''\n" + nix_ind(files[path]) + "''"
+
+    return embed
