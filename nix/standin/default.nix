@@ -112,7 +112,13 @@ let
     zstd = hostTools "zstd" [ "zstd" ];
     gzip = hostTools "gzip" [ "gzip" "gunzip" ];
     cpio = hostTools "cpio" [ "cpio" ];
-    coreutils = hostTools "coreutils" [ "cat" "cp" "mkdir" "ln" "chmod" "sleep" "mv" "rm" ];
+    coreutils = runCommand "standin-coreutils" { } ''
+      mkdir -p $out/bin
+      for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
+        [ -f "$p" ] && ln -sf "$p" "$out/bin/$(basename "$p")"
+      done
+    '';
+    bash = hostTools "bash" [ "bash" ];
     python3 = runCommand "standin-python3" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/python3 $out/bin/python3
