@@ -71,16 +71,14 @@ let
       derivation {
         inherit name system;
         builder = "/bin/sh";
-        args = [ "-c" ''
-          cat >&2 <<'MSG'
-
-          ***
-          ${if message != null then message else "Unfortunately, we cannot download file ${name} automatically.\nPlease go to ${toString url} to download it yourself, and add it to the Nix store\nusing either\n  nix-store --add-fixed sha256 ${name}\nor\n  nix-prefetch-url --type sha256 file:///path/to/${name}"}
-          ***
-
-          MSG
-          exit 1
-        '' ];
+        args = [ "-c" "printf '\\n***\\n%s\\n***\\n\\n' \"$message\" >&2; exit 1" ];
+        message = if message != null then message else ''
+          Unfortunately, we cannot download file ${name} automatically.
+          Please go to ${toString url} to download it yourself, and add it to the Nix store
+          using either
+            nix-store --add-fixed sha256 ${name}
+          or
+            nix-prefetch-url --type sha256 file:///path/to/${name}'';
         outputHashMode = hashMode;
         outputHashAlgo = "sha256";
         outputHash = if hash != null then hash else sha256;
@@ -112,6 +110,13 @@ let
     zstd = hostTools "zstd" [ "zstd" ];
     gzip = hostTools "gzip" [ "gzip" "gunzip" ];
     cpio = hostTools "cpio" [ "cpio" ];
+    dosfstools = hostTools "dosfstools" [ "mkfs.fat" "mkfs.vfat" ];
+    mtools = hostTools "mtools" [ "mcopy" "mmd" "mdir" ];
+    xorriso = hostTools "xorriso" [ "xorriso" ];
+    # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
+    fetchurl = { url, sha256 ? null, hash ? null, name ? baseNameOf url, ... }:
+      import <nix/fetchurl.nix> ({ inherit url name; }
+        // (if hash != null then { inherit hash; } else { inherit sha256; }));
     coreutils = runCommand "standin-coreutils" { } ''
       mkdir -p $out/bin
       for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
