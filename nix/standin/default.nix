@@ -7,8 +7,16 @@
 # stand-in qemu adds a read-only 9p share of /usr (tag `usr`) to the controller, which the rendered
 # preinit mounts like any extra tag. Tools that run inside the guest's own disk (busybox, dropbear) are
 # self-contained copies (static busybox; dropbear with its libraries and loader in FHS places).
+#
+# Impure on purpose (pass --impure to flakes): the kernel comes from WINGEN_STANDIN_KERNEL (the dir
+# tests/e2e/setup.sh prints) and wingen's own Python from WINGEN_STANDIN_PYTHON (a python3 that has
+# wingen's dependencies installed). Like nixpkgs it takes `overlays`.
 { kernelRoot ? builtins.getEnv "WINGEN_STANDIN_KERNEL"
+, hostPython ? builtins.getEnv "WINGEN_STANDIN_PYTHON"
 , system ? "x86_64-linux"
+, overlays ? [ ]
+, config ? { }
+, ...
 }:
 let
   hostPath = "/usr/bin:/usr/sbin:/bin:/sbin";
@@ -44,13 +52,37 @@ let
 
   kernelVersion = builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
 
-  self = {
+  base = self: {
     inherit system runCommand writeTextFile;
-    lib = { };
+    lib = {
+      cleanSource = src: builtins.path { path = src; name = "source"; };
+      licenses.mit = "MIT";
+    };
+
+    # nixpkgs' buildPythonApplication, reduced to what nix/wingen.nix needs: wingen runs from its
+    # source tree with a host python3 that has its dependencies.
+    python3Packages = {
+      hatchling = null; jinja2 = null; pydantic = null; typer = null; tomlkit = null;
+      buildPythonApplication = { pname, version, src, meta ? { }, ... }:
+        runCommand "${pname}-${version}" { inherit src; python = hostPython; } ''
+          if [ -z "$python" ]; then
+            echo "stand-in: set WINGEN_STANDIN_PYTHON to a python3 with wingen's dependencies" >&2
+            exit 1
+          fi
+          mkdir -p $out/bin $out/lib
+          cp -r $src/generator $src/templates $out/lib/
+          cat > $out/bin/${pname} <<EOF
+          #!/bin/sh
+          PYTHONPATH=$out/lib/generator exec $python -c 'import sys; from wingen.cli import main; sys.argv[0] = "wingen"; main()' "\$@"
+          EOF
+          chmod +x $out/bin/${pname}
+        '';
+    };
 
     callPackage = fn: args:
       let f = if builtins.isFunction fn then fn else import fn;
       in f (builtins.intersectAttrs (builtins.functionArgs f) self // args);
+    pkgs = self;
 
     stdenv = {
       shell = "/bin/bash";
@@ -198,5 +230,11 @@ let
         /bin/busybox depmod -b $out $version
       '';
   };
+  # Overlays as in nixpkgs: each one sees the final set and the set before it.
+  withOverlays = builtins.foldl'
+    (before: overlay: final: let prev = before final; in prev // overlay final prev)
+    base
+    overlays;
+  fix = f: let x = f x; in x;
 in
-self
+fix withOverlays
