@@ -88,8 +88,9 @@ class E2E:
     def build(self, attr: str, *extra: str, timeout: float = 600) -> NixRun:
         """nix-build one attribute of top.nix; output is stdout+stderr together."""
         t0 = time.monotonic()
+        top, link = str(self.dir / "top.nix"), str(self.dir / attr)
         proc = subprocess.run(
-            ["nix-build", str(self.dir / "top.nix"), "-A", attr, "-o", str(self.dir / attr), *extra],
+            ["nix-build", top, "-A", attr, "-o", link, *extra],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             timeout=timeout, check=False,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, STANDIN, E2E
+from .conftest import E2E, ROOT, STANDIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.nix]
 

@@ -83,7 +83,8 @@ def test_vm_stages_require_the_kvm_feature(e2e: E2E) -> None:
     run = e2e.build("featureless", "--option", "system-features", "")
     assert run.returncode != 0
     # Nix's own scheduling error, before any VM starts.
-    assert re.search(r"with features \{[^}]*kvm[^}]*\} is required to build", run.output), run.output
+    required = re.search(r"with features \{[^}]*kvm[^}]*\} is required to build", run.output)
+    assert required, run.output
     assert "wingen[" not in run.output
 
 
