@@ -148,6 +148,12 @@ class Media(Model):
                 "give exactly one of name or url",
                 "name a file you add to the store, or a URL",
             )
+        if self.url is not None and not _DRV_NAME.match(self.store_name):
+            raise _at(
+                "url",
+                f"{self.url!r} does not end in a file name Nix can store",
+                "give name = \"FILE.iso\" and add the file to the store yourself",
+            )
         return self
 
     @property
@@ -156,7 +162,7 @@ class Media(Model):
         if self.name is not None:
             return self.name
         assert self.url is not None
-        return _drv_name(self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "media")
+        return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class Account(Model):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,21 @@ from .escape import FILTERS, nix_ind, nix_str
 from .media import check_files, media_context
 from .nixnames import NIXPKGS_NAMES
 
+PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
 FILE_DIRS = ("scripts",)
 
 
 def templates_dir() -> Path:
     """Templates ship inside the wheel as wingen/templates; a checkout keeps them at the top."""
-    packaged = Path(str(resources.files("wingen"))) / "templates"
+    packaged = PACKAGE / "templates"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "templates"
+    return PACKAGE.parents[1] / "templates"
 
 
 def runtime_dir() -> Path:
-    return Path(str(resources.files("wingen"))) / "runtime"
+    return PACKAGE / "runtime"
 
 
 @cache

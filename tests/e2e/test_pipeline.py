@@ -1,0 +1,102 @@
+"""The whole pipeline on a Linux guest: install -> suspend -> revive + build, by real nix-build.
+
+Each stage boots real VMs (TCG here, KVM where it works); the tests run in file order and share
+the base built by the first ones."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import E2E
+
+pytestmark = pytest.mark.e2e
+
+
+def stage_seconds(output: str, stage: str) -> float | None:
+    """The stage's own wall time, as the stage script reports it ("wingen[run]: tcg, 17 s")."""
+    found = re.findall(rf"wingen\[{stage}\]: (\w+), (\d+) s", output)
+    return float(found[-1][1]) if found else None
+
+
+def out_path(e2e: E2E, attr: str) -> Path:
+    return (e2e.dir / attr).resolve()
+
+
+def our_processes(e2e: E2E) -> list[str]:
+    """QEMU, vde_switch or smbd processes started for this session's derivations."""
+    ps = subprocess.run(["ps", "-eo", "pid,args"], stdout=subprocess.PIPE, text=True, check=True)
+    return [
+        line for line in ps.stdout.splitlines()
+        if re.search(r"qemu-system|vde_switch|smbd", line) and e2e.name in line
+    ]
+
+
+def test_install_stage_writes_a_disk(e2e: E2E) -> None:
+    run = e2e.build("installed")
+    assert run.returncode == 0, run.output
+    e2e.timings["install (nix-build)"] = run.seconds
+    e2e.timings["install (stage)"] = stage_seconds(run.output, "install") or -1
+    disk = out_path(e2e, "installed") / "disk.qcow2"
+    assert disk.stat().st_size > 64 * 1024
+
+
+def test_suspend_stage_saves_the_running_guest(e2e: E2E) -> None:
+    run = e2e.build("base")
+    assert run.returncode == 0, run.output
+    e2e.timings["suspend (nix-build)"] = run.seconds
+    e2e.timings["suspend (stage)"] = stage_seconds(run.output, "suspend") or -1
+    base = out_path(e2e, "base")
+    assert (base / "state").stat().st_size > 1024 * 1024
+    info = subprocess.run(
+        ["qemu-img", "info", str(base / "disk.qcow2")], stdout=subprocess.PIPE, text=True,
+        check=True,
+    ).stdout
+    assert "installed/disk.qcow2" in info  # an overlay on the installed disk
+
+
+def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
+    run = e2e.build("ok")
+    assert run.returncode == 0, run.output
+    e2e.timings["revive + build, exit 0 (nix-build)"] = run.seconds
+    e2e.timings["revive + build, exit 0 (stage)"] = stage_seconds(run.output, "run") or -1
+    out = out_path(e2e, "ok")
+    assert (out / "result.txt").read_text() == "written in the guest\n"
+    # It ran in the guest: the guest's kernel, and its host name in the build log.
+    assert (out / "kernel").read_text().strip().endswith("-amd64")
+    assert "building in wingen-guest" in run.output
+
+
+def test_guest_exit_code_fails_the_build(e2e: E2E) -> None:
+    run = e2e.build("fail")
+    e2e.timings["revive + build, exit 3 (nix-build)"] = run.seconds
+    assert run.returncode != 0
+    assert "about to fail" in run.output
+    assert "failed with exit code 3" in run.output
+    assert not out_path(e2e, "fail").exists()
+
+
+def test_vm_stages_require_the_kvm_feature(e2e: E2E) -> None:
+    run = e2e.build("featureless", "--option", "system-features", "")
+    assert run.returncode != 0
+    # Nix's own scheduling error, before any VM starts.
+    required = re.search(r"with features \{[^}]*kvm[^}]*\} is required to build", run.output)
+    assert required, run.output
+    assert "wingen[" not in run.output
+
+
+def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
+    base = e2e.build("nosshBase")
+    assert base.returncode == 0, base.output
+    run = e2e.build("nossh")
+    e2e.timings["revive, SSH never answers (nix-build)"] = run.seconds
+    assert run.returncode != 0
+    assert "ssh deadline" in run.output
+    assert "did not answer SSH on 192.168.0.1:22 within" in run.output
+    assert "last serial lines of the guest" in run.output
+    # The deadline (10 s, x3 under TCG) bounds it, not the 120 s build deadline.
+    assert run.seconds < 120
+    assert our_processes(e2e) == []
