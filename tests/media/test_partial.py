@@ -39,7 +39,7 @@ def test_partial_uses_only_listed_nixpkgs_names(tmp_path: Path) -> None:
     assert text.count('fetchurl { name = "cygwin-') == 15  # one per locked tarball
     assert 'sha512 = "' in text
     assert "builtins.fetchurl" not in text and "import (" not in text  # no IFD
-    assert "nix-store --add-fixed sha256 /path/to/win.iso" in text
+    assert "nix-store --add-fixed sha256 /path/to/${name}" in text
 
 
 def test_missing_lock_names_the_field(tmp_path: Path) -> None:
