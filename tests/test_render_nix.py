@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from helpers import ROOT, env
 from wingen.config import Config
 from wingen.loader import parse_config
 from wingen.render import render
-
-from helpers import ROOT, env
 
 pytestmark = pytest.mark.nix
 
