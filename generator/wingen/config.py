@@ -117,9 +117,15 @@ def _rtc(v: str) -> str:
     raise bad(f"{v!r} is not an RTC base", 'use "utc", "localtime" or a date like 2010-01-01')
 
 
+# Control characters (but tab and line breaks) and non-characters have no place in a config, and
+# XML (the answer file) cannot carry them at all.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
 def _no_nul(v: str) -> str:
-    if "\0" in v:
-        raise bad("the text holds a NUL character", "remove it")
+    found = _UNPRINTABLE.search(v)
+    if found:
+        raise bad(f"the text holds the control character {found.group()!r}", "remove it")
     return v
 
 
@@ -166,8 +172,9 @@ class Media(Model):
 
 
 class Account(Model):
+    # Windows user names: at most 20 characters, none of "/\[]:;|=,+*?<>@.
     user: Annotated[
-        str, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
+        Text, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
     ] = "wingen"
     password: Text = "wingen"  # noqa: S105 -- a throwaway VM account, stored in the answer file anyway
 

@@ -28,11 +28,24 @@ def processes_mentioning(token: str) -> list[str]:
     return found
 
 
-def make_vm(tmp_path: Path, accel: str, bios: Path, name: str, *, mib: int = 256,
-            args: list[str] | None = None, restore: Restore | None = None,
-            template: bool = False) -> VM:
-    spec = VMSpec(name=name, memory_mib=mib, args=["-bios", str(bios), *(args or [])],
-                  restore=restore, template=template)
+def make_vm(
+    tmp_path: Path,
+    accel: str,
+    bios: Path,
+    name: str,
+    *,
+    mib: int = 256,
+    args: list[str] | None = None,
+    restore: Restore | None = None,
+    template: bool = False,
+) -> VM:
+    spec = VMSpec(
+        name=name,
+        memory_mib=mib,
+        args=["-bios", str(bios), *(args or [])],
+        restore=restore,
+        template=template,
+    )
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
     return VM(spec, qemu=QEMU, accel=accel, rundir=run, logdir=tmp_path)

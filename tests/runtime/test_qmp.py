@@ -20,8 +20,9 @@ from wingen.runtime.qmp import (
     QMPTimeoutError,
 )
 
-GREETING = (b'{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}, '
-            b'"capabilities": []}}\n')
+GREETING = (
+    b'{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}, "capabilities": []}}\n'
+)
 EVENT = b'{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}\n'
 
 
@@ -74,7 +75,9 @@ class Server:
 
 
 HANDSHAKE: list[tuple[Any, ...]] = [
-    ("send", GREETING), ("expect", "qmp_capabilities"), ("send", b'{"return": {}, "id": "{id}"}\n'),
+    ("send", GREETING),
+    ("expect", "qmp_capabilities"),
+    ("send", b'{"return": {}, "id": "{id}"}\n'),
 ]
 
 
@@ -86,8 +89,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     b.close()
 
 
-def client_for(pair: tuple[socket.socket, socket.socket], script: list[tuple[Any, ...]],
-               timeout: float = 2.0) -> tuple[QMPClient, Server]:
+def client_for(
+    pair: tuple[socket.socket, socket.socket], script: list[tuple[Any, ...]], timeout: float = 2.0
+) -> tuple[QMPClient, Server]:
     server = Server(pair[1], HANDSHAKE + script)
     client = QMPClient(pair[0], timeout=timeout)
     client.handshake()
@@ -95,10 +99,13 @@ def client_for(pair: tuple[socket.socket, socket.socket], script: list[tuple[Any
 
 
 def test_greeting_and_command(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "query-status"),
-        ("send", b'{"return": {"status": "running", "running": true}, "id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "query-status"),
+            ("send", b'{"return": {"status": "running", "running": true}, "id": "{id}"}\n'),
+        ],
+    )
     assert client.greeting["QMP"]["version"]["qemu"]["major"] == 7
     assert client.execute("query-status") == {"status": "running", "running": True}
     server.join()
@@ -106,20 +113,27 @@ def test_greeting_and_command(pair: tuple[socket.socket, socket.socket]) -> None
 
 
 def test_arguments_are_sent(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "migrate"), ("send", b'{"return": {}, "id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "migrate"),
+            ("send", b'{"return": {}, "id": "{id}"}\n'),
+        ],
+    )
     client.execute("migrate", {"uri": "fd:x"})
     server.join()
     assert server.received[1]["arguments"] == {"uri": "fd:x"}
 
 
 def test_events_before_reply_are_queued(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "stop"),
-        ("send", EVENT + b'{"event": "RESUME", "timestamp": {}}\n'),
-        ("send", b'{"return": {}, "id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "stop"),
+            ("send", EVENT + b'{"event": "RESUME", "timestamp": {}}\n'),
+            ("send", b'{"return": {}, "id": "{id}"}\n'),
+        ],
+    )
     assert client.execute("stop") == {}
     assert [e["event"] for e in client.events] == ["STOP", "RESUME"]
     assert client.wait_event("RESUME", timeout=0.1)["event"] == "RESUME"
@@ -134,11 +148,17 @@ def test_wait_event_reads_from_socket(pair: tuple[socket.socket, socket.socket])
 
 
 def test_error_reply_is_typed(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "cont"),
-        ("send", b'{"error": {"class": "GenericError", "desc": "migration in progress"}, '
-                 b'"id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "cont"),
+            (
+                "send",
+                b'{"error": {"class": "GenericError", "desc": "migration in progress"}, '
+                b'"id": "{id}"}\n',
+            ),
+        ],
+    )
     with pytest.raises(QMPCommandError) as info:
         client.execute("cont")
     assert info.value.error_class == "GenericError"
@@ -148,18 +168,27 @@ def test_error_reply_is_typed(pair: tuple[socket.socket, socket.socket]) -> None
 
 
 def test_disconnect_mid_command(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "query-migrate"), ("send", b'{"return": {"sta'), ("close",),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "query-migrate"),
+            ("send", b'{"return": {"sta'),
+            ("close",),
+        ],
+    )
     with pytest.raises(QMPDisconnectedError, match="query-migrate"):
         client.execute("query-migrate")
     server.join()
 
 
 def test_garbage_is_a_protocol_error(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "query-status"), ("send", b"\x00\xffnot json at all\n"),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "query-status"),
+            ("send", b"\x00\xffnot json at all\n"),
+        ],
+    )
     with pytest.raises(QMPProtocolError, match="not JSON"):
         client.execute("query-status")
     server.join()
@@ -173,28 +202,42 @@ def test_non_object_json_is_a_protocol_error(pair: tuple[socket.socket, socket.s
 
 
 def test_reply_for_another_id(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "query-status"), ("send", b'{"return": {}, "id": "other"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "query-status"),
+            ("send", b'{"return": {}, "id": "other"}\n'),
+        ],
+    )
     with pytest.raises(QMPProtocolError, match="another command"):
         client.execute("query-status")
     server.join()
 
 
 def test_reply_in_pieces(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "query-status"),
-        ("send", b'{"return": {"st'), ("sleep", 0.05), ("send", b'atus": "paused"}, '),
-        ("sleep", 0.05), ("send", b'"id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "query-status"),
+            ("send", b'{"return": {"st'),
+            ("sleep", 0.05),
+            ("send", b'atus": "paused"}, '),
+            ("sleep", 0.05),
+            ("send", b'"id": "{id}"}\n'),
+        ],
+    )
     assert client.execute("query-status") == {"status": "paused"}
     server.join()
 
 
 def test_two_messages_in_one_chunk(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "stop"), ("send", b'{"return": {}, "id": "{id}"}\n' + EVENT),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "stop"),
+            ("send", b'{"return": {}, "id": "{id}"}\n' + EVENT),
+        ],
+    )
     assert client.execute("stop") == {}
     assert client.wait_event("STOP", timeout=0.5)["event"] == "STOP"
     server.join()
@@ -209,8 +252,7 @@ def test_no_reply_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
     server.join()
 
 
-def test_events_alone_do_not_extend_the_deadline(
-        pair: tuple[socket.socket, socket.socket]) -> None:
+def test_events_alone_do_not_extend_the_deadline(pair: tuple[socket.socket, socket.socket]) -> None:
     chatter: list[tuple[Any, ...]] = [("send", EVENT), ("sleep", 0.05)] * 10
     client, server = client_for(pair, [("expect", "stop"), *chatter])
     t0 = time.monotonic()
@@ -234,9 +276,13 @@ def test_silent_peer_greeting_times_out(pair: tuple[socket.socket, socket.socket
 
 
 def test_fd_is_passed_with_the_command(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "getfd"), ("send", b'{"return": {}, "id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "getfd"),
+            ("send", b'{"return": {}, "id": "{id}"}\n'),
+        ],
+    )
     r, w = os.pipe()
     try:
         client.execute("getfd", {"fdname": "x"}, fds=[w])
