@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from functools import cached_property
@@ -81,6 +82,7 @@ class CygwinMedia:
     def tarballs(self) -> list[dict[str, Any]]:
         return [
             {"name": p.name, "url": self.lock.url(p), "sha512": p.install.sha512,
+             "hash": "sha512-" + base64.b64encode(bytes.fromhex(p.install.sha512)).decode(),
              "path": p.install.path, "store_name": _store_name(p.install.path)}
             for p in self.lock.packages
         ]  # fmt: skip

@@ -65,7 +65,9 @@ def rebuilds_identically(workdir: Path, attr: str) -> None:
     run("nix-build", *NIX_OPTS, "--no-out-link", "--check", "-A", attr, "default.nix", cwd=workdir)
 
 
-def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
+def setup_project(
+    tmp_path: Path, windows: str, standin: Path = HERE / "standin.nix"
+) -> tuple[Path, dict[str, str]]:
     mirror = make_mirror(tmp_path / "mirror")
     exe = tmp_path / "setup-x86_64.exe"
     exe.write_bytes(b"MZ pretend cygwin installer\n")
@@ -82,17 +84,20 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
     cfg = load_config(tmp_path / "wingen.toml")
     files = render_files(cfg, tmp_path)
     partial = render_partial(cfg, tmp_path, files)
-    (tmp_path / "standin.nix").write_text((HERE / "standin.nix").read_text())
     (tmp_path / "key").mkdir()
     (tmp_path / "key" / "key.pub").write_text(PUBKEY)
     # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
-        "let\n  inherit (import ./standin.nix { }) " + " ".join(PARTIAL_NAMES) + ";\n"
+        f"let\n  inherit (import {standin} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
         "  sshKey = ./key;\n"
         + partial
         + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
     )
     return tmp_path, files
+
+
+# The media tests' own small stand-in, and the project's full one (nix/standin, used end to end).
+STANDINS = [HERE / "standin.nix", HERE.parents[1] / "nix" / "standin" / "default.nix"]
 
 
 UEFI = (
@@ -101,8 +106,9 @@ UEFI = (
 )
 
 
-def test_answer_floppy_and_iso(tmp_path: Path) -> None:
-    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
+@pytest.mark.parametrize("standin", STANDINS, ids=["media-standin", "project-standin"])
+def test_answer_floppy_and_iso(tmp_path: Path, standin: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64), standin)
     xml = files["windows/autounattend.xml"]
     floppy = build(work, "answerFloppy")
     assert floppy.stat().st_size == 1440 * 1024
@@ -136,8 +142,9 @@ def test_winnt_sif_floppy(tmp_path: Path) -> None:
     assert run("mtype", "-i", str(floppy), "::/winnt.sif") == files["windows/winnt.sif"]
 
 
-def test_cygwin_iso(tmp_path: Path) -> None:
-    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
+@pytest.mark.parametrize("standin", STANDINS, ids=["media-standin", "project-standin"])
+def test_cygwin_iso(tmp_path: Path, standin: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64), standin)
     iso = build(work, "cygwinIso")
     listing = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
     got = sorted(line.strip("'") for line in listing.split())
