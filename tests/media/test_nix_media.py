@@ -65,9 +65,10 @@ def rebuilds_identically(workdir: Path, attr: str) -> None:
     run("nix-build", *NIX_OPTS, "--no-out-link", "--check", "-A", attr, "default.nix", cwd=workdir)
 
 
-def setup_project(
-    tmp_path: Path, windows: str, standin: Path = HERE / "standin.nix"
-) -> tuple[Path, dict[str, str]]:
+STANDIN = HERE.parents[1] / "nix" / "standin" / "default.nix"
+
+
+def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
     mirror = make_mirror(tmp_path / "mirror")
     exe = tmp_path / "setup-x86_64.exe"
     exe.write_bytes(b"MZ pretend cygwin installer\n")
@@ -88,7 +89,7 @@ def setup_project(
     (tmp_path / "key" / "key.pub").write_text(PUBKEY)
     # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
-        f"let\n  inherit (import {standin} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
+        f"let\n  inherit (import {STANDIN} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
         "  sshKey = ./key;\n"
         + partial
         + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
@@ -96,8 +97,6 @@ def setup_project(
     return tmp_path, files
 
 
-# The media tests' own small stand-in, and the project's full one (nix/standin, used end to end).
-STANDINS = [HERE / "standin.nix", HERE.parents[1] / "nix" / "standin" / "default.nix"]
 
 
 UEFI = (
@@ -106,9 +105,8 @@ UEFI = (
 )
 
 
-@pytest.mark.parametrize("standin", STANDINS, ids=["media-standin", "project-standin"])
-def test_answer_floppy_and_iso(tmp_path: Path, standin: Path) -> None:
-    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64), standin)
+def test_answer_floppy_and_iso(tmp_path: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
     xml = files["windows/autounattend.xml"]
     floppy = build(work, "answerFloppy")
     assert floppy.stat().st_size == 1440 * 1024
@@ -142,9 +140,8 @@ def test_winnt_sif_floppy(tmp_path: Path) -> None:
     assert run("mtype", "-i", str(floppy), "::/winnt.sif") == files["windows/winnt.sif"]
 
 
-@pytest.mark.parametrize("standin", STANDINS, ids=["media-standin", "project-standin"])
-def test_cygwin_iso(tmp_path: Path, standin: Path) -> None:
-    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64), standin)
+def test_cygwin_iso(tmp_path: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
     iso = build(work, "cygwinIso")
     listing = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
     got = sorted(line.strip("'") for line in listing.split())
