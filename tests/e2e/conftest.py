@@ -48,19 +48,22 @@ TOP = """\
 let
   pkgs = import {standin} {{ kernelRoot = {kernel}; }};
   w = pkgs.callPackage {rendered} {{ }};
-  guestDrv = name: script: derivation {{
+  guestDrvWith = extra: name: script: derivation ({{
     inherit name;
     system = "x86_64-linux";
     builder = "/bin/sh";
     args = [ "-c" script ];
-  }};
+  }} // extra);
+  guestDrv = guestDrvWith {{ }};
 in
 w // {{
-  ok = w.runInLinuxVM (guestDrv "{name}-ok" ''
+  ok = w.runInLinuxVM (guestDrvWith {{ note = "passed as a file"; passAsFile = [ "note" ]; }}
+    "{name}-ok" ''
     echo "building in $(uname -n)"
     mkdir -p "$out"
     echo "written in the guest" > "$out/result.txt"
     uname -r > "$out/kernel"
+    cp "$notePath" "$out/note"
   '');
   fail = w.runInLinuxVM (guestDrv "{name}-fail" "echo about to fail; exit 3");
   featureless = w.runInLinuxVM (guestDrv "{name}-featureless" "mkdir $out");

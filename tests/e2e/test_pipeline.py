@@ -65,6 +65,7 @@ def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
     e2e.timings["revive + build, exit 0 (stage)"] = stage_seconds(run.output, "run") or -1
     out = out_path(e2e, "ok")
     assert (out / "result.txt").read_text() == "written in the guest\n"
+    assert (out / "note").read_text() == "passed as a file"
     # It ran in the guest: the guest's kernel, and its host name in the build log.
     assert (out / "kernel").read_text().strip().endswith("-amd64")
     assert "building in wingen-guest" in run.output
