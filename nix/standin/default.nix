@@ -50,7 +50,10 @@ let
     done
   '';
 
-  kernelVersion = builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
+  # Without a kernel dir the set still evaluates (for eval-only tests); building `linux` fails.
+  kernelVersion =
+    if kernelRoot == "" then "0.0.0-no-kernel"
+    else builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
 
   base = self: {
     inherit system runCommand writeTextFile;
@@ -189,6 +192,10 @@ let
     linux = runCommand "standin-linux-${kernelVersion}" {
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
     } ''
+      if [ -z "${kernelRoot}" ]; then
+        echo "stand-in linux: set WINGEN_STANDIN_KERNEL to the dir tests/e2e/setup.sh prints" >&2
+        exit 1
+      fi
       mkdir -p $out/lib/modules
       cp ${kernelRoot}/boot/vmlinuz-${kernelVersion} $out/bzImage
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $out/lib/modules/
