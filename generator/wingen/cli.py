@@ -95,8 +95,12 @@ def check(config: ConfigOpt = Path("wingen.toml")) -> None:
 def render_cmd(
     config: ConfigOpt = Path("wingen.toml"),
     output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="A .nix file, or a directory (existing or ending in /)."),
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="A .nix file, or a directory (existing, or ending in /)",
+        ),
     ] = None,
 ) -> None:
     """Render the Nix expression (to stdout unless -o)."""
@@ -105,13 +109,14 @@ def render_cmd(
     if output is None:
         sys.stdout.write(render(cfg, base).expression)
         return
-    if output.is_dir() or str(output).endswith("/"):
+    target = Path(output)
+    if target.is_dir() or output.endswith("/"):
         result = render(cfg, base, separate_files=True)
-        write_tree(output, {"default.nix": result.expression, **result.files})
-        typer.echo(f"wrote {output}/default.nix and {len(result.files)} files", err=True)
+        write_tree(target, {"default.nix": result.expression, **result.files})
+        typer.echo(f"wrote {target / 'default.nix'} and {len(result.files)} files", err=True)
     else:
-        write_atomic(output, render(cfg, base).expression)
-        typer.echo(f"wrote {output}", err=True)
+        write_atomic(target, render(cfg, base).expression)
+        typer.echo(f"wrote {target}", err=True)
 
 
 @app.command()
@@ -136,13 +141,13 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except Exception as exc:
+        # Usage errors from the (vendored) click inside typer: it prints them, we exit 2.
+        show = getattr(exc, "show", None)
+        if show is None or not hasattr(exc, "exit_code"):
+            raise
+        show()
+        sys.exit(2)
 
 
 if __name__ == "__main__":

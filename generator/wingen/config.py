@@ -117,9 +117,15 @@ def _rtc(v: str) -> str:
     raise bad(f"{v!r} is not an RTC base", 'use "utc", "localtime" or a date like 2010-01-01')
 
 
+# Control characters (but tab and line breaks) and non-characters have no place in a config, and
+# XML (the answer file) cannot carry them at all.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
 def _no_nul(v: str) -> str:
-    if "\0" in v:
-        raise bad("the text holds a NUL character", "remove it")
+    found = _UNPRINTABLE.search(v)
+    if found:
+        raise bad(f"the text holds the control character {found.group()!r}", "remove it")
     return v
 
 
@@ -148,6 +154,12 @@ class Media(Model):
                 "give exactly one of name or url",
                 "name a file you add to the store, or a URL",
             )
+        if self.url is not None and not _DRV_NAME.match(self.store_name):
+            raise _at(
+                "url",
+                f"{self.url!r} does not end in a file name Nix can store",
+                "give name = \"FILE.iso\" and add the file to the store yourself",
+            )
         return self
 
     @property
@@ -156,12 +168,13 @@ class Media(Model):
         if self.name is not None:
             return self.name
         assert self.url is not None
-        return _drv_name(self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "media")
+        return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class Account(Model):
+    # Windows user names: at most 20 characters, none of "/\[]:;|=,+*?<>@.
     user: Annotated[
-        str, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
+        Text, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
     ] = "wingen"
     password: Text = "wingen"  # noqa: S105 -- a throwaway VM account, stored in the answer file anyway
 
@@ -325,6 +338,9 @@ class Cygwin(Model):
     packages: Annotated[list[str], AfterValidator(_packages)] = []
     mirror: Text = "https://mirrors.kernel.org/sourceware/cygwin"
     lock_file: Text = "cygwin.lock.json"
+    # The pinned Cygwin installer (setup-x86_64.exe, or setup-x86.exe for i686) put on the ISO;
+    # e.g. { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "…" } (`wingen prefetch`).
+    setup: Media | None = None
 
     @property
     def all_packages(self) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import escape as _xml_escape
 
 _NIX_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 _NIX_KEYWORDS = frozenset(
@@ -13,6 +12,11 @@ _NIX_KEYWORDS = frozenset(
 )
 _SH_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 # XML 1.0 allows only these characters; anything else cannot be represented at all.
+# Attribute values normalise tab and line breaks to spaces unless they are character references.
+_XML_ENTITIES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+    | {"\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+)
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -122,14 +126,44 @@ def xml(value: object) -> str:
     text = str(value)
     if _XML_BAD.search(text):
         raise ValueError("text holds a character that XML 1.0 cannot carry")
-    return _xml_escape(text, {'"': "&quot;", "'": "&apos;", "\r": "&#13;"})
+    return text.translate(_XML_ENTITIES)
+
+
+def nix_ident(value: object) -> str:
+    """A bare Nix identifier (a function argument name); anything else is refused."""
+    text = str(value)
+    if not _NIX_IDENT.match(text) or text in _NIX_KEYWORDS:
+        raise ValueError(f"{text!r} is not a Nix identifier")
+    return text
+
+
+def nix_formals(names: Sequence[object]) -> str:
+    """The formal arguments of a function taking these names: `{ a, b }`."""
+    return "{ " + ", ".join(nix_ident(n) for n in names) + " }"
+
+
+def comment(value: object) -> str:
+    """Text for a one-line comment (#, //, ::): line breaks would end the comment early."""
+    return " ".join(str(value).split())
+
+
+def inf(value: object) -> str:
+    """A double-quoted value for winnt.sif (INF syntax): `"` and `%` are doubled."""
+    text = _no_nul(str(value), "winnt.sif")
+    if any(ch in text for ch in "\r\n"):
+        raise ValueError("a line break cannot be put into a winnt.sif value")
+    return '"' + text.replace('"', '""').replace("%", "%%") + '"'
 
 
 FILTERS = {
+    "nix_ident": nix_ident,
+    "nix_formals": nix_formals,
+    "comment": comment,
     "nix": nix,
     "nix_str": nix_str,
     "nix_ind": nix_ind,
     "sh": sh,
     "sh_words": sh_words,
     "xml": xml,
+    "inf": inf,
 }

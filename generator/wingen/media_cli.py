@@ -1,9 +1,104 @@
-"""Commands about install media (`wingen cygwin lock`, `wingen prefetch`), kept apart from cli.py."""
+"""Media commands (`wingen cygwin lock`, `wingen prefetch`), kept apart from cli.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from .config import Config, Cygwin
+from .cygwin.lock import ARCH_DIRS, dumps, make_lock
+from .errors import UserError
+from .files import write_atomic
+from .loader import load_config
+from .prefetch import FIELDS, prefetch, write_field
+
+# The guest bootstrap needs these whatever the config asks for (sshd and its service runner).
+REQUIRED_PACKAGES = ("openssh", "cygrunsrv")
+ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file.")]
+
+
+def lock(
+    setup_ini: Annotated[
+        Path, typer.Option("--setup-ini", help="setup.ini from a Cygwin mirror (<arch>/setup.ini).")
+    ],
+    packages: Annotated[
+        list[str] | None,
+        typer.Argument(help="Packages to lock besides the config's cygwin.packages."),
+    ] = None,
+    mirror: Annotated[
+        str | None, typer.Option("--mirror", help="Mirror URL (default: the config's).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Lock file (default: cygwin.lock_file).")
+    ] = None,
+    config: ConfigOpt = Path("wingen.toml"),
+) -> None:
+    """Resolve packages (+ category Base, transitively) in setup.ini and write the lock file."""
+    cfg: Config | None = None
+    if output is None or config.exists():
+        cfg = load_config(config)
+    try:
+        text = setup_ini.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(
+            str(setup_ini), "no such file", "download <mirror>/x86_64/setup.ini and pass its path"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(str(setup_ini), f"cannot be read: {exc}", "pass the setup.ini") from None
+    wanted = {*REQUIRED_PACKAGES, *(packages or [])}
+    if cfg is not None:
+        wanted |= set(cfg.cygwin.all_packages)
+    mirror_url = mirror or (cfg.cygwin.mirror if cfg is not None else Cygwin().mirror)
+    result = make_lock(text, sorted(wanted), mirror_url, str(setup_ini))
+    if cfg is not None and cfg.windows is not None:
+        want_arch = ARCH_DIRS[cfg.windows.architecture]
+        if result.arch != want_arch:
+            raise UserError(
+                str(setup_ini),
+                f"is for {result.arch}, the guest is {cfg.windows.architecture}",
+                f"use the setup.ini from the mirror's {want_arch}/ folder",
+            )
+    if output is not None:
+        target = output
+    else:
+        assert cfg is not None
+        target = config.resolve().parent / cfg.cygwin.lock_file
+    write_atomic(target, dumps(result))
+    size = sum(p.install.size for p in result.packages)
+    typer.echo(
+        f"wrote {target}: {len(result.packages)} packages ({size / 2**20:.1f} MiB) "
+        f"for {', '.join(result.requested)}",
+        err=True,
+    )
+
+
+def prefetch_cmd(
+    source: Annotated[str, typer.Argument(help="A local file (ISO, installer) or a URL.")],
+    write: Annotated[
+        bool, typer.Option("--write", help="Record name/url and sha256 in the config.")
+    ] = False,
+    field: Annotated[
+        str, typer.Option("--field", help=f"Which config field --write sets: {', '.join(FIELDS)}.")
+    ] = "windows.iso",
+    config: ConfigOpt = Path("wingen.toml"),
+) -> None:
+    """Hash a file or URL with nix-prefetch-url (adding it to the store); print name and sha256."""
+    if write and field not in FIELDS:
+        raise UserError("--field", f"{field!r} is not a media field", f"use one of {list(FIELDS)}")
+    got = prefetch(source)
+    typer.echo(f"{got.name} {got.sha256}")
+    if got.store_path:
+        typer.echo(f"added to the store as {got.store_path}", err=True)
+    if write:
+        write_field(config, field, got)
+        typer.echo(f"wrote {field} to {config}", err=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add the media commands to the main app."""
+    cygwin_app = typer.Typer(no_args_is_help=True, help="The offline Cygwin package set.")
+    cygwin_app.command("lock")(lock)
+    app.add_typer(cygwin_app, name="cygwin")
+    app.command("prefetch")(prefetch_cmd)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,24 @@ import jinja2
 from . import __version__
 from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
+from .media import check_files, media_context
 from .nixnames import NIXPKGS_NAMES
 
+PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
 FILE_DIRS = ("scripts",)
 
 
 def templates_dir() -> Path:
     """Templates ship inside the wheel as wingen/templates; a checkout keeps them at the top."""
-    packaged = Path(str(resources.files("wingen"))) / "templates"
+    packaged = PACKAGE / "templates"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "templates"
+    return PACKAGE.parents[1] / "templates"
 
 
 def runtime_dir() -> Path:
-    return Path(str(resources.files("wingen"))) / "runtime"
+    return PACKAGE / "runtime"
 
 
 @cache
@@ -79,7 +80,9 @@ def runtime_files() -> dict[str, str]:
 
 
 def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
-    return {"cfg": cfg, "version": __version__, "names": NIXPKGS_NAMES, "config_dir": config_dir}
+    ctx = {"cfg": cfg, "version": __version__, "names": NIXPKGS_NAMES, "config_dir": config_dir}
+    ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)
+    return ctx
 
 
 def render(cfg: Config, config_dir: Path = Path(), *, separate_files: bool = False) -> Rendered:
@@ -90,6 +93,7 @@ def render(cfg: Config, config_dir: Path = Path(), *, separate_files: bool = Fal
     files = runtime_files()
     for name in file_templates(cfg):
         files[name.removesuffix(".j2")] = env.get_template(name).render(ctx)
+    check_files(cfg, files)  # answer files Windows would reject fail here (media.py)
     expression = env.get_template(EXPRESSION).render(
         ctx, files=files, embed=_embedder(files, separate_files)
     )

@@ -94,8 +94,12 @@ class E2E:
         top, link = str(self.dir / "top.nix"), str(self.dir / attr)
         proc = subprocess.run(
             ["nix-build", top, "-A", attr, "-o", link, *extra],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            timeout=timeout, check=False,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0)
 

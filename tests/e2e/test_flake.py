@@ -14,12 +14,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.nix]
 
 
 def nix(e2e: E2E, kernel_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**e2e.env, "WINGEN_STANDIN_KERNEL": str(kernel_root),
-           "WINGEN_STANDIN_PYTHON": sys.executable}
+    env = {
+        **e2e.env,
+        "WINGEN_STANDIN_KERNEL": str(kernel_root),
+        "WINGEN_STANDIN_PYTHON": sys.executable,
+    }
     return subprocess.run(
         ["nix", *args, "--impure", "--override-input", "nixpkgs", f"path:{STANDIN}"],
-        env=env, cwd=e2e.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        timeout=300, check=False,
+        env=env,
+        cwd=e2e.dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

@@ -30,7 +30,8 @@ def our_processes(e2e: E2E) -> list[str]:
     """QEMU, vde_switch or smbd processes started for this session's derivations."""
     ps = subprocess.run(["ps", "-eo", "pid,args"], stdout=subprocess.PIPE, text=True, check=True)
     return [
-        line for line in ps.stdout.splitlines()
+        line
+        for line in ps.stdout.splitlines()
         if re.search(r"qemu-system|vde_switch|smbd", line) and e2e.name in line
     ]
 
@@ -52,7 +53,9 @@ def test_suspend_stage_saves_the_running_guest(e2e: E2E) -> None:
     base = out_path(e2e, "base")
     assert (base / "state").stat().st_size > 1024 * 1024
     info = subprocess.run(
-        ["qemu-img", "info", str(base / "disk.qcow2")], stdout=subprocess.PIPE, text=True,
+        ["qemu-img", "info", str(base / "disk.qcow2")],
+        stdout=subprocess.PIPE,
+        text=True,
         check=True,
     ).stdout
     assert "installed/disk.qcow2" in info  # an overlay on the installed disk

@@ -1,0 +1,1 @@
+"""Windows answer files (Autounattend.xml, winnt.sif): template facts and structural checks."""

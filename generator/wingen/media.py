@@ -1,0 +1,107 @@
+"""Template context for the Windows install media (render.base_context adds it for Windows guests).
+
+- `win`: facts the answer files and scripts need (answer/facts.py);
+- `cygwin`: the Cygwin lock and what the Nix partial builds from it, read only when a template uses
+  it (so a missing lock file is an error of the render that needs it, naming cygwin.lock_file).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .answer.facts import WinFacts, mirror_dir
+from .answer.schema import check_autounattend
+from .config import Config, Media
+from .cygwin.lock import ARCH_DIRS, Lock, read_lock
+from .errors import UserError
+
+
+class CygwinMedia:
+    def __init__(self, cfg: Config, config_dir: Path) -> None:
+        self._cfg = cfg
+        self._path = config_dir / cfg.cygwin.lock_file
+
+    @cached_property
+    def lock(self) -> Lock:
+        lock = read_lock(self._path)
+        assert self._cfg.windows is not None
+        want_arch = ARCH_DIRS[self._cfg.windows.architecture]
+        if lock.arch != want_arch:
+            raise UserError(
+                "cygwin.lock_file",
+                f"{str(self._path)!r} was locked for {lock.arch}, the guest is {want_arch}",
+                f"lock again with the {want_arch} setup.ini",
+            )
+        missing = sorted(set(self._cfg.cygwin.all_packages) - set(lock.requested))
+        if missing:
+            raise UserError(
+                "cygwin.packages",
+                f"{', '.join(missing)} not in the lock {str(self._path)!r}",
+                "run `wingen cygwin lock --setup-ini setup.ini` again",
+            )
+        return lock
+
+    @property
+    def setup(self) -> Media:
+        if self._cfg.cygwin.setup is None:
+            exe = "setup-x86_64.exe" if self.lock.arch == "x86_64" else "setup-x86.exe"
+            raise UserError(
+                "cygwin.setup",
+                "the Cygwin installer is not pinned",
+                f'add setup = {{ url = "https://cygwin.com/{exe}", sha256 = "…" }} under [cygwin]; '
+                f"`wingen prefetch https://cygwin.com/{exe} --write --field cygwin.setup` does it",
+            )
+        return self._cfg.cygwin.setup
+
+    @property
+    def site_dir(self) -> str:
+        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would."""
+        name = mirror_dir(self.lock.mirror)
+        if len(name) > 103:  # Joliet's longest name (xorriso -joliet-long); Windows reads Joliet
+            raise UserError(
+                "cygwin.mirror",
+                f"{self.lock.mirror!r} is too long to name a folder on the Cygwin ISO",
+                "lock with a shorter mirror URL (--mirror)",
+            )
+        return name
+
+    @property
+    def setup_ini(self) -> str:
+        return self.lock.setup_ini()
+
+    @property
+    def packages_csv(self) -> str:
+        return ",".join(self.lock.requested)
+
+    @property
+    def tarballs(self) -> list[dict[str, Any]]:
+        return [
+            {"name": p.name, "url": self.lock.url(p), "sha512": p.install.sha512,
+             "path": p.install.path, "store_name": _store_name(p.install.path)}
+            for p in self.lock.packages
+        ]  # fmt: skip
+
+
+def _store_name(path: str) -> str:
+    """A Nix store name for a tarball (store names allow fewer characters than file names)."""
+    return "cygwin-" + re.sub(r"[^A-Za-z0-9+._?=-]", "_", path.rsplit("/", 1)[-1])
+
+
+def media_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
+    if cfg.windows is None:
+        return {}
+    return {"win": WinFacts.of(cfg), "cygwin": CygwinMedia(cfg, config_dir)}
+
+
+def check_files(cfg: Config, files: Mapping[str, str]) -> None:
+    """Structural checks of rendered Windows files (a failure is a wingen bug)."""
+    win = cfg.windows
+    if win is None or win.answer_file != "autounattend":
+        return
+    check_autounattend(
+        files["windows/autounattend.xml"], win.architecture, modern=WinFacts.of(cfg).modern
+    )

@@ -1,0 +1,75 @@
+"""wingen.runtime: run VM pipeline stages inside a Nix build (standard library only).
+
+This package is embedded file by file into the rendered Nix and run by a bare python3 as
+``python3 -m wingen.runtime ...`` with PYTHONPATH pointing at a directory holding
+``wingen/__init__.py`` (may be empty) and ``wingen/runtime/*.py``.  It imports nothing from
+the rest of wingen.
+
+CLI
+---
+``python3 -m wingen.runtime stage SPEC.json``
+    Run one pipeline stage (below).  Exit 0 on success.  On failure exit 1 and print on
+    stderr one paragraph saying which step/wait/deadline failed, then for each VM the last
+    20 serial-console lines and QEMU's stderr.  Bad spec: one line naming the field, exit 2.
+    SIGTERM/SIGINT/SIGHUP (e.g. from Nix) tear everything down and exit 143/130/129.
+``python3 -m wingen.runtime probe-accel [--qemu QEMU]``
+    Print ``kvm`` if a tiny guest really runs under ``-accel kvm -cpu host``, else ``tcg``.
+``python3 -m wingen.runtime save --qmp SOCK --to FILE [--compression zstd|gzip|none|template]``
+    Save a running QEMU (stop, migrate to FILE atomically, quit).  Template mode needs the
+    VM's RAM in a ``share=on`` memory-backend-file; give its path with ``--ram-file`` and it
+    is moved (sparse) to ``FILE.ram``.
+``python3 -m wingen.runtime restore --qmp SOCK --from FILE [--compression ...] [--no-cont]``
+    Feed a QEMU started with ``-incoming defer`` from FILE, wait until loaded, ``cont``.
+
+Stage spec (JSON)
+-----------------
+::
+
+  {
+    "accel": "auto" | "kvm" | "tcg",          # default "auto" (probe; falls back to tcg)
+    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default 3)
+    "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
+    "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
+    "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH
+    "vde_switch": "/nix/store/.../bin/vde_switch",  # optional (default on PATH), used if "switch"
+    "switch": "vde.ctl",                      # optional: start a switch at this socket path
+    "workdir": ".",                           # optional: where logs go (default cwd)
+    "vms": [
+      {"name": "guest", "memory_mib": 1024,
+       "args": ["-netdev", "vde,id=n0,sock=vde.ctl", "-device", "...", "-drive", "..."],
+       "template": false,                    # optional: RAM in a share=on file so that a
+                                             #   later {"save", "compression": "template"} works
+       "restore": {"from": "/nix/store/...-state/state",
+                   "compression": "zstd" | "gzip" | "none" | "template"},   # optional
+       "restore_deadline": 120               # optional (default 120 s, scaled)
+      },
+      {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
+    ],
+    "steps": [
+      {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
+      {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
+      {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
+       "deadline": 600},
+      {"wait_exit": "controller", "deadline": 900, "what": "build command"},
+      {"quit": "guest"}
+    ]
+  }
+
+Steps run in order; "what" is optional and only used in messages.  Semantics:
+
+* ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
+  VMs have exited.
+* ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
+* ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
+* ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
+  Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
+* ``quit``: QMP ``quit`` (kill after 5 s).
+  After the last step every VM still running is quit and the switch stopped.
+
+The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max``,
+``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
+(``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
+-nodefaults -no-reboot``, ``-pidfile``, and ``-incoming defer`` when ``restore`` is set.
+Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
+never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
+"""

@@ -1,0 +1,378 @@
+"""Save a running VM's state to a file and revive it, through QMP and an fd we own.
+
+The migration stream goes over a pipe (or the file itself) handed to QEMU with `getfd`, so the
+compressor is our child: we see its exit code, kill it on failure, and rename the file only
+when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .qmp import QMPClient, QMPDisconnectedError, QMPError
+from .supervise import StageError, Supervisor, describe_exit, log
+
+FD_NAME = "wingen-migration"
+MAX_BANDWIDTH = 64 << 30  # bytes/s: never let QEMU's 128 MiB/s default throttle a save
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+class SnapshotError(StageError):
+    """Saving or reviving failed (QEMU, the (de)compressor or the state file)."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    zstd: str = "zstd"
+    gzip: str = "gzip"
+    zstd_level: int = 3
+
+    def compressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-c"]  # the seed's choice, level 6
+        return None
+
+    def decompressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, "-d", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-d", "-c"]
+        return None
+
+
+def ram_path(state: Path) -> Path:
+    """Where a template-mode save keeps the guest RAM beside the device state."""
+    return state.with_name(state.name + ".ram")
+
+
+def meta_path(state: Path) -> Path:
+    """What the state was saved from (accel, memory, compression), checked before a revive."""
+    return state.with_name(state.name + ".json")
+
+
+def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
+    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format."""
+    try:
+        meta = json.loads(meta_path(state).read_text())
+    except FileNotFoundError:
+        return  # saved without a stage (CLI): nothing to compare
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"{meta_path(state)}: unreadable ({exc})") from exc
+    want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
+    for key, value in want.items():
+        if key in meta and meta[key] != value:
+            raise SnapshotError(
+                f"state {state} was saved with {key}={meta[key]!r} but is revived with "
+                f"{key}={value!r}; revive with the same {key} (or rebuild the snapshot)")
+
+
+def _big_pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+    return r, w
+
+
+def _set_ignore_shared(client: QMPClient, on: bool) -> None:
+    client.execute("migrate-set-capabilities",
+                   {"capabilities": [{"capability": "x-ignore-shared", "state": on}]})
+
+
+def save(
+    client: QMPClient, to: Path, compression: str, *, sup: Supervisor, deadline: float,
+    tools: Tools = Tools(), ram_file: Path | None = None, name: str = "guest",
+    meta: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
+
+    Template mode: only device state goes to `to`; `ram_file` (the VM's share=on RAM file)
+    is made sparse where zero and moved to `to.ram`.  Returns timings and sizes.
+    """
+    template = compression == "template"
+    if template and (ram_file is None or not ram_file.exists()):
+        raise SnapshotError(f"save {name}: template mode needs a VM whose RAM is a share=on "
+                            f"file (VM option \"template\": true); {ram_file} does not exist")
+    start = time.monotonic()
+    end = start + deadline
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
+    comp: subprocess.Popen[bytes] | None = None
+    ok = False
+    try:
+        client.execute("stop")
+        _set_ignore_shared(client, template)
+        client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+        with tmp.open("wb") as out:
+            argv = tools.compressor(compression)
+            if argv is None:
+                client.execute("getfd", {"fdname": FD_NAME}, fds=[out.fileno()])
+            else:
+                r, w = _big_pipe()
+                try:
+                    comp = sup.spawn(f"compressor {argv[0]}", argv, stdin=r, stdout=out)
+                finally:
+                    os.close(r)
+                try:
+                    client.execute("getfd", {"fdname": FD_NAME}, fds=[w])
+                finally:
+                    os.close(w)  # QEMU holds its own copy now
+            client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+            info = _poll_migration(client, end, f"save {name}")
+            if comp is not None:
+                code = _wait_proc(comp, end)
+                if code != 0:
+                    raise SnapshotError(f"save {name}: compressor {argv and argv[0]} failed "
+                                        f"({describe_exit(code)})")
+            out.flush()
+            os.fsync(out.fileno())
+        saved = time.monotonic()
+        _quit(client, end)
+        if template:
+            assert ram_file is not None
+            _store_ram(ram_file, ram_path(to))
+        if meta is not None:
+            mtmp = meta_path(to).with_name(f".{to.name}.json.tmp-{os.getpid()}")
+            mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
+            mtmp.replace(meta_path(to))
+        tmp.replace(to)
+        _fsync_dir(to.parent)
+        ok = True
+    except QMPDisconnectedError as exc:
+        raise SnapshotError(f"save {name}: QEMU went away during the save ({exc})") from exc
+    except QMPError as exc:
+        raise SnapshotError(f"save {name}: {exc}") from exc
+    finally:
+        if comp is not None and comp.poll() is None:
+            sup.stop(comp, grace=0.5)
+        if not ok:
+            tmp.unlink(missing_ok=True)
+    size = to.stat().st_size
+    result = {"save_s": saved - start, "total_s": time.monotonic() - start,
+              "state_bytes": float(size), "ram_mib": info.get("ram_total", 0.0) / 2**20}
+    if template:
+        result["ram_disk_bytes"] = float(ram_path(to).stat().st_blocks * 512)
+    log(f"save {name}: done in {result['save_s']:.2f} s, state {size / 2**20:.1f} MiB"
+        + (f", RAM file {result['ram_disk_bytes'] / 2**20:.1f} MiB on disk" if template else ""))
+    return result
+
+
+def _poll_migration(client: QMPClient, end: float, what: str) -> dict[str, float]:
+    started = time.monotonic()
+    last_log = started
+    while True:
+        info: dict[str, Any] = client.execute("query-migrate")
+        status = info.get("status", "?")
+        ram = info.get("ram", {})
+        if status == "completed":
+            return {"ram_total": float(ram.get("total", 0))}
+        if status in ("failed", "cancelled"):
+            raise SnapshotError(f"{what}: migration {status}: {info.get('error-desc', '')}")
+        now = time.monotonic()
+        if now >= end:
+            with contextlib.suppress(QMPError):
+                client.execute("migrate_cancel")
+            raise SnapshotError(f"{what}: deadline: migration still {status} after "
+                                f"{now - started:.1f} s")
+        if now - last_log >= 2.0 and ram:
+            total = max(1, int(ram.get("total", 1)))
+            done = total - int(ram.get("remaining", 0))
+            log(f"{what}: {100 * done / total:.0f}% of RAM, {ram.get('mbps', 0):.0f} Mbit/s, "
+                f"{now - started:.1f} s")
+            last_log = now
+        time.sleep(0.02 if now - started < 1 else 0.1)
+
+
+def _wait_proc(proc: subprocess.Popen[bytes], end: float) -> int:
+    try:
+        return proc.wait(max(0.0, end - time.monotonic()))
+    except subprocess.TimeoutExpired as exc:
+        raise SnapshotError(f"deadline: {proc.args!r} still running") from exc
+
+
+def _quit(client: QMPClient, end: float) -> None:
+    """quit, then read until QEMU closes the socket (it has exited)."""
+    with contextlib.suppress(QMPDisconnectedError):
+        client.execute("quit", timeout=max(0.1, end - time.monotonic()))
+        while True:
+            client.wait_event("never", timeout=max(0.1, end - time.monotonic()))
+
+
+def restore(
+    client: QMPClient, src: Path, compression: str, *, sup: Supervisor, deadline: float,
+    tools: Tools = Tools(), cont: bool = True, name: str = "guest",
+) -> float:
+    """Feed a QEMU started with `-incoming defer` from src, check it loaded, cont.  Seconds."""
+    start = time.monotonic()
+    end = start + deadline
+    template = compression == "template"
+    for p in [src, ram_path(src)] if template else [src]:
+        if not p.is_file() or p.stat().st_size == 0:
+            raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
+    decomp: subprocess.Popen[bytes] | None = None
+    try:
+        _set_ignore_shared(client, template)
+        with src.open("rb") as f:
+            argv = tools.decompressor(compression)
+            if argv is None:
+                client.execute("getfd", {"fdname": FD_NAME}, fds=[f.fileno()])
+            else:
+                r, w = _big_pipe()
+                try:
+                    decomp = sup.spawn(f"decompressor {argv[0]}", argv, stdin=f, stdout=w)
+                finally:
+                    os.close(w)
+                try:
+                    client.execute("getfd", {"fdname": FD_NAME}, fds=[r])
+                finally:
+                    os.close(r)
+            client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
+            status = "inmigrate"
+            while status == "inmigrate":
+                if time.monotonic() >= end:
+                    raise SnapshotError(f"restore {name}: deadline: state not loaded after "
+                                        f"{deadline:g} s")
+                if decomp is not None and decomp.poll() not in (None, 0):
+                    raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
+                time.sleep(0.01)
+                status = str(client.execute("query-status").get("status"))
+            mig = client.execute("query-migrate")
+            if mig.get("status") not in (None, "completed"):
+                raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
+            if decomp is not None:
+                code = _wait_proc(decomp, end)
+                if code != 0:
+                    raise SnapshotError(_corrupt(name, src, argv, code))
+        loaded = time.monotonic()
+        if cont:
+            client.execute("cont")
+    except QMPDisconnectedError as exc:
+        raise SnapshotError(f"restore {name}: QEMU refused the state file {src} and exited "
+                            f"({exc}); see its stderr") from exc
+    except QMPError as exc:
+        raise SnapshotError(f"restore {name}: {exc}") from exc
+    finally:
+        if decomp is not None and decomp.poll() is None:
+            sup.stop(decomp, grace=0.5)
+    took = time.monotonic() - start
+    log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
+    return took
+
+
+def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
+    tool = argv[0] if argv else "decompressor"
+    return (f"restore {name}: state file {src} is corrupt or truncated "
+            f"({tool} {describe_exit(code)})")
+
+
+# --- template RAM files: sparse where zero, never shared with a revived guest -------------
+
+_FALLOC_KEEP_SIZE_PUNCH_HOLE = 0x01 | 0x02
+_BLOCK = 4096
+_CHUNK = 4 << 20
+
+
+def _fallocate() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
+    extents = []
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        stop = os.lseek(fd, start, os.SEEK_HOLE)
+        extents.append((start, stop))
+        pos = stop
+    return extents
+
+
+def punch_zero_holes(path: Path) -> None:
+    """Deallocate every all-zero 4 KiB block of path (its size stays)."""
+    fallocate = _fallocate()
+    if fallocate is None:
+        return
+    zero = bytes(_CHUNK)
+    with path.open("r+b") as f:
+        fd = f.fileno()
+        for start, stop in _data_extents(fd, os.fstat(fd).st_size):
+            pos = start
+            while pos < stop:
+                chunk = os.pread(fd, min(_CHUNK, stop - pos), pos)
+                if not chunk:
+                    break
+                runs = [(0, len(chunk))] if chunk == zero[: len(chunk)] else _zero_runs(chunk)
+                for off, length in runs:
+                    fallocate(fd, _FALLOC_KEEP_SIZE_PUNCH_HOLE, pos + off, length)
+                pos += len(chunk)
+
+
+def _zero_runs(chunk: bytes) -> list[tuple[int, int]]:
+    zero = bytes(_BLOCK)
+    runs: list[tuple[int, int]] = []
+    for off in range(0, len(chunk) - _BLOCK + 1, _BLOCK):
+        if chunk[off:off + _BLOCK] == zero:
+            if runs and runs[-1][0] + runs[-1][1] == off:
+                runs[-1] = (runs[-1][0], runs[-1][1] + _BLOCK)
+            else:
+                runs.append((off, _BLOCK))
+    return runs
+
+
+def sparse_copy(src: Path, dst: Path) -> None:
+    """Copy src to dst, copying only data extents (holes stay holes)."""
+    with src.open("rb") as fi, dst.open("wb") as fo:
+        size = os.fstat(fi.fileno()).st_size
+        for start, stop in _data_extents(fi.fileno(), size):
+            pos = start
+            while pos < stop:
+                n = os.copy_file_range(fi.fileno(), fo.fileno(), stop - pos, pos, pos)
+                if n <= 0:
+                    break
+                pos += n
+        fo.truncate(size)
+        os.fsync(fo.fileno())
+
+
+def _store_ram(ram_file: Path, dest: Path) -> None:
+    punch_zero_holes(ram_file)
+    try:
+        ram_file.replace(dest)
+    except OSError:  # another file system: copy sparsely, then rename
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        try:
+            sparse_copy(ram_file, tmp)
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        ram_file.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,141 @@
+"""One QEMU process: its command line, its files (QMP socket, serial log, stderr) and report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from .accel import ACCEL_ARGS
+from .qmp import QMPClient
+from .snapshot import ram_path, sparse_copy
+from .supervise import Supervisor, describe_exit, log, tail
+
+COMPRESSIONS = ("zstd", "gzip", "none", "template")
+
+
+@dataclass(frozen=True)
+class Restore:
+    path: Path
+    compression: str
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    name: str
+    memory_mib: int
+    args: list[str] = field(default_factory=list)
+    template: bool = False  # RAM in a share=on file so a template-mode save is possible
+    restore: Restore | None = None
+    restore_deadline: float = 120.0
+    no_reboot: bool = True
+
+
+class VM:
+    def __init__(self, spec: VMSpec, *, qemu: str, accel: str, rundir: Path, logdir: Path):
+        self.spec = spec
+        self.name = spec.name
+        self.qemu = qemu
+        self.accel = accel
+        self.qmp_path = rundir / f"{spec.name}.qmp"
+        self.pidfile = rundir / f"{spec.name}.pid"
+        self.serial_log = logdir / f"wingen-{spec.name}.serial.log"
+        self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
+        self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
+        self.ram_copy = rundir / f"{spec.name}.ram"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.qmp: QMPClient | None = None
+        self._stderr: IO[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        s = self.spec
+        argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
+        restore = s.restore
+        if restore is not None and restore.compression == "template":
+            argv += _ram_backend(self.template_ram(), s.memory_mib, share=False)
+        elif s.template:
+            argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
+        argv += [
+            "-display", "none", "-nodefaults",
+            "-qmp", f"unix:{opt(self.qmp_path)},server=on,wait=off",
+            "-chardev", f"file,id=wingen-serial,path={opt(self.serial_log)}",
+            "-serial", "chardev:wingen-serial",
+            "-pidfile", str(self.pidfile),
+        ]
+        if s.no_reboot:
+            argv.append("-no-reboot")
+        if restore is not None:
+            argv += ["-incoming", "defer"]
+        return argv + list(s.args)
+
+    def template_ram(self) -> Path:
+        """The RAM file a template revive maps privately (share=off: never written back).
+
+        QEMU 7.2 opens it read-write even then, so a file we may not open for writing (a
+        read-only store) is first copied sparsely next to the sockets.
+        """
+        assert self.spec.restore is not None
+        stored = ram_path(self.spec.restore.path)
+        return stored if os.access(stored, os.W_OK) else self.ram_copy
+
+    def start(self, sup: Supervisor) -> None:
+        r = self.spec.restore
+        if r is not None and r.compression == "template":
+            stored = ram_path(r.path)
+            if stored.exists() and not os.access(stored, os.W_OK):
+                log(f"VM {self.name}: {stored} is read-only for QEMU 7.2, reviving a copy")
+                sparse_copy(stored, self.ram_copy)
+        self.serial_log.unlink(missing_ok=True)
+        if self.spec.template and self.spec.restore is None:
+            self.ram_file.unlink(missing_ok=True)
+        self._stderr = self.stderr_log.open("wb")
+        self.proc = sup.spawn(f"QEMU {self.name}", self.argv(), stderr=self._stderr)
+
+    def connect(self, deadline: float) -> QMPClient:
+        self.qmp = QMPClient.connect(str(self.qmp_path), deadline=deadline)
+        return self.qmp
+
+    def client(self) -> QMPClient:
+        if self.qmp is None:
+            raise RuntimeError(f"VM {self.name}: not connected")
+        return self.qmp
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def status(self) -> str:
+        code = self.exit_code()
+        if self.proc is None:
+            return "not started"
+        return "running" if code is None else describe_exit(code)
+
+    def report(self, lines: int = 20) -> str:
+        serial = tail(self.serial_log, lines) or "(no serial output)"
+        stderr = tail(self.stderr_log, lines) or "(empty)"
+        return (f"--- VM {self.name} ({self.status()}): last {lines} serial lines "
+                f"[{self.serial_log}] ---\n{serial}\n--- VM {self.name}: QEMU stderr ---\n{stderr}")
+
+    def close(self, sup: Supervisor) -> None:
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        if self.proc is not None:
+            sup.stop(self.proc)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+def _ram_backend(path: Path, mib: int, *, share: bool) -> list[str]:
+    on = "on" if share else "off"
+    return [
+        "-object", f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}",
+        "-machine", "memory-backend=wingen-ram",
+    ]
+
+
+def opt(value: object) -> str:
+    """A value inside a QEMU -option list: commas are doubled."""
+    return str(value).replace(",", ",,")

@@ -1,0 +1,37 @@
+"""Shared helpers for the media tests: a Windows config and the rendered Windows files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wingen import render
+from wingen.config import Config
+from wingen.loader import parse_config
+from wingen.media import check_files
+
+ZERO = "0" * 64
+
+
+def windows_cfg(windows: dict[str, Any] | None = None, **top: Any) -> Config:
+    win = {"iso": {"name": "win.iso", "sha256": ZERO}, "edition": "Windows 11 Pro"}
+    win.update(windows or {})
+    return parse_config({"name": "t", "windows": win, **top})
+
+
+def render_files(cfg: Config, config_dir: Path = Path()) -> dict[str, str]:
+    """The rendered windows/** files, checked like render.render() checks them."""
+    env = render.environment()
+    ctx = render.base_context(cfg, config_dir)
+    files = {
+        n.removesuffix(".j2"): env.get_template(n).render(ctx) for n in render.file_templates(cfg)
+    }
+    check_files(cfg, files)
+    return files
+
+
+def render_partial(cfg: Config, config_dir: Path, files: dict[str, str]) -> str:
+    env = render.environment()
+    ctx = render.base_context(cfg, config_dir)
+    embed = render._embedder(files, False)
+    return env.get_template("nix/windows-media.nix.j2").render(ctx, files=files, embed=embed)

@@ -1,0 +1,296 @@
+"""Autounattend.xml and winnt.sif: rendered from configs, parsed back, checked structurally."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wingen.answer.schema import AnswerFileError, check_autounattend
+from wingen.errors import UserError
+
+from .helpers import render_files, windows_cfg
+
+NS = {"u": "urn:schemas-microsoft-com:unattend"}
+WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
+MARKUP = '</Value><x a="1">&amp;\'%d$`\\'  # would break XML, cmd, shell and INF if unescaped
+
+
+def autounattend(windows: dict[str, Any] | None = None, **top: Any) -> ET.Element:
+    text = render_files(windows_cfg(windows, **top))["windows/autounattend.xml"]
+    assert text.startswith('<?xml version="1.0" encoding="utf-8"?>\n')
+    return ET.fromstring(text)
+
+
+def passes(root: ET.Element) -> list[str]:
+    return [s.get("pass", "") for s in root.findall("u:settings", NS)]
+
+
+def comp(root: ET.Element, pass_: str, name: str) -> ET.Element:
+    found = root.find(f"u:settings[@pass='{pass_}']/u:component[@name='{name}']", NS)
+    assert found is not None, (pass_, name)
+    return found
+
+
+def text(elem: ET.Element, path: str) -> str:
+    found = elem.find(path, NS)
+    assert found is not None, path
+    return found.text or ""
+
+
+def test_bios_layout_and_values() -> None:
+    root = autounattend(
+        {"product_key": "generic", "computer_name": "build-01",
+         "time_zone": "W. Europe Standard Time", "language": "de-DE",
+         "account": {"user": "bob", "password": "s3cret"}}
+    )  # fmt: skip
+    assert passes(root) == ["windowsPE", "specialize", "oobeSystem"]
+    setup = comp(root, "windowsPE", "Microsoft-Windows-Setup")
+    parts = setup.findall(".//u:CreatePartition", NS)
+    assert [text(p, "u:Type") for p in parts] == ["Primary"]
+    assert text(setup, ".//u:ModifyPartition/u:Active") == "true"
+    assert text(setup, ".//u:ModifyPartition/u:Format") == "NTFS"
+    assert text(setup, ".//u:InstallTo/u:PartitionID") == "1"
+    assert text(setup, ".//u:MetaData/u:Key") == "/IMAGE/NAME"
+    assert text(setup, ".//u:MetaData/u:Value") == "Windows 11 Pro"
+    assert text(setup, ".//u:ProductKey/u:Key") == "W269N-WFGWX-YVC9B-4J6C9-T83GX"
+    assert text(setup, "u:UserData/u:AcceptEula") == "true"
+    pe_intl = comp(root, "windowsPE", "Microsoft-Windows-International-Core-WinPE")
+    assert text(pe_intl, "u:SetupUILanguage/u:UILanguage") == "de-DE"
+    shell = comp(root, "specialize", "Microsoft-Windows-Shell-Setup")
+    assert text(shell, "u:ComputerName") == "build-01"
+    assert text(shell, "u:TimeZone") == "W. Europe Standard Time"
+    tcpip = comp(root, "specialize", "Microsoft-Windows-TCPIP")
+    assert text(tcpip, ".//u:Identifier") == "52-54-00-12-01-01"
+    assert text(tcpip, ".//u:IpAddress") == "192.168.0.1/24"
+    oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
+    assert text(oobe, ".//u:LocalAccount/u:Name") == "bob"
+    assert text(oobe, ".//u:LocalAccount/u:Group") == "Administrators"
+    assert text(oobe, ".//u:LocalAccount/u:Password/u:Value") == "s3cret"
+    assert text(oobe, "u:AutoLogon/u:Username") == "bob"
+    assert text(oobe, "u:AutoLogon/u:Enabled") == "true"
+    assert text(oobe, "u:OOBE/u:HideEULAPage") == "true"
+    assert text(oobe, "u:OOBE/u:HideOnlineAccountScreens") == "true"
+    cmd = text(oobe, "u:FirstLogonCommands/u:SynchronousCommand/u:CommandLine")
+    assert cmd.startswith('cmd.exe /c "for %d in (D E F')
+    assert r"%d:\wingen\install.cmd" in cmd
+    for component in root.iter("{urn:schemas-microsoft-com:unattend}component"):
+        assert component.get("processorArchitecture") == "amd64"
+
+
+def test_uefi_gpt_layout() -> None:
+    root = autounattend({"firmware": "uefi"})
+    setup = comp(root, "windowsPE", "Microsoft-Windows-Setup")
+    parts = setup.findall(".//u:CreatePartition", NS)
+    assert [text(p, "u:Type") for p in parts] == ["EFI", "MSR", "Primary"]
+    mods = setup.findall(".//u:ModifyPartition", NS)
+    assert [(text(m, "u:PartitionID"), text(m, "u:Format")) for m in mods] == [
+        ("1", "FAT32"),
+        ("3", "NTFS"),
+    ]
+    assert setup.find(".//u:Active", NS) is None
+    assert text(setup, ".//u:InstallTo/u:PartitionID") == "3"
+
+
+def test_image_index_no_key_i686() -> None:
+    root = autounattend(
+        {"edition": None, "image_index": 6, "product_key": "none", "architecture": "i686"}
+    )
+    setup = comp(root, "windowsPE", "Microsoft-Windows-Setup")
+    assert text(setup, ".//u:MetaData/u:Key") == "/IMAGE/INDEX"
+    assert text(setup, ".//u:MetaData/u:Value") == "6"
+    assert setup.find(".//u:ProductKey", NS) is None
+    archs = {c.get("processorArchitecture") for c in root.iter(f"{{{NS['u']}}}component")}
+    assert archs == {"x86"}
+
+
+def test_virtio_driver_paths() -> None:
+    root = autounattend({"virtio_iso": {"name": "virtio-win.iso", "sha256": "1" * 64}})
+    assert passes(root) == ["windowsPE", "offlineServicing", "specialize", "oobeSystem"]
+    pnp = comp(root, "windowsPE", "Microsoft-Windows-PnpCustomizationsWinPE")
+    paths = [p.text for p in pnp.findall(".//u:Path", NS)]
+    assert r"D:\viostor\w11\amd64" in paths
+    assert r"E:\NetKVM\w11\amd64" in paths
+    keys = [e.get(f"{WCM}keyValue") for e in pnp.findall(".//u:PathAndCredentials", NS)]
+    assert len(keys) == len(set(keys)) == len(paths)
+    comp(root, "offlineServicing", "Microsoft-Windows-PnpCustomizationsNonWinPE")
+    server = autounattend(
+        {"edition": "Windows Server 2022 SERVERSTANDARD",
+         "virtio_iso": {"name": "v.iso", "sha256": "1" * 64}}
+    )  # fmt: skip
+    pnp = comp(server, "windowsPE", "Microsoft-Windows-PnpCustomizationsWinPE")
+    assert r"D:\vioscsi\2k22\amd64" in [p.text for p in pnp.findall(".//u:Path", NS)]
+
+
+def test_windows_7_gets_no_windows_8_settings() -> None:
+    root = autounattend({"edition": "Windows 7 Professional"})
+    oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup").find("u:OOBE", NS)
+    assert oobe is not None
+    names = [e.tag.split("}")[1] for e in oobe]
+    assert "HideOnlineAccountScreens" not in names
+    assert "SkipMachineOOBE" in names
+
+
+def test_markup_in_text_fields_comes_back_escaped() -> None:
+    root = autounattend(
+        {"time_zone": MARKUP, "account": {"user": "o'brien&co", "password": MARKUP}}
+    )
+    oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
+    assert text(oobe, ".//u:LocalAccount/u:Password/u:Value") == MARKUP
+    assert text(oobe, "u:AutoLogon/u:Password/u:Value") == MARKUP
+    assert text(oobe, "u:AutoLogon/u:Username") == "o'brien&co"
+    assert text(comp(root, "specialize", "Microsoft-Windows-Shell-Setup"), "u:TimeZone") == MARKUP
+    assert passes(root) == ["windowsPE", "specialize", "oobeSystem"]  # nothing injected
+
+
+# --- the structural check catches what Windows would reject ---------------------------------
+
+
+def rendered(**windows: Any) -> str:
+    return render_files(windows_cfg(windows))["windows/autounattend.xml"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ('pass="specialize"', 'pass="firstBoot"', "unknown configuration pass"),
+        (
+            "Microsoft-Windows-Security-SPP-UX",
+            "Microsoft-Windows-Security-Nope",
+            "unknown component",
+        ),
+        ("ComputerName>", "ComputerNam>", "unknown setting"),
+        ("HideEULAPage>", "HideEulaPage>", "unknown setting"),
+        ("<FullName>", "<FullName><b>x</b>", "a value setting holds elements"),
+        ("<Order>2</Order><Type>Primary", "<Order>1</Order><Type>Primary", "used twice"),
+    ],
+)
+def test_check_rejects(old: str, new: str, words: str) -> None:
+    good = rendered(firmware="uefi")
+    check_autounattend(good, "x86_64")
+    bad = good.replace(old, new)
+    if words == "used twice":
+        bad = rendered().replace("<Order>1</Order><Type>Primary", "<Order>1</Order><Type>Primary")
+        bad = bad.replace(
+            "</CreatePartitions>",
+            '  <CreatePartition wcm:action="add"><Order>1</Order><Type>Primary</Type>'
+            "</CreatePartition>\n          </CreatePartitions>",
+        )
+    assert bad != good
+    with pytest.raises(AnswerFileError, match=words):
+        check_autounattend(bad, "x86_64")
+
+
+def test_check_rejects_component_in_wrong_pass_and_wrong_arch() -> None:
+    good = rendered()
+    moved = good.replace(
+        '<settings pass="specialize">\n',
+        '<settings pass="specialize">\n    <component name="Microsoft-Windows-Setup" '
+        'processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" '
+        'versionScope="nonSxS"><EnableNetwork>true</EnableNetwork></component>\n',
+    )
+    with pytest.raises(AnswerFileError, match="not valid in this pass"):
+        check_autounattend(moved, "x86_64")
+    with pytest.raises(AnswerFileError, match="processorArchitecture 'amd64' is not 'x86'"):
+        check_autounattend(good, "i686")
+    with pytest.raises(AnswerFileError, match="Vista/7 do not accept"):
+        check_autounattend(good, "x86_64", modern=False)
+
+
+# --- winnt.sif ------------------------------------------------------------------------------
+
+
+def winnt(windows: dict[str, Any] | None = None) -> configparser.ConfigParser:
+    base = {"edition": "Windows XP Professional", "answer_file": "winnt-sif"}
+    text = render_files(windows_cfg({**base, **(windows or {})}))["windows/winnt.sif"]
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=True, comment_prefixes=(";",), delimiters=("=",)
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    return parser
+
+
+def unquote_inf(value: str) -> str:
+    assert value.startswith('"') and value.endswith('"'), value
+    return value[1:-1].replace('""', '"').replace("%%", "%")
+
+
+def test_winnt_sif_values() -> None:
+    sif = winnt(
+        {"product_key": "BCDFG-HJKMP-QRTVW-XY234-6789B", "computer_name": "xpbox",
+         "account": {"user": "bob", "password": MARKUP}}
+    )  # fmt: skip
+    assert sif["Unattended"]["UnattendMode"] == "FullUnattended"
+    assert sif["Unattended"]["OemSkipEula"] == "Yes"
+    assert sif["GuiUnattended"]["AutoLogon"] == "Yes"
+    assert unquote_inf(sif["GuiUnattended"]["AdminPassword"]) == MARKUP
+    assert unquote_inf(sif["GuiUnattended"]["TimeZone"]) == "90"  # UTC → Greenwich, no DST
+    assert unquote_inf(sif["UserData"]["ProductKey"]) == "BCDFG-HJKMP-QRTVW-XY234-6789B"
+    assert unquote_inf(sif["UserData"]["ComputerName"]) == "xpbox"
+    assert unquote_inf(sif["params.MS_TCPIP.Adapter1"]["IPAddress"]) == "192.168.0.1"
+    assert unquote_inf(sif["params.MS_TCPIP.Adapter1"]["SubnetMask"]) == "255.255.255.0"
+    cmd = unquote_inf(sif["GuiRunOnce"]["Command0"])
+    assert r"%d:\wingen\install.cmd" in cmd
+    assert "%%d" in sif["GuiRunOnce"]["Command0"]
+
+
+def test_winnt_sif_without_key_and_with_other_zone() -> None:
+    sif = winnt({"time_zone": "Pacific Standard Time"})
+    assert "ProductKey" not in sif["UserData"]
+    assert unquote_inf(sif["GuiUnattended"]["TimeZone"]) == "4"
+
+
+def test_winnt_sif_unknown_time_zone_is_a_user_error() -> None:
+    with pytest.raises(UserError) as exc:
+        winnt({"time_zone": "Mars Standard Time"})
+    assert exc.value.field == "windows.time_zone"
+
+
+def test_winnt_sif_unused_for_autounattend() -> None:
+    text = render_files(windows_cfg())["windows/winnt.sif"]
+    assert "Not used" in text
+    assert "[Unattended]" not in text
+
+
+# --- bootstrap.sh and install.cmd ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        {},
+        {"architecture": "i686", "account": {"user": "o'brien", "password": MARKUP}},
+        {"edition": "Windows XP Professional", "answer_file": "winnt-sif"},
+    ],
+)
+def test_bootstrap_passes_shellcheck(tmp_path: Path, windows: dict[str, Any]) -> None:
+    files = render_files(windows_cfg(windows))
+    script = tmp_path / "bootstrap.sh"
+    script.write_text(files["windows/wingen/bootstrap.sh"])
+    check = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", str(script)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout
+    # the values read back in bash as given
+    got = subprocess.run(
+        ["bash", "-c", 'eval "$(grep -E "^(user|password)=" "$1")"; printf "%s\\n%s" "$user" '
+         '"$password"', "_", str(script)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    account = windows.get("account", {"user": "wingen", "password": "wingen"})
+    assert got == f"{account['user']}\n{account['password']}"
+
+
+def test_install_cmd_per_architecture() -> None:
+    x64 = render_files(windows_cfg())["windows/wingen/install.cmd"]
+    assert "set CYGSETUP=setup-x86_64.exe" in x64
+    assert r"set CYGROOT=C:\cygwin64" in x64
+    x86 = render_files(windows_cfg({"architecture": "i686"}))["windows/wingen/install.cmd"]
+    assert "set CYGSETUP=setup-x86.exe" in x86
+    assert "{{" not in x86

@@ -1,0 +1,137 @@
+"""`wingen cygwin lock` and `wingen prefetch` through the real CLI (exit codes, files, Nix)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from wingen.loader import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures" / "setup.ini"
+NIX_ENV = {
+    "NIX_CONFIG": "sandbox = false\nbuild-users-group =\nsubstituters =\n",
+}
+
+
+def wingen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "generator"), **NIX_ENV}
+    return subprocess.run(
+        [sys.executable, "-m", "wingen.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def example(tmp_path: Path, packages: str = '["make"]') -> Path:
+    text = (ROOT / "templates" / "init" / "windows.toml").read_text()
+    text = text.replace('packages = ["make", "gcc-core"]', f"packages = {packages}")
+    cfg = tmp_path / "wingen.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+def test_lock_to_config_path_is_byte_identical(tmp_path: Path) -> None:
+    example(tmp_path)
+    first = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    lock = tmp_path / "cygwin.lock.json"
+    a = lock.read_bytes()
+    second = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), cwd=tmp_path)
+    assert second.returncode == 0
+    assert lock.read_bytes() == a
+    assert "15 packages" in first.stderr
+    assert b'"requested": [\n    "cygrunsrv",\n    "make",\n    "openssh"\n  ]' in a
+
+
+def test_lock_to_output_without_config(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "l.json"
+    r = wingen(
+        "cygwin", "lock", "--setup-ini", str(FIXTURE), "--mirror", "https://m.example/c",
+        "-o", str(out), "chain-a", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert '"mirror": "https://m.example/c"' in out.read_text()
+    assert '"name": "chain-c"' in out.read_text()
+
+
+def test_lock_unknown_package_exits_2_naming_it(tmp_path: Path) -> None:
+    r = wingen(
+        "cygwin", "lock", "--setup-ini", str(FIXTURE), "-o", "l.json", "nosuch", cwd=tmp_path
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: cygwin package nosuch: is not in")
+    assert not (tmp_path / "l.json").exists()
+
+
+def test_lock_missing_setup_ini_exits_2(tmp_path: Path) -> None:
+    r = wingen("cygwin", "lock", "--setup-ini", "nope.ini", "-o", "l.json", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "error: nope.ini: no such file" in r.stderr
+
+
+def nix_hash(path: Path) -> str:
+    return subprocess.run(
+        ["nix-hash", "--type", "sha256", "--flat", "--base32", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+@pytest.mark.nix
+def test_prefetch_local_file_and_file_url(tmp_path: Path) -> None:
+    iso = tmp_path / "Win11_test.iso"
+    iso.write_bytes(b"not really an ISO\n" * 1000)
+    want = nix_hash(iso)
+    r = wingen("prefetch", str(iso), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"Win11_test.iso {want}\n"
+    assert "prefetching" in r.stderr
+    assert "added to the store as /nix/store/" in r.stderr
+    r = wingen("prefetch", iso.as_uri(), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"Win11_test.iso {want}\n"
+
+
+def test_prefetch_missing_path_exits_2_naming_it(tmp_path: Path) -> None:
+    r = wingen("prefetch", "no/such/Win.iso", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith(
+        "error: no/such/Win.iso: no such file (give the path of the ISO or installer, or its URL)"
+    )
+
+
+@pytest.mark.nix
+def test_prefetch_write_keeps_comments(tmp_path: Path) -> None:
+    cfg = example(tmp_path)
+    before = cfg.read_text()
+    iso = tmp_path / "MyWin.iso"
+    iso.write_bytes(b"x" * 4096)
+    r = wingen("prefetch", str(iso), "--write", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    after = cfg.read_text()
+    comments = [line for line in before.splitlines() if line.lstrip().startswith("#")]
+    assert comments
+    assert all(c in after.splitlines() for c in comments)
+    assert "# Your own install ISO, pinned by hash." in after
+    data = tomllib.loads(after)
+    assert data["windows"]["iso"] == {"name": "MyWin.iso", "sha256": nix_hash(iso)}
+    # the rest of the file is unchanged
+    assert len(after.splitlines()) == len(before.splitlines())
+    setup = tmp_path / "setup-x86_64.exe"
+    setup.write_bytes(b"MZ" + b"\0" * 100)
+    r = wingen("prefetch", setup.as_uri(), "--write", "--field", "cygwin.setup", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    loaded = load_config(cfg)
+    assert loaded.cygwin.setup is not None
+    assert loaded.cygwin.setup.url == setup.as_uri()
+    assert loaded.cygwin.setup.sha256 == nix_hash(setup)
+
+
+def test_prefetch_bad_field_exits_2(tmp_path: Path) -> None:
+    r = wingen("prefetch", "x.iso", "--write", "--field", "vm.memory_mib", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "error: --field:" in r.stderr

@@ -1,0 +1,187 @@
+"""The media derivations built for real with nix-build (stand-in package set) and read back with
+mtools and xorriso. Needs nix-build, mtools and xorriso (all on this machine)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wingen.cygwin import setup_ini
+from wingen.loader import load_config
+
+from .helpers import render_files, render_partial
+from .test_cli import wingen
+
+pytestmark = pytest.mark.nix
+HERE = Path(__file__).parent
+NIX_OPTS = [
+    "--option", "sandbox", "false", "--option", "build-users-group", "",
+    "--option", "substituters", "",
+]  # fmt: skip
+PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIwingenTestKeyOnly test@wingen\n"
+
+
+def run(*argv: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{argv}: {proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def make_mirror(root: Path) -> str:
+    """A tiny file:// mirror with real tarballs and a setup.ini that pins them."""
+    pkgs = {
+        "cygwin": ("Base", "bash"), "bash": ("Base", "cygwin"),
+        "openssh": ("Net", "cygwin, cygrunsrv"), "cygrunsrv": ("Admin", "cygwin"),
+        "make": ("Devel", "cygwin, libintl8"),
+        "libintl8": ("Libs", "cygwin"), "unused": ("Devel", "cygwin"),
+    }  # fmt: skip
+    blocks = ["release: cygwin", "arch: x86_64", "setup-timestamp: 1700000000",
+              "setup-version: 2.932", ""]  # fmt: skip
+    for name, (cat, deps) in pkgs.items():
+        rel = f"x86_64/release/{name}/{name}-1.0-1.tar.xz"
+        data = f"pretend tarball of {name}\n".encode() * 50
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+        sha = hashlib.sha512(data).hexdigest()
+        blocks += [f"@ {name}", f'sdesc: "{name}"', f"category: {cat}", "version: 1.0-1",
+                   f"install: {rel} {len(data)} {sha}", f"depends2: {deps}", ""]  # fmt: skip
+    (root / "x86_64" / "setup.ini").write_text("\n".join(blocks))
+    return root.as_uri()
+
+
+def build(workdir: Path, attr: str) -> Path:
+    out = run("nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix", cwd=workdir)
+    return Path(out.strip())
+
+
+def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
+    mirror = make_mirror(tmp_path / "mirror")
+    exe = tmp_path / "setup-x86_64.exe"
+    exe.write_bytes(b"MZ pretend cygwin installer\n")
+    exe_sha = hashlib.sha256(exe.read_bytes()).hexdigest()
+    (tmp_path / "wingen.toml").write_text(
+        f'name = "t"\n[windows]\n{windows}\n'
+        f'[cygwin]\npackages = ["make"]\nmirror = "{mirror}"\n'
+        f'setup = {{ url = "{exe.as_uri()}", sha256 = "{exe_sha}" }}\n'
+    )
+    r = wingen(
+        "cygwin", "lock", "--setup-ini", str(tmp_path / "mirror/x86_64/setup.ini"), cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    cfg = load_config(tmp_path / "wingen.toml")
+    files = render_files(cfg, tmp_path)
+    partial = render_partial(cfg, tmp_path, files)
+    (tmp_path / "standin.nix").write_text((HERE / "standin.nix").read_text())
+    (tmp_path / "key.pub").write_text(PUBKEY)
+    (tmp_path / "default.nix").write_text(
+        "let\n  pkgs = import ./standin.nix { };\n  sshPublicKey = ./key.pub;\n"
+        + partial
+        + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
+    )
+    return tmp_path, files
+
+
+UEFI = (
+    'iso = { name = "wingen-test-win.iso", sha256 = "ISOHASH" }\n'
+    'edition = "Windows 11 Pro"\nfirmware = "uefi"\nproduct_key = "generic"'
+)
+
+
+def test_answer_floppy_and_iso(tmp_path: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
+    xml = files["windows/autounattend.xml"]
+    floppy = build(work, "answerFloppy")
+    assert floppy.stat().st_size == 1440 * 1024
+    listing = run("mdir", "-b", "-i", str(floppy), "::/")
+    assert listing.split() == ["::/Autounattend.xml"]
+    assert run("mtype", "-i", str(floppy), "::/Autounattend.xml") == xml
+    assert "WINGEN" in run("mlabel", "-s", "-i", str(floppy), "::")
+    iso = build(work, "answerIso")
+    assert build(work, "answerMedia") == iso  # UEFI → the ISO
+    files_in = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
+    assert "'/Autounattend.xml'" in files_in
+    run("xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", "/Autounattend.xml",
+        str(tmp_path / "back.xml"))  # fmt: skip
+    assert (tmp_path / "back.xml").read_text() == xml
+    assert re.search(
+        r"Volume Id\s*: WINGEN_ANSWER\n", run("xorriso", "-indev", str(iso), "-pvd_info")
+    )
+
+
+def test_winnt_sif_floppy(tmp_path: Path) -> None:
+    work, files = setup_project(
+        tmp_path,
+        'iso = { name = "xp.iso", sha256 = "' + "1" * 64 + '" }\n'
+        'edition = "Windows XP Professional"\nanswer_file = "winnt-sif"',
+    )
+    floppy = build(work, "answerFloppy")
+    assert build(work, "answerMedia") == floppy  # BIOS → the floppy
+    assert run("mdir", "-b", "-i", str(floppy), "::/").split() == ["::/winnt.sif"]
+    assert run("mtype", "-i", str(floppy), "::/winnt.sif") == files["windows/winnt.sif"]
+
+
+def test_cygwin_iso(tmp_path: Path) -> None:
+    work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
+    iso = build(work, "cygwinIso")
+    listing = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
+    got = sorted(line.strip("'") for line in listing.split())
+    site = "/cygwin/file%3a%2f%2f" + str(tmp_path / "mirror").replace("/", "%2f") + "%2f"
+    want = sorted(
+        [
+            "/setup-x86_64.exe",
+            f"{site}/x86_64/setup.ini",
+            "/wingen/install.cmd",
+            "/wingen/bootstrap.sh",
+            "/wingen/authorized_keys",
+            "/wingen/packages.txt",
+        ]
+        + [
+            f"{site}/x86_64/release/{n}/{n}-1.0-1.tar.xz"
+            for n in ("bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh")
+        ]
+    )
+    assert got == want
+
+    def extract(path: str) -> bytes:
+        dest = tmp_path / "x" / path.lstrip("/").replace("/", "_")
+        dest.parent.mkdir(exist_ok=True)
+        run("xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", path, str(dest))
+        return dest.read_bytes()
+
+    tarball = f"{site}/x86_64/release/make/make-1.0-1.tar.xz"
+    assert (
+        extract(tarball) == (tmp_path / "mirror/x86_64/release/make/make-1.0-1.tar.xz").read_bytes()
+    )
+    assert extract("/setup-x86_64.exe") == b"MZ pretend cygwin installer\n"
+    ini = setup_ini.parse(extract(f"{site}/x86_64/setup.ini").decode(), "iso setup.ini")
+    assert sorted(ini.packages) == ["bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh"]
+    assert extract("/wingen/packages.txt") == b"cygrunsrv,make,openssh\r\n"
+    assert extract("/wingen/authorized_keys").decode() == PUBKEY
+    assert extract("/wingen/bootstrap.sh").decode() == files["windows/wingen/bootstrap.sh"]
+    cmd = extract("/wingen/install.cmd")
+    assert cmd.count(b"\r\n") == cmd.count(b"\n")  # CRLF throughout
+    assert re.search(
+        r"Volume Id\s*: WINGEN_CYGWIN\n", run("xorriso", "-indev", str(iso), "-pvd_info")
+    )
+
+
+def test_windows_iso_require_file(tmp_path: Path) -> None:
+    tag = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]  # a name new to the store
+    fake = tmp_path / f"wingen-test-win-{tag}.iso"
+    fake.write_bytes(b"pretend windows " + str(tmp_path).encode())
+    sha = hashlib.sha256(fake.read_bytes()).hexdigest()
+    work, _ = setup_project(
+        tmp_path, UEFI.replace("wingen-test-win.iso", fake.name).replace("ISOHASH", sha)
+    )
+    proc = subprocess.run(
+        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", "windowsIso", "default.nix"],
+        cwd=work, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"nix-store --add-fixed sha256 /path/to/{fake.name}" in proc.stderr
+    added = run("nix-store", "--add-fixed", "sha256", str(fake)).strip()
+    assert build(work, "windowsIso") == Path(added)

@@ -1,0 +1,75 @@
+"""The Nix partial: only allowed nixpkgs names, and clear errors when its inputs are missing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from wingen.cygwin import lock
+from wingen.errors import UserError
+from wingen.nixnames import NIXPKGS_NAMES
+
+from .helpers import ZERO, render_files, render_partial, windows_cfg
+
+FIXTURE = Path(__file__).parent / "fixtures" / "setup.ini"
+SETUP = {"setup": {"url": "https://cygwin.com/setup-x86_64.exe", "sha256": ZERO}}
+
+
+def write_lock(d: Path, packages: list[str], mirror: str = "https://m.example/cygwin") -> None:
+    text = lock.dumps(lock.make_lock(FIXTURE.read_text(), packages, mirror))
+    (d / "cygwin.lock.json").write_text(text)
+
+
+def partial(d: Path, windows: dict[str, object] | None = None, **cygwin: object) -> str:
+    cfg = windows_cfg(windows, cygwin=cygwin or SETUP)
+    return render_partial(cfg, d, render_files(cfg, d))
+
+
+def test_partial_uses_only_listed_nixpkgs_names(tmp_path: Path) -> None:
+    write_lock(tmp_path, ["openssh", "make"])
+    text = partial(tmp_path, {"virtio_iso": {"url": "https://x.example/virtio-win.iso",
+                                             "sha256": ZERO}})  # fmt: skip
+    used = set(re.findall(r"\bpkgs\.([A-Za-z0-9_]+)", text))
+    assert used
+    assert used <= set(NIXPKGS_NAMES), used - set(NIXPKGS_NAMES)
+    assert text.count('pkgs.fetchurl { name = "cygwin-') == 15  # one per locked tarball
+    assert 'sha512 = "' in text
+    assert "builtins.fetchurl" not in text and "import (" not in text  # no IFD
+    assert "nix-store --add-fixed sha256 /path/to/win.iso" in text
+
+
+def test_missing_lock_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as exc:
+        partial(tmp_path)
+    assert exc.value.field == "cygwin.lock_file"
+
+
+def test_lock_without_a_configured_package(tmp_path: Path) -> None:
+    write_lock(tmp_path, ["openssh"])
+    with pytest.raises(UserError) as exc:
+        partial(tmp_path, None, packages=["make"], **SETUP)
+    assert exc.value.field == "cygwin.packages"
+    assert "make" in exc.value.problem
+
+
+def test_unpinned_setup_exe(tmp_path: Path) -> None:
+    write_lock(tmp_path, ["openssh"])
+    with pytest.raises(UserError) as exc:
+        partial(tmp_path, None, packages=[])
+    assert exc.value.field == "cygwin.setup"
+    assert "wingen prefetch https://cygwin.com/setup-x86_64.exe" in exc.value.fix
+
+
+def test_lock_for_the_wrong_architecture(tmp_path: Path) -> None:
+    write_lock(tmp_path, ["openssh"])
+    with pytest.raises(UserError, match="locked for x86_64, the guest is x86"):
+        partial(tmp_path, {"architecture": "i686"})
+
+
+def test_too_long_mirror(tmp_path: Path) -> None:
+    write_lock(tmp_path, ["openssh"], "https://m.example/" + "c" * 100)
+    with pytest.raises(UserError) as exc:
+        partial(tmp_path)
+    assert exc.value.field == "cygwin.mirror"

@@ -1,0 +1,324 @@
+"""`python3 -m wingen.runtime stage` against real QEMU: success, every wait's deadline, reasons
+with serial lines, signals, and no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rthelpers import QEMU, READY, processes_mentioning
+
+from wingen.runtime.firmware import write_bios
+
+pytestmark = pytest.mark.qemu
+
+GENERATOR = Path(__file__).resolve().parents[2] / "generator"
+
+
+def spec(
+    tmp_path: Path,
+    steps: list[dict[str, Any]],
+    *,
+    vms: list[dict[str, Any]] | None = None,
+    **top: Any,
+) -> Path:
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    doc = {
+        "accel": "tcg",
+        "tcg_deadline_scale": 1,
+        "qemu": QEMU,
+        "vms": vms or [{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
+        "steps": steps,
+        **top,
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    """(pid, argv[0]) of live children of pid."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            exe = (d / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z":
+            out.append((int(d.name), exe))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def run(tmp_path: Path, spec_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(spec_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert processes_mentioning(str(tmp_path)) == [], proc.stderr
+    return proc
+
+
+def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
+    net = ["-netdev", "vde,id=n0,sock=vde.ctl", "-device", "virtio-net-pci,netdev=n0"]
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm: dict[str, Any] = {"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios), *net]}
+    s = spec(
+        tmp_path,
+        [
+            {"wait_serial": "guest", "pattern": READY, "deadline": 10, "what": "boot"},
+            {"save": "guest", "to": "out/state", "compression": "zstd", "deadline": 30},
+        ],
+        vms=[vm],
+        switch="vde.ctl",
+    )
+    p = run(tmp_path, s)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out" / "state").stat().st_size > 0
+    meta = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert meta == {"accel": "tcg", "memory_mib": 64, "compression": "zstd"}
+
+    vm["restore"] = {"from": "out/state", "compression": "zstd"}
+    threading.Timer(0.5, (tmp_path / "xchg-done").touch).start()
+    s = spec(
+        tmp_path,
+        [{"wait_file": "xchg-done", "deadline": 20}, {"quit": "guest"}],
+        vms=[vm],
+        switch="vde.ctl",
+    )
+    p = run(tmp_path, s)
+    assert p.returncode == 0, p.stderr
+    assert "restore guest: loaded" in p.stderr
+
+
+def test_template_stage_round_trip_and_mismatch(tmp_path: Path) -> None:
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm: dict[str, Any] = {
+        "name": "guest",
+        "memory_mib": 128,
+        "args": ["-bios", str(bios)],
+        "template": True,
+    }
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [
+                {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+                {"save": "guest", "to": "out/state", "compression": "template"},
+            ],
+            vms=[vm],
+        ),
+    )
+    assert p.returncode == 0, p.stderr
+    ram = tmp_path / "out" / "state.ram"
+    assert ram.stat().st_size == 128 << 20
+    assert ram.stat().st_blocks * 512 < 1 << 20
+    assert not (tmp_path / "wingen-guest.ram").exists()  # moved into the output
+
+    del vm["template"]
+    vm["restore"] = {"from": "out/state", "compression": "template"}
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
+    assert p.returncode == 0, p.stderr
+    vm["memory_mib"] = 256
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
+    assert p.returncode == 1
+    assert "saved with memory_mib=128 but is revived with memory_mib=256" in p.stderr
+
+
+def test_wait_exit_of_a_guest_that_powers_off(tmp_path: Path) -> None:
+    bios = write_bios(tmp_path / "off.bin", "bye\r\n", spin=1 << 20, end="reset")
+    s = spec(
+        tmp_path,
+        [{"wait_exit": "guest", "deadline": 20}],
+        vms=[{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
+    )
+    p = run(tmp_path, s)
+    assert p.returncode == 0, p.stderr
+
+
+def test_wait_file_deadline_gives_reason_and_serial_lines(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [{"wait_file": "xchg/suspend-now", "deadline": 0.5, "what": "guest SSH reachable"}],
+        ),
+    )
+    assert time.monotonic() - t0 < 15
+    assert p.returncode == 1
+    assert "step 1/1 (wait_file xchg/suspend-now (guest SSH reachable)) failed" in p.stderr
+    assert "did not appear within 0.5 s" in p.stderr
+    assert READY in p.stderr  # the last serial lines
+    assert "QEMU stderr" in p.stderr
+
+
+def test_deadlines_scale_under_tcg(tmp_path: Path) -> None:
+    p = run(
+        tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 0.2}], tcg_deadline_scale=3)
+    )
+    assert p.returncode == 1
+    assert "0.6 s (0.2 s x 3 under TCG)" in p.stderr
+
+
+def test_wait_serial_deadline(tmp_path: Path) -> None:
+    p = run(
+        tmp_path,
+        spec(tmp_path, [{"wait_serial": "guest", "pattern": "NEVER-PRINTED", "deadline": 0.5}]),
+    )
+    assert p.returncode == 1
+    assert "'NEVER-PRINTED' not on guest's serial console within 0.5 s" in p.stderr
+
+
+def test_wait_exit_deadline(tmp_path: Path) -> None:
+    p = run(tmp_path, spec(tmp_path, [{"wait_exit": "guest", "deadline": 0.5, "what": "build"}]))
+    assert p.returncode == 1
+    assert "VM guest still running after 0.5 s" in p.stderr
+
+
+def test_save_deadline_in_a_stage(tmp_path: Path) -> None:
+    fill = tmp_path / "fill.bin"
+    fill.write_bytes(os.urandom(96 << 20))
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm = {
+        "name": "guest",
+        "memory_mib": 256,
+        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
+    }
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [
+                {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+                {"save": "guest", "to": "state", "compression": "gzip", "deadline": 0.3},
+            ],
+            vms=[vm],
+        ),
+    )
+    assert p.returncode == 1
+    assert "deadline: migration still active" in p.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_restore_deadline_in_a_stage(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.write_bytes(b"")
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm = {
+        "name": "guest",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios)],
+        "restore": {"from": str(state), "compression": "none"},
+    }
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
+    assert p.returncode == 1
+    assert "missing or empty" in p.stderr
+
+
+def test_vm_failing_during_a_wait_ends_it_early(tmp_path: Path) -> None:
+    bios = write_bios(tmp_path / "x.bin", "crash\r\n", spin=1 << 20, end="debug-exit")
+    vm = {
+        "name": "guest",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios), "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+    }
+    t0 = time.monotonic()
+    p = run(tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 60}], vms=[vm]))
+    assert time.monotonic() - t0 < 15
+    assert p.returncode == 1
+    assert "VM guest exited (exit code 3) while waiting" in p.stderr
+    assert "crash" in p.stderr
+
+
+def test_qemu_that_cannot_start(tmp_path: Path) -> None:
+    vm = {"name": "guest", "memory_mib": 64, "args": ["-no-such-option"]}
+    p = run(tmp_path, spec(tmp_path, [{"wait_exit": "guest", "deadline": 5}], vms=[vm]))
+    assert p.returncode == 1
+    assert "invalid option" in p.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> None:
+    s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
+    env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "wingen-guest.serial.log"
+    end = time.monotonic() + 20
+    while READY not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    kids = children_of(proc.pid)
+    assert sorted(Path(exe).name for _, exe in kids) == [Path(QEMU).name, "vde_switch"]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + sig
+    assert f"interrupted by {sig.name}" in err
+    assert processes_mentioning(str(tmp_path)) == []
+    assert [pid for pid, _ in kids if alive(pid)] == []
+
+
+def test_sigkill_of_the_runtime_leaves_nothing(tmp_path: Path) -> None:
+    s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
+    env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    log = tmp_path / "wingen-guest.serial.log"
+    end = time.monotonic() + 20
+    while READY not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    kids = children_of(proc.pid)
+    assert len(kids) == 2  # QEMU and the switch
+    proc.kill()
+    proc.wait()
+    end = time.monotonic() + 5
+    while any(alive(pid) for pid, _ in kids) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert [pid for pid, _ in kids if alive(pid)] == []
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_bad_spec_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    s = tmp_path / "spec.json"
+    s.write_text(
+        json.dumps({"vms": [{"name": "g", "memory_mib": 64}], "steps": [{"wait_exit": "nope"}]})
+    )
+    p = run(tmp_path, s)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0
+    assert "spec.steps[0].wait_exit: no VM named 'nope'" in p.stderr

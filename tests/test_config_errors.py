@@ -1,0 +1,146 @@
+"""Every class of bad input ends in one line naming the field, exit code 2, and no output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, wingen
+
+WINDOWS = (ROOT / "examples" / "wingen.toml").read_text()
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in WINDOWS, old
+    return WINDOWS.replace(old, new, 1)
+
+
+CASES = {
+    "bad MAC": (
+        _replace('guest_mac = "52:54:00:12:01:01"', 'guest_mac = "52:54:00:12:01"'),
+        "network.guest_mac",
+    ),
+    "multicast MAC": (
+        _replace('guest_mac = "52:54:00:12:01:01"', 'guest_mac = "01:00:5e:00:00:01"'),
+        "network.guest_mac",
+    ),
+    "duplicate MAC": (
+        _replace('controller_mac = "52:54:00:12:01:02"', 'controller_mac = "52:54:00:12:01:01"'),
+        "network.controller_mac",
+    ),
+    "IP outside the subnet": (
+        _replace('guest_ip = "192.168.0.1"', 'guest_ip = "10.1.2.3"'),
+        "network.guest_ip",
+    ),
+    "broadcast IP": (
+        _replace('controller_ip = "192.168.0.2"', 'controller_ip = "192.168.0.255"'),
+        "network.controller_ip",
+    ),
+    "duplicate IP": (
+        _replace('controller_ip = "192.168.0.2"', 'controller_ip = "192.168.0.1"'),
+        "network.controller_ip",
+    ),
+    "bad key": (
+        _replace('product_key = "generic"', 'product_key = "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"'),
+        "windows.product_key",
+    ),
+    "generic key for an edition without one": (
+        _replace('edition = "Windows 11 Pro"', 'edition = "Windows 11 Home"'),
+        "windows.product_key",
+    ),
+    "unknown edition": (
+        _replace('edition = "Windows 11 Pro"', 'edition = "Windows 11 Professional Plus"'),
+        "windows.edition",
+    ),
+    "unknown field": (
+        _replace("cpus = 2", "cpus = 2\ncpu_count = 4"),
+        "vm.cpu_count",
+    ),
+    "clashing qemu arg": (
+        _replace("extra_qemu_args = []", 'extra_qemu_args = ["-usb", "-m", "8G"]'),
+        "vm.extra_qemu_args",
+    ),
+    "missing ISO hash": (
+        _replace(', sha256 = "' + "0" * 64 + '"', ""),
+        "windows.iso.sha256",
+    ),
+    "malformed ISO hash": (
+        _replace('sha256 = "' + "0" * 64 + '"', 'sha256 = "abc"'),
+        "windows.iso.sha256",
+    ),
+    "XP media with UEFI": (
+        _replace('edition = "Windows 11 Pro"', 'edition = "Windows XP Professional"')
+        .replace('answer_file = "autounattend"', 'answer_file = "winnt-sif"')
+        .replace('product_key = "generic"', 'product_key = "none"'),
+        "windows.firmware",
+    ),
+    "wrong type": (_replace("memory_mib = 4096", 'memory_mib = "lots"'), "vm.memory_mib"),
+    "unknown acceleration": (
+        _replace('acceleration = "auto"', 'acceleration = "hvf"'),
+        "vm.acceleration",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_names_the_field(name: str, tmp_path: Path) -> None:
+    text, field = CASES[name]
+    config = tmp_path / "wingen.toml"
+    config.write_text(text)
+    out = tmp_path / "out.nix"
+    proc = wingen("render", "-c", str(config), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {field}: "), lines[0]
+    assert lines[0].endswith(")"), "the fix comes last, in parentheses"
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [config], "nothing half-written"
+
+
+def test_unreadable_config(tmp_path: Path) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(WINDOWS)
+    config.chmod(0)
+    proc = wingen("check", "-c", str(config))
+    if proc.returncode == 0:  # root reads anything; a directory is unreadable as a file for all
+        config.chmod(0o644)
+        config.unlink()
+        config.mkdir()
+        proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {config}: cannot be read"), proc.stderr
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    proc = wingen("check", "-c", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {tmp_path / 'nope.toml'}: no such file")
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(_replace("cpus = 2", "cpus = = 2"))
+    proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {config}: not valid TOML"), proc.stderr
+    assert "line" in proc.stderr
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
+    proc = wingen("-v", "check", "-c", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+
+
+def test_custom_key_warns_about_the_store(tmp_path: Path) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(
+        _replace('product_key = "generic"', 'product_key = "W269N-WFGWX-YVC9B-4J6C9-T83GX"')
+    )
+    proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: windows.product_key" in proc.stderr
+    assert "world-readable" in proc.stderr

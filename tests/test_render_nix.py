@@ -1,0 +1,137 @@
+"""The rendered expression, instantiated by real Nix against the stand-in package set: every VM
+stage's QEMU command line carries the configured MACs and memory, asks for a KVM builder unless
+TCG is pinned, and uses none of the options QEMU has removed.
+
+Only instantiation happens here (no build), so a placeholder kernel tree stands in for Debian's."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import ROOT, env
+from wingen.config import Config
+from wingen.loader import parse_config
+from wingen.render import render
+
+pytestmark = pytest.mark.nix
+
+REMOVED = {
+    "vlan=": re.compile(r"vlan="),
+    "-net nic/vde": re.compile(r"-net\s+(nic|vde)"),
+    "migrate_set_speed": re.compile(r"migrate_set_speed"),
+    "ensureDir": re.compile(r"\bensureDir\b"),
+    "qemu-img -b without -F": re.compile(r"qemu-img create(?![^\n]*-F)[^\n]*\s-b\s"),
+}
+
+TOP = """\
+let
+  pkgs = import {standin} {{ kernelRoot = {kernel}; }};
+  w = pkgs.callPackage {rendered} {{ }};
+  probe = derivation {{
+    name = "probe"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo" ];
+  }};
+in {{ inherit (w) installed base; built = w.runInVM probe; }}
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("kernel")
+    (root / "lib" / "modules" / "6.1.0-0-amd64").mkdir(parents=True)
+    (root / "boot").mkdir()
+    (root / "boot" / "vmlinuz-6.1.0-0-amd64").write_bytes(b"")
+    return root
+
+
+def _config(example: str, **vm: Any) -> Config:
+    data = tomllib.loads((ROOT / "examples" / example).read_text())
+    data["vm"] = data.get("vm", {}) | vm
+    return parse_config(data)
+
+
+def _derivations(cfg: Config, tmp: Path, kernel: Path) -> dict[str, Any]:
+    """Every derivation in the closure of the three stages, as `nix show-derivation` JSON."""
+    rendered = tmp / "default.nix"
+    rendered.write_text(render(cfg, tmp).expression)
+    parse = subprocess.run(["nix-instantiate", "--parse", str(rendered)], capture_output=True)
+    assert parse.returncode == 0, parse.stderr
+    top = tmp / "top.nix"
+    standin = ROOT / "nix" / "standin" / "default.nix"
+    top.write_text(TOP.format(standin=standin, kernel=kernel, rendered=rendered))
+    inst = subprocess.run(
+        ["nix-instantiate", str(top)], capture_output=True, text=True, env=env(), check=False
+    )
+    assert inst.returncode == 0, inst.stderr
+    drvs = inst.stdout.split()
+    show = subprocess.run(
+        ["nix", "show-derivation", "-r", *drvs],
+        capture_output=True, text=True, env=env(), check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(show.stdout)
+    return result
+
+
+def _vm_stages(drvs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in drvs.values() if "wingenSpec" in d["env"]]
+
+
+@pytest.mark.parametrize("example", ["wingen.toml", "linux.toml"])
+def test_stages_carry_the_configured_vm(example: str, tmp_path: Path, kernel: Path) -> None:
+    cfg = _config(example, memory_mib=1536, extra_qemu_args=["-usb"])
+    stages = _vm_stages(_derivations(cfg, tmp_path, kernel))
+    assert len(stages) == 3, "install, suspend and revive each run VMs"
+    for drv in stages:
+        assert drv["env"]["requiredSystemFeatures"] == "kvm"
+        spec = json.loads(drv["env"]["wingenSpec"])
+        vms = {vm["name"]: vm for vm in spec["vms"]}
+        guest = vms["guest"]
+        assert guest["memory_mib"] == 1536
+        assert "-usb" in guest["args"]
+        if "controller" in vms:  # the install stage may run the guest alone
+            controller = vms["controller"]
+            assert controller["memory_mib"] == cfg.vm.controller_memory_mib
+            assert f"mac={cfg.network.controller_mac}" in " ".join(controller["args"])
+            assert f"mac={cfg.network.guest_mac}" in " ".join(guest["args"])
+            assert any(a.startswith("vde,") for a in guest["args"]), "-netdev vde, not -net"
+    with_controller = [d for d in stages if "controller" in d["env"]["wingenSpec"]]
+    assert len(with_controller) >= 2, "suspend and revive reach the guest through the controller"
+
+
+@pytest.mark.parametrize("example", ["wingen.toml", "linux.toml"])
+def test_no_removed_qemu_options_anywhere(example: str, tmp_path: Path, kernel: Path) -> None:
+    drvs = _derivations(_config(example), tmp_path, kernel)
+    text = json.dumps(drvs).replace("\\n", "\n")
+    # The stage scripts are store files the derivations name; read them too (not binaries).
+    for path in set(re.findall(r"/nix/store/[a-z0-9]{32}-[^\"\s\\]*", text)):
+        p = Path(path)
+        if p.is_file() and p.stat().st_size < 1_000_000 and b"\0" not in p.read_bytes():
+            text += "\n" + p.read_text(errors="replace")
+    assert "qemu-img create" in text
+    found = {name for name, pattern in REMOVED.items() if pattern.search(text)}
+    assert found == set()
+
+
+def test_pinned_tcg_asks_for_no_kvm_builder(tmp_path: Path, kernel: Path) -> None:
+    stages = _vm_stages(_derivations(_config("linux.toml", acceleration="tcg"), tmp_path, kernel))
+    assert stages
+    for drv in stages:
+        assert "kvm" not in drv["env"].get("requiredSystemFeatures", "")
+
+
+def test_the_removed_option_patterns_catch_the_seeds_lines() -> None:
+    seed = """
+      "-net nic,vlan=0,macaddr=52:54:00:12:01:01"
+      "-net vde,vlan=0,sock=$QEMU_VDE_SOCKET"
+      migrate_set_speed 4095m
+      ensureDir "$out"
+      qemu-img create -f qcow2 -b base.qcow2 disk.qcow2
+    """
+    found = {name for name, pattern in REMOVED.items() if pattern.search(seed)}
+    assert found == set(REMOVED)
