@@ -148,10 +148,20 @@ let
     dosfstools = hostTools "dosfstools" [ "mkfs.fat" "mkfs.vfat" ];
     mtools = hostTools "mtools" [ "mcopy" "mmd" "mdir" ];
     xorriso = hostTools "xorriso" [ "xorriso" ];
+    # nixpkgs' OVMF.fd: FV/OVMF_CODE.fd and FV/OVMF_VARS.fd (Debian's `ovmf` package).
+    OVMF.fd = runCommand "standin-OVMF-fd" { } ''
+      mkdir -p $out/FV
+      for f in CODE VARS; do
+        for src in /usr/share/OVMF/OVMF_''${f}_4M.fd /usr/share/OVMF/OVMF_''${f}.fd; do
+          if [ -e "$src" ]; then cp "$src" "$out/FV/OVMF_$f.fd"; continue 2; fi
+        done
+        echo "stand-in OVMF: /usr/share/OVMF/OVMF_$f*.fd not found (apt-get install ovmf)" >&2
+        exit 1
+      done
+    '';
     # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
-    fetchurl = { url, sha256 ? null, hash ? null, name ? baseNameOf url, ... }:
-      import <nix/fetchurl.nix> ({ inherit url name; }
-        // (if hash != null then { inherit hash; } else { inherit sha256; }));
+    fetchurl = { url, sha256 ? "", sha512 ? "", hash ? "", name ? baseNameOf url, ... }:
+      import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
     coreutils = runCommand "standin-coreutils" { } ''
       mkdir -p $out/bin
       for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do

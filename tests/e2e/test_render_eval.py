@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, STANDIN
+from .conftest import ROOT, STANDIN, windows_example
 
 pytestmark = pytest.mark.nix
 
@@ -21,15 +21,16 @@ def render_to(tmp: Path, guest: str, data_patch: dict[str, object] | None = None
     from wingen.loader import parse_config
     from wingen.render import render
 
-    data = tomllib.loads(EXAMPLES[guest].read_text())
+    example = EXAMPLES[guest] if guest == "linux" else windows_example(tmp / "example")
+    data = tomllib.loads(example.read_text())
     for section, values in (data_patch or {}).items():
         assert isinstance(values, dict)
         data.setdefault(section, {}).update(values)
     cfg = parse_config(data)
     one = tmp / f"{guest}.nix"
-    one.write_text(render(cfg, tmp).expression)
+    one.write_text(render(cfg, example.parent).expression)
     tree = tmp / f"{guest}-tree"
-    result = render(cfg, tmp, separate_files=True)
+    result = render(cfg, example.parent, separate_files=True)
     for rel, text in {"default.nix": result.expression, **result.files}.items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_text(text)
