@@ -6,11 +6,21 @@
 { pkgs }:
 
 rec {
-  # The config's text goes into the store on its own (a path to it may be a symlink).
-  render = config: pkgs.runCommand "wingen-rendered" { } ''
-    mkdir -p $out
-    ${pkgs.wingen}/bin/wingen render -c ${pkgs.writeText "wingen.toml" (builtins.readFile config)} -o $out
-  '';
+  # The config's directory goes along (it may hold the Cygwin lock file); the config itself is
+  # copied by its text, since the path to it may be a symlink.
+  render = config:
+    let
+      dir = builtins.path { path = dirOf config; name = "wingen-config-dir"; };
+      file = baseNameOf config;
+    in
+    pkgs.runCommand "wingen-rendered" { } ''
+      cp -r ${dir} cfg
+      chmod -R u+w cfg
+      rm -f cfg/${file}
+      cp ${pkgs.writeText "wingen.toml" (builtins.readFile config)} cfg/${file}
+      mkdir -p $out
+      ${pkgs.wingen}/bin/wingen render -c cfg/${file} -o $out
+    '';
 
   fromConfig = config: pkgs.callPackage "${render config}/default.nix" { };
 

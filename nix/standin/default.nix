@@ -50,7 +50,10 @@ let
     done
   '';
 
-  kernelVersion = builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
+  # Without a kernel dir the set still evaluates (for eval-only tests); building `linux` fails.
+  kernelVersion =
+    if kernelRoot == "" then "0.0.0-no-kernel"
+    else builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
 
   base = self: {
     inherit system runCommand writeTextFile;
@@ -145,10 +148,20 @@ let
     dosfstools = hostTools "dosfstools" [ "mkfs.fat" "mkfs.vfat" ];
     mtools = hostTools "mtools" [ "mcopy" "mmd" "mdir" ];
     xorriso = hostTools "xorriso" [ "xorriso" ];
+    # nixpkgs' OVMF.fd: FV/OVMF_CODE.fd and FV/OVMF_VARS.fd (Debian's `ovmf` package).
+    OVMF.fd = runCommand "standin-OVMF-fd" { } ''
+      mkdir -p $out/FV
+      for f in CODE VARS; do
+        for src in /usr/share/OVMF/OVMF_''${f}_4M.fd /usr/share/OVMF/OVMF_''${f}.fd; do
+          if [ -e "$src" ]; then cp "$src" "$out/FV/OVMF_$f.fd"; continue 2; fi
+        done
+        echo "stand-in OVMF: /usr/share/OVMF/OVMF_$f*.fd not found (apt-get install ovmf)" >&2
+        exit 1
+      done
+    '';
     # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
-    fetchurl = { url, sha256 ? null, hash ? null, name ? baseNameOf url, ... }:
-      import <nix/fetchurl.nix> ({ inherit url name; }
-        // (if hash != null then { inherit hash; } else { inherit sha256; }));
+    fetchurl = { url, sha256 ? "", sha512 ? "", hash ? "", name ? baseNameOf url, ... }:
+      import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
     coreutils = runCommand "standin-coreutils" { } ''
       mkdir -p $out/bin
       for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
@@ -189,6 +202,10 @@ let
     linux = runCommand "standin-linux-${kernelVersion}" {
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
     } ''
+      if [ -z "${kernelRoot}" ]; then
+        echo "stand-in linux: set WINGEN_STANDIN_KERNEL to the dir tests/e2e/setup.sh prints" >&2
+        exit 1
+      fi
       mkdir -p $out/lib/modules
       cp ${kernelRoot}/boot/vmlinuz-${kernelVersion} $out/bzImage
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $out/lib/modules/

@@ -48,19 +48,22 @@ TOP = """\
 let
   pkgs = import {standin} {{ kernelRoot = {kernel}; }};
   w = pkgs.callPackage {rendered} {{ }};
-  guestDrv = name: script: derivation {{
+  guestDrvWith = extra: name: script: derivation ({{
     inherit name;
     system = "x86_64-linux";
     builder = "/bin/sh";
     args = [ "-c" script ];
-  }};
+  }} // extra);
+  guestDrv = guestDrvWith {{ }};
 in
 w // {{
-  ok = w.runInLinuxVM (guestDrv "{name}-ok" ''
+  ok = w.runInLinuxVM (guestDrvWith {{ note = "passed as a file"; passAsFile = [ "note" ]; }}
+    "{name}-ok" ''
     echo "building in $(uname -n)"
     mkdir -p "$out"
     echo "written in the guest" > "$out/result.txt"
     uname -r > "$out/kernel"
+    cp "$notePath" "$out/note"
   '');
   fail = w.runInLinuxVM (guestDrv "{name}-fail" "echo about to fail; exit 3");
   featureless = w.runInLinuxVM (guestDrv "{name}-featureless" "mkdir $out");
@@ -102,6 +105,28 @@ class E2E:
 
 
 TIMINGS: dict[str, float] = {}
+
+
+def windows_example(into: Path) -> Path:
+    """examples/wingen.toml made renderable offline: its Cygwin packages locked against the media
+    tests' small setup.ini (a fixture, not a real mirror) and a placeholder installer pin."""
+    from typer.testing import CliRunner
+
+    from wingen.cli import app
+
+    text = (ROOT / "examples" / "wingen.toml").read_text()
+    text = text.replace('packages = ["make", "gcc-core"]', 'packages = ["make"]')
+    pin = 'setup = { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "' + "1" * 64 + '" }'
+    text = text.replace("[cygwin]", "[cygwin]\n" + pin, 1)
+    into.mkdir(parents=True, exist_ok=True)
+    config = into / "wingen.toml"
+    config.write_text(text)
+    setup_ini = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
+    result = CliRunner().invoke(
+        app, ["cygwin", "lock", "--setup-ini", str(setup_ini), "-c", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    return config
 
 
 @pytest.fixture(scope="session")
