@@ -42,25 +42,36 @@ def nix_eval(tmp: Path, expr: str) -> object:
     conf.mkdir(exist_ok=True)
     (conf / "nix.conf").write_text("sandbox = false\nbuild-users-group =\nsubstituters =\n")
     proc = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E",
-         f"let pkgs = import {STANDIN} {{ kernelRoot = \"\"; }}; in {expr}"],
-        env={"NIX_CONF_DIR": str(conf), "PATH": "/usr/bin:/bin"}, capture_output=True,
-        text=True, check=False,
+        [
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "-E",
+            f'let pkgs = import {STANDIN} {{ kernelRoot = ""; }}; in {expr}',
+        ],
+        env={"NIX_CONF_DIR": str(conf), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-STAGES = "[ w.installed w.base (w.runInVM (derivation { name = \"t\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; })) ]"  # noqa: E501
+STAGES = '[ w.installed w.base (w.runInVM (derivation { name = "t"; system = "x86_64-linux"; builder = "/bin/sh"; })) ]'  # noqa: E501
 
 
 @pytest.mark.parametrize("guest", ["linux", "windows"])
 def test_rendered_expression_evaluates(tmp_path: Path, guest: str) -> None:
     render_to(tmp_path, guest)
     w = f"w = pkgs.callPackage {tmp_path / (guest + '.nix')} {{ }}"
-    got = nix_eval(tmp_path, f"let {w}; in map (d: {{ f = d.requiredSystemFeatures; "
-                             f"spec = builtins.fromJSON "
-                             f"(builtins.unsafeDiscardStringContext d.wingenSpec); }}) {STAGES}")
+    got = nix_eval(
+        tmp_path,
+        f"let {w}; in map (d: {{ f = d.requiredSystemFeatures; "
+        f"spec = builtins.fromJSON "
+        f"(builtins.unsafeDiscardStringContext d.wingenSpec); }}) {STAGES}",
+    )
     assert isinstance(got, list)
     for stage in got:
         assert stage["f"] == ["kvm"]
@@ -76,16 +87,15 @@ def test_rendered_expression_evaluates(tmp_path: Path, guest: str) -> None:
 def test_directory_render_is_the_same_nix(tmp_path: Path, guest: str) -> None:
     render_to(tmp_path, guest)
     paths = [tmp_path / f"{guest}.nix", tmp_path / f"{guest}-tree" / "default.nix"]
-    drvs = [
-        nix_eval(tmp_path, f"(pkgs.callPackage {p} {{ }}).base.drvPath") for p in paths
-    ]
+    drvs = [nix_eval(tmp_path, f"(pkgs.callPackage {p} {{ }}).base.drvPath") for p in paths]
     assert drvs[0] == drvs[1]
 
 
 def test_tcg_stages_ask_for_no_kvm(tmp_path: Path) -> None:
     render_to(tmp_path, "linux", {"vm": {"acceleration": "tcg"}})
-    got = nix_eval(tmp_path, f"(pkgs.callPackage {tmp_path / 'linux.nix'} {{ }})"
-                             ".base.requiredSystemFeatures")
+    got = nix_eval(
+        tmp_path, f"(pkgs.callPackage {tmp_path / 'linux.nix'} {{ }}).base.requiredSystemFeatures"
+    )
     assert got == []
 
 
@@ -94,6 +104,7 @@ def test_rendered_scripts_pass_shellcheck(tmp_path: Path, guest: str) -> None:
     render_to(tmp_path, guest)
     scripts = sorted((tmp_path / f"{guest}-tree").rglob("*.sh"))
     assert len(scripts) >= 5
-    proc = subprocess.run(["shellcheck", *map(str, scripts)], stdout=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["shellcheck", *map(str, scripts)], stdout=subprocess.PIPE, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout
