@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -104,4 +106,39 @@ def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
     assert re.search(r"VM guest .*last \d+ serial lines|last serial lines of the guest", run.output)
     # The deadline (10 s, x3 under TCG) bounds it, not the 120 s build deadline.
     assert run.seconds < 120
+    assert our_processes(e2e) == []
+
+
+def test_install_deadline_holds(e2e: E2E) -> None:
+    """An installer that cannot finish in time (1 s, x3 under TCG) fails at that deadline."""
+    from wingen.loader import parse_config
+    from wingen.render import render
+
+    from .conftest import CONFIG
+
+    text = CONFIG.format(name=e2e.name + "-short").replace("install = 120", "install = 1")
+    cfg = parse_config(tomllib.loads(text))
+    (e2e.dir / "short.nix").write_text(render(cfg, e2e.dir).expression)
+    top = (
+        (e2e.dir / "top.nix")
+        .read_text()
+        .replace(str(e2e.dir / "linux.nix"), str(e2e.dir / "short.nix"))
+    )
+    (e2e.dir / "top-short.nix").write_text(top)
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["nix-build", str(e2e.dir / "top-short.nix"), "-A", "installed", "--no-out-link"],
+        env=e2e.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    seconds = time.monotonic() - t0
+    e2e.timings["install, deadline 1 s x3 (nix-build)"] = seconds
+    assert proc.returncode != 0
+    assert "the installer" in proc.stdout and "deadline" in proc.stdout, proc.stdout
+    assert "wingen[install]: stage failed" in proc.stdout
+    assert seconds < 60
     assert our_processes(e2e) == []
