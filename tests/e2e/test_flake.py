@@ -58,3 +58,7 @@ def test_flake_outputs(e2e: E2E, kernel_root: Path) -> None:
     assert ev("packages.x86_64-linux.linuxBase", "d: d.requiredSystemFeatures") == '["kvm"]'
     wingen = nix(e2e, kernel_root, "build", "--no-link", f"path:{ROOT}#wingen")
     assert wingen.returncode == 0, wingen.stdout
+    # checks: wingen itself and both examples rendered by it (import from derivation).
+    check = nix(e2e, kernel_root, "flake", "check", f"path:{ROOT}")
+    assert check.returncode == 0, check.stdout
+    assert "running flake checks" in check.stdout
