@@ -40,8 +40,8 @@ def test_windows_base_without_iso_stops_at_require_file(e2e: E2E, kernel_root: P
     windows_example(repo / "examples")
     run = nix(e2e, kernel_root, "build", "--no-link", f"path:{repo}#windowsBase")
     assert run.returncode != 0
-    assert "Add the Windows installation ISO to the Nix store first" in run.stdout, run.stdout
-    assert "nix-store --add-fixed sha256 Win11_24H2_English_x64.iso" in run.stdout
+    assert "wingen needs the Windows install ISO" in run.stdout, run.stdout
+    assert "nix-store --add-fixed sha256 /path/to/Win11_24H2_English_x64.iso" in run.stdout
     assert "wingen[" not in run.stdout  # no VM stage started
 
 
