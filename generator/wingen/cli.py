@@ -16,6 +16,7 @@ from .config import Config
 from .errors import UserError, WingenError
 from .files import write_atomic, write_tree
 from .loader import load_config
+from .media import cygwin_missing
 from .render import render, templates_dir
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ def _main(
     _state["verbose"] = verbose
 
 
-def warnings(cfg: Config) -> list[str]:
+def warnings(cfg: Config, config_dir: Path) -> list[str]:
     out = []
     win = cfg.windows
     if win is not None and win.product_key not in ("none", "generic"):
@@ -54,14 +55,22 @@ def warnings(cfg: Config) -> list[str]:
             "windows.product_key: a custom key ends up world-readable in the Nix store "
             '(use "generic" to install and activate later)'
         )
+    missing = cygwin_missing(cfg, config_dir)
+    if missing is not None:
+        out.append(f"{missing}; until then the Windows stages cannot build")
     return out
 
 
 def _load(path: Path) -> Config:
     cfg = load_config(path)
-    for line in warnings(cfg):
+    for line in warnings(cfg, _config_dir(path)):
         typer.echo(f"warning: {line}", err=True)
     return cfg
+
+
+def _config_dir(config: Path) -> Path:
+    """Where the config's relative paths (the Cygwin lock) start: beside it, links not followed."""
+    return config.absolute().parent
 
 
 @app.command()
@@ -105,7 +114,7 @@ def render_cmd(
 ) -> None:
     """Render the Nix expression (to stdout unless -o)."""
     cfg = _load(config)
-    base = config.resolve().parent
+    base = _config_dir(config)
     if output is None:
         sys.stdout.write(render(cfg, base).expression)
         return

@@ -337,7 +337,7 @@ def _packages(v: list[str]) -> list[str]:
 class Cygwin(Model):
     packages: Annotated[list[str], AfterValidator(_packages)] = []
     mirror: Text = "https://mirrors.kernel.org/sourceware/cygwin"
-    lock_file: Text = "cygwin.lock.json"
+    lock_file: Annotated[Text, Field(min_length=1)] = "cygwin.lock.json"
     # The pinned Cygwin installer (setup-x86_64.exe, or setup-x86.exe for i686) put on the ISO;
     # e.g. { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "…" } (`wingen prefetch`).
     setup: Media | None = None

@@ -28,6 +28,12 @@ class CygwinMedia:
 
     @cached_property
     def lock(self) -> Lock:
+        if not self._path.is_file():
+            raise UserError(
+                "cygwin.lock_file",
+                f"{self._cfg.cygwin.lock_file!r} does not exist beside the config",
+                "run `wingen cygwin lock --setup-ini setup.ini PACKAGE…` next to the config",
+            )
         lock = read_lock(self._path)
         assert self._cfg.windows is not None
         want_arch = ARCH_DIRS[self._cfg.windows.architecture]
@@ -47,9 +53,26 @@ class CygwinMedia:
         return lock
 
     @property
+    def missing(self) -> str | None:
+        """What keeps the Cygwin ISO from being made (no lock file yet, no pinned installer),
+        as `field: problem (fix)`; None when it can be. The rendered Nix then still evaluates,
+        and building the ISO stops with this message, as requireFile does for the Windows ISO."""
+        if self._path.is_file() and self._cfg.cygwin.setup is not None:
+            return None
+        try:
+            self.setup  # noqa: B018 -- raises what is missing (other lock errors propagate)
+        except UserError as exc:
+            if exc.field in ("cygwin.lock_file", "cygwin.setup"):
+                return str(exc)
+            raise
+        return None
+
+    @property
     def setup(self) -> Media:
+        """The pinned installer; reading it also checks the lock."""
+        arch = self.lock.arch
         if self._cfg.cygwin.setup is None:
-            exe = "setup-x86_64.exe" if self.lock.arch == "x86_64" else "setup-x86.exe"
+            exe = "setup-x86_64.exe" if arch == "x86_64" else "setup-x86.exe"
             raise UserError(
                 "cygwin.setup",
                 "the Cygwin installer is not pinned",
@@ -97,6 +120,11 @@ def media_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
     if cfg.windows is None:
         return {}
     return {"win": WinFacts.of(cfg), "cygwin": CygwinMedia(cfg, config_dir)}
+
+
+def cygwin_missing(cfg: Config, config_dir: Path) -> str | None:
+    """What the Cygwin ISO still lacks for this config (see CygwinMedia.missing)."""
+    return CygwinMedia(cfg, config_dir).missing if cfg.windows is not None else None
 
 
 def check_files(cfg: Config, files: Mapping[str, str]) -> None:
