@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rthelpers import QEMU, READY, processes_mentioning
+from rthelpers import QEMU, READY, alive, processes_mentioning
 
 from wingen.runtime.firmware import write_bios
 
@@ -48,14 +48,6 @@ def children_of(pid: int) -> list[tuple[int, str]]:
         if int(stat[1]) == pid and stat[0] != "Z":
             out.append((int(d.name), exe))
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def run(tmp_path: Path, spec_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -178,14 +170,16 @@ def test_restore_deadline_in_a_stage(tmp_path: Path) -> None:
 
 
 def test_vm_failing_during_a_wait_ends_it_early(tmp_path: Path) -> None:
-    bios = write_bios(tmp_path / "x.bin", "crash\r\n", spin=1 << 20, end="debug-exit")
+    bios = write_bios(tmp_path / "x.bin", "crash\r\n", spin=1 << 26, end="debug-exit")
     vm = {"name": "guest", "memory_mib": 64,
           "args": ["-bios", str(bios), "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]}
     t0 = time.monotonic()
     p = run(tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 60}], vms=[vm]))
     assert time.monotonic() - t0 < 15
     assert p.returncode == 1
-    assert "VM guest exited (exit code 3) while waiting" in p.stderr
+    # (on a loaded machine QEMU may even be gone before QMP is up: still its exit code)
+    assert "VM guest exited (exit code 3) while waiting" in p.stderr or (
+        "QEMU did not come up (exit code 3)" in p.stderr)
     assert "crash" in p.stderr
 
 

@@ -15,10 +15,12 @@ CLI
 ``python3 -m wingen.runtime probe-accel [--qemu QEMU]``
     Print ``kvm`` if a tiny guest really runs under ``-accel kvm -cpu host``, else ``tcg``.
 ``python3 -m wingen.runtime save --qmp SOCK --to FILE [--compression zstd|gzip|none|template]``
+``    [--ram-file RAM] [--fsync] [--deadline S] [--zstd PATH] [--gzip PATH]``
     Save a running QEMU (stop, migrate to FILE atomically, quit).  Template mode needs the
     VM's RAM in a ``share=on`` memory-backend-file; give its path with ``--ram-file`` and it
     is moved (sparse) to ``FILE.ram``.
 ``python3 -m wingen.runtime restore --qmp SOCK --from FILE [--compression ...] [--no-cont]``
+``    [--deadline S] [--zstd PATH] [--gzip PATH]``
     Feed a QEMU started with ``-incoming defer`` from FILE, wait until loaded, ``cont``.
 
 Stage spec (JSON)
@@ -31,8 +33,11 @@ Stage spec (JSON)
     "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
     "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
     "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH
+    "zstd_level": 3,                          # optional (zstd -3 -T0 beats gzip -6 on size)
     "vde_switch": "/nix/store/.../bin/vde_switch",  # optional (default on PATH), used if "switch"
-    "switch": "vde.ctl",                      # optional: start a switch at this socket path
+    "switch": "vde.ctl",                      # optional: start `vde_switch -s vde.ctl` (no -d:
+                                              #   it is our child, fed an open stdin pipe, so
+                                              #   it exits even if the runtime is SIGKILLed)
     "workdir": ".",                           # optional: where logs go (default cwd)
     "vms": [
       {"name": "guest", "memory_mib": 1024,
@@ -41,7 +46,9 @@ Stage spec (JSON)
                                              #   later {"save", "compression": "template"} works
        "restore": {"from": "/nix/store/...-state/state",
                    "compression": "zstd" | "gzip" | "none" | "template"},   # optional
-       "restore_deadline": 120               # optional (default 120 s, scaled)
+       "restore_deadline": 120,              # optional (default 120 s, scaled)
+       "no_reboot": true                     # optional (default): a guest reboot ends QEMU;
+                                             #   false for guests that reboot (Windows setup)
       },
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
@@ -49,7 +56,7 @@ Stage spec (JSON)
       {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
-       "deadline": 600},
+       "deadline": 600, "fsync": false},
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
@@ -63,6 +70,9 @@ Steps run in order; "what" is optional and only used in messages.  Semantics:
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
+  Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
+  memory or compression differs is refused up front with that reason.
+  Default deadlines: wait_file/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
 * ``quit``: QMP ``quit`` (kill after 5 s).
   After the last step every VM still running is quit and the switch stopped.
 
@@ -70,6 +80,11 @@ The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max`
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
 (``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
 -nodefaults -no-reboot``, ``-pidfile``, and ``-incoming defer`` when ``restore`` is set.
+QMP sockets live in a private short-path directory (TMPDIR, else /tmp or /dev/shm); the
+serial log and QEMU's stderr are ``WORKDIR/wingen-NAME.serial.log`` / ``.stderr.log``.
+Relative paths in the spec (and in VM args) are relative to the runtime's cwd.
 Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
 never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
+QEMU 7.2 opens that file read-write even so: if it is not writable (a read-only store) a
+sparse copy is revived instead, which costs time proportional to the RAM in use.
 """

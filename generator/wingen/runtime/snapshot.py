@@ -93,12 +93,14 @@ def _set_ignore_shared(client: QMPClient, on: bool) -> None:
 def save(
     client: QMPClient, to: Path, compression: str, *, sup: Supervisor, deadline: float,
     tools: Tools = Tools(), ram_file: Path | None = None, name: str = "guest",
-    meta: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None, fsync: bool = False,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
     Template mode: only device state goes to `to`; `ram_file` (the VM's share=on RAM file)
     is made sparse where zero and moved to `to.ram`.  Returns timings and sizes.
+    The rename makes the file appear whole or not at all; fsync=True also makes it survive a
+    power loss (a Nix build does not need that: an unfinished output is never registered).
     """
     template = compression == "template"
     if template and (ram_file is None or not ram_file.exists()):
@@ -135,8 +137,9 @@ def save(
                 if code != 0:
                     raise SnapshotError(f"save {name}: compressor {argv and argv[0]} failed "
                                         f"({describe_exit(code)})")
-            out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         saved = time.monotonic()
         _quit(client, end)
         if template:
@@ -147,7 +150,8 @@ def save(
             mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
             mtmp.replace(meta_path(to))
         tmp.replace(to)
-        _fsync_dir(to.parent)
+        if fsync:
+            _fsync_dir(to.parent)
         ok = True
     except QMPDisconnectedError as exc:
         raise SnapshotError(f"save {name}: QEMU went away during the save ({exc})") from exc
@@ -352,7 +356,6 @@ def sparse_copy(src: Path, dst: Path) -> None:
                     break
                 pos += n
         fo.truncate(size)
-        os.fsync(fo.fileno())
 
 
 def _store_ram(ram_file: Path, dest: Path) -> None:

@@ -31,7 +31,7 @@ from .supervise import (
 from .vm import COMPRESSIONS, VM, Restore, VMSpec
 
 ACTIONS = ("wait_file", "wait_serial", "wait_exit", "save", "quit")
-STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern"}
+STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
 DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_serial": 600.0, "wait_exit": 3600.0,
                     "save": 600.0, "quit": 10.0}
 
@@ -293,7 +293,8 @@ class Stage:
             save(vm.client(), Path(step["to"]), step["compression"], sup=self.sup,
                  deadline=limit, tools=self.spec.tools,
                  ram_file=vm.ram_file if vm.spec.template else None, name=vm.name,
-                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib})
+                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
+                 fsync=bool(step.get("fsync", False)))
             if vm.proc is not None:
                 vm.proc.wait(10)
         elif action == "quit":
