@@ -11,7 +11,7 @@ Paths:
   * seed:  QMP max-bandwidth 4095 MiB/s, `migrate "exec:gzip -c > state.gz"`, revive with
            `-incoming "exec:gzip -c -d state.gz"`, poll until paused, `cont` (what the
            nixpkgs expression did, through QMP because HMP migrate_set_speed is gone in 7.2).
-  * ours:  wingen.runtime.snapshot save/restore, zstd -3 -T0 over a pipe handed to QEMU.
+  * ours:  wingen.runtime.snapshot save/restore, zstd -2 -T0 over a pipe handed to QEMU.
   * template: RAM in a share=on file, device state only; revive maps the file privately.
 Save is timed from `stop` until the state file is complete; restore from starting QEMU until
 the guest runs again.  The last line compares ours (zstd) with the seed on the filled guest.
@@ -89,7 +89,7 @@ class Bench:
     def boot(self, sup: Supervisor, fill: Path | None, template: bool = False) -> VM:
         vm = self.vm(sup, fill, template=template)
         vm.start(sup)
-        vm.connect(30)
+        vm.connect(300)
         end = time.monotonic() + 60
         while READY not in (vm.serial_log.read_text() if vm.serial_log.exists() else ""):
             if time.monotonic() > end:
@@ -115,7 +115,7 @@ class Bench:
             dst = self.vm(sup, None, extra=["-incoming", f"exec: gzip -c -d '{state}'"])
             t0 = time.monotonic()
             dst.start(sup)
-            c = dst.connect(30)
+            c = dst.connect(300)
             while c.execute("query-status")["status"] != "paused":
                 time.sleep(0.01)
             c.execute("cont")
@@ -135,7 +135,7 @@ class Bench:
             dst = self.vm(sup, None, rest=Restore(state, compression))
             t0 = time.monotonic()
             dst.start(sup)
-            c: QMPClient = dst.connect(30)
+            c: QMPClient = dst.connect(300)
             restore(c, state, compression, sup=sup, deadline=600)
             t_restore = time.monotonic() - t0
             dst.close(sup)
@@ -173,7 +173,7 @@ def main() -> None:
               f"{results[('idle', 'ours-template')][2] / 2**20:.1f} MiB")
         seed = results[("filled", "seed-gzip")]
         ours = results[("filled", "ours-zstd")]
-        print("last line: filled guest, ours-zstd (zstd -3 -T0 over a pipe) vs seed-gzip")
+        print("last line: filled guest, ours-zstd (zstd -2 -T0 over a pipe) vs seed-gzip")
         print(f"save_speedup={seed[0] / ours[0]:.1f} restore_speedup={seed[1] / ours[1]:.1f} "
               f"size_ratio={ours[2] / seed[2]:.3f}")
     _ = ram_path  # the template RAM file lives beside the state (see snapshot.ram_path)

@@ -61,10 +61,13 @@ class QMPClient:
                 if time.monotonic() >= end:
                     raise QMPTimeoutError(
                         f"QMP socket {path} not ready after {deadline:g} s") from exc
-                time.sleep(0.02)
-        client = cls(sock, timeout=timeout)
+                time.sleep(0.005)  # QEMU creates it ~30 ms after exec: keep revive fast
+        # QEMU greets before machine init is done and answers only after it (large ROMs,
+        # initrds): the whole connect deadline applies to the handshake too.
+        client = cls(sock, timeout=max(timeout, end - time.monotonic()))
         try:
             client.handshake()
+            client.timeout = timeout
         except BaseException:
             client.close()
             raise

@@ -89,7 +89,7 @@ def parse_spec(raw: Any) -> StageSpec:
         qemu=_get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
         tools=Tools(zstd=_get(raw, "zstd", str, "spec", "zstd"),
                     gzip=_get(raw, "gzip", str, "spec", "gzip"),
-                    zstd_level=_get(raw, "zstd_level", int, "spec", 3)),
+                    zstd_level=_get(raw, "zstd_level", int, "spec", 2)),
         vde_switch=_get(raw, "vde_switch", str, "spec", "vde_switch"),
         switch=_get(raw, "switch", str, "spec", None),
         workdir=Path(_get(raw, "workdir", str, "spec", ".")),
