@@ -62,11 +62,11 @@ def counting_bios(tmp_path: Path) -> Path:
 
 
 def start_source(tmp_path: Path, accel: str, bios: Path, sup: Supervisor, data: bytes,
-                 **kw: bool) -> VM:
+                 template: bool = False) -> VM:
     marker = tmp_path / "marker.bin"
     marker.write_bytes(data)
     vm = make_vm(tmp_path, accel, bios, "src", args=[
-        "-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"], **kw)
+        "-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"], template=template)
     vm.start(sup)
     vm.connect(10)
     wait_ready(vm)
