@@ -14,7 +14,8 @@ Paths:
   * ours:  wingen.runtime.snapshot save/restore, zstd -2 -T0 over a pipe handed to QEMU.
   * template: RAM in a share=on file, device state only; revive maps the file privately.
 Save is timed from `stop` until the state file is complete; restore from starting QEMU until
-the guest runs again (template: median of 3).  The last line compares ours (zstd) with the seed on the filled guest.
+the guest runs again (template: median of 3).  The last line compares ours (zstd) with the
+seed on the filled guest.
 """
 
 from __future__ import annotations
