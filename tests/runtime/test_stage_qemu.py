@@ -240,3 +240,10 @@ def test_bad_spec_is_exit_2_with_one_line(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0
     assert "spec.steps[0].wait_exit: no VM named 'nope'" in p.stderr
+
+
+def test_switch_that_cannot_start(tmp_path: Path) -> None:
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], switch="/nonexistent/dir/vde.ctl"))
+    assert p.returncode == 1
+    assert "vde_switch" in p.stderr
+    assert "exited" in p.stderr

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 JSON = dict[str, Any]
+MAX_EVENTS = 1000
 
 
 class QMPError(Exception):
@@ -109,7 +110,7 @@ class QMPClient:
             except QMPDisconnectedError as exc:
                 raise QMPDisconnectedError(f"{command}: {exc}") from exc
             if "event" in reply:
-                self.events.append(reply)
+                self._queue(reply)
                 continue
             if reply.get("id") != ident:
                 raise QMPProtocolError(f"{command}: reply for another command: {_short(reply)}")
@@ -133,7 +134,11 @@ class QMPClient:
             if "event" not in msg:
                 raise QMPProtocolError(f"unexpected message while waiting for {name}: "
                                        f"{_short(msg)}")
-            self.events.append(msg)
+            self._queue(msg)
+
+    def _queue(self, event: JSON) -> None:
+        self.events.append(event)
+        del self.events[:-MAX_EVENTS]  # a long stage must not grow without bound
 
     def close(self) -> None:
         self.sock.close()

@@ -26,6 +26,7 @@ from .supervise import (
     describe_exit,
     log,
     scaled,
+    tail,
     wait_until,
 )
 from .vm import COMPRESSIONS, VM, Restore, VMSpec
@@ -178,6 +179,7 @@ class Stage:
         self.accel = "tcg"
         self.rundir: Path | None = None
         self._switch_pipe: int | None = None
+        self.switch_log = spec.workdir / "wingen-vde_switch.log"
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -232,13 +234,16 @@ class Stage:
         # even if this process is SIGKILLed.
         r, w = os.pipe()
         try:
-            proc = self.sup.spawn("vde_switch", [self.spec.vde_switch, "-s", sock], stdin=r)
+            with self.switch_log.open("wb") as err:
+                proc = self.sup.spawn("vde_switch", [self.spec.vde_switch, "-s", sock],
+                                      stdin=r, stderr=err)
         finally:
             os.close(r)
         self._switch_pipe = w
         ctl = Path(sock) / "ctl"
         if not wait_until(ctl.exists, self.deadline(10), abort=lambda: _exited("vde_switch", proc)):
-            raise StageError(f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s")
+            raise StageError(f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
+                             f"({tail(self.switch_log, 5) or 'no message'})")
 
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
@@ -315,7 +320,11 @@ class Stage:
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     vm.proc.wait(0.5)
-        return "\n".join(vm.report() for vm in self.vms.values())
+        parts = [vm.report() for vm in self.vms.values()]
+        switch = tail(self.switch_log, 5) if self.spec.switch else ""
+        if switch:
+            parts.append(f"--- vde_switch stderr ---\n{switch}")
+        return "\n".join(parts)
 
     def close(self) -> None:
         for vm in self.vms.values():
