@@ -14,7 +14,7 @@ Paths:
   * ours:  wingen.runtime.snapshot save/restore, zstd -2 -T0 over a pipe handed to QEMU.
   * template: RAM in a share=on file, device state only; revive maps the file privately.
 Save is timed from `stop` until the state file is complete; restore from starting QEMU until
-the guest runs again (template: median of 3).  The last line compares ours (zstd) with the
+the guest runs again (template: median of 5).  The last line compares ours (zstd) with the
 seed on the filled guest.
 """
 
@@ -134,9 +134,9 @@ class Bench:
             vm.close(sup)
             size = int(result.get("ram_disk_bytes", 0)) + state.stat().st_size
             # A template revive takes tens of ms, so scheduling noise from other work on the
-            # machine matters: take the median of three.
+            # machine matters: take the median of five.
             times = []
-            for _ in range(3 if compression == "template" else 1):
+            for _ in range(5 if compression == "template" else 1):
                 dst = self.vm(sup, None, rest=Restore(state, compression))
                 t0 = time.monotonic()
                 dst.start(sup)
@@ -145,6 +145,9 @@ class Bench:
                 times.append(time.monotonic() - t0)
                 dst.close(sup)
             t_restore = sorted(times)[len(times) // 2]
+            if len(times) > 1:
+                print(f"  ({compression} revives: "
+                      f"{', '.join(f'{t:.3f}' for t in times)} s)", flush=True)
         shutil.rmtree(state.parent)
         return result["save_s"], t_restore, size
 
