@@ -14,8 +14,9 @@ Paths:
   * ours:  wingen.runtime.snapshot save/restore, zstd -2 -T0 over a pipe handed to QEMU.
   * template: RAM in a share=on file, device state only; revive maps the file privately.
 Save is timed from `stop` until the state file is complete; restore from starting QEMU until
-the guest runs again (template: median of 5).  The last line compares ours (zstd) with the
-seed on the filled guest.
+the guest runs again (template: median of 5); dirty pages are synced before each revive so
+background writeback of the fresh file does not land in either path's figure.  The last line
+compares ours (zstd) with the seed on the filled guest.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Bench:
             c.execute("quit")
             vm.close(sup)
             size = state.stat().st_size
+            os.sync()  # no writeback of the fresh state in the background of the revive
             dst = self.vm(sup, None, extra=["-incoming", f"exec: gzip -c -d '{state}'"])
             t0 = time.monotonic()
             dst.start(sup)
@@ -133,6 +135,7 @@ class Bench:
                           ram_file=vm.ram_file if compression == "template" else None)
             vm.close(sup)
             size = int(result.get("ram_disk_bytes", 0)) + state.stat().st_size
+            os.sync()
             # A template revive takes tens of ms, so scheduling noise from other work on the
             # machine matters: take the median of five.
             times = []
@@ -164,6 +167,7 @@ def main() -> None:
         fill = tmp / "fill.bin"
         t0 = time.monotonic()
         make_fill(fill, args.fill_mib)
+        os.sync()
         print(f"guest: {args.mib} MiB, TCG; filled = {args.fill_mib} MiB loaded "
               f"(made in {time.monotonic() - t0:.1f} s)", flush=True)
         results: dict[tuple[str, str], tuple[float, float, int]] = {}
