@@ -301,7 +301,11 @@ class Stage:
                  meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
                  fsync=bool(step.get("fsync", False)))
             if vm.proc is not None:
-                vm.proc.wait(10)
+                try:
+                    vm.proc.wait(10)
+                except subprocess.TimeoutExpired as exc:
+                    raise StageError(f"VM {vm.name}: QEMU still running 10 s after the save "
+                                     "and quit") from exc
         elif action == "quit":
             self._quit(vm, limit)
 
@@ -386,6 +390,9 @@ def run_stage(spec_path: Path) -> int:
         return 1
     except QMPError as exc:
         print(f"wingen-runtime: stage failed: QMP: {exc}\n{report}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. no space left for the state file
+        print(f"wingen-runtime: stage failed: {exc}\n{report}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         print(f"wingen-runtime: stage {exc}; everything was stopped\n{report}", file=sys.stderr)
