@@ -62,7 +62,9 @@ Stage spec (JSON)
     ]
   }
 
-Steps run in order; "what" is optional and only used in messages.  Semantics:
+All VMs start together (in list order); VMs with "restore" are then revived from their state
+(and ``cont``-inued) before the first step.  Steps run in order; "what" is optional and only
+used in messages.  Any wait ends early when another VM exits non-zero.  Semantics:
 
 * ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
   VMs have exited.
@@ -73,15 +75,17 @@ Steps run in order; "what" is optional and only used in messages.  Semantics:
   Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
   memory or compression differs is refused up front with that reason.
   Default deadlines: wait_file/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
-* ``quit``: QMP ``quit`` (kill after 5 s).
+* ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 
 The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max``,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
 (``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
--nodefaults -no-reboot``, ``-pidfile``, and ``-incoming defer`` when ``restore`` is set.
+-nodefaults``, ``-no-reboot`` (unless "no_reboot": false), ``-pidfile``, and
+``-incoming defer`` when ``restore`` is set.
 QMP sockets live in a private short-path directory (TMPDIR, else /tmp or /dev/shm); the
 serial log and QEMU's stderr are ``WORKDIR/wingen-NAME.serial.log`` / ``.stderr.log``.
+A "template" VM's RAM file is ``WORKDIR/wingen-NAME.ram`` until a save moves it.
 Relative paths in the spec (and in VM args) are relative to the runtime's cwd.
 Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
 never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
