@@ -55,6 +55,7 @@ def test_good_spec() -> None:
     ({"steps": [{"save": "guest"}]}, "spec.steps[0].to: missing"),
     ({"steps": [{"wait_serial": "guest", "pattern": "("}]}, "is not a regular expression"),
     ({"steps": [{"quit": "guest", "deadlin": 3}]}, "spec.steps[0].deadlin: unknown field"),
+    ({"steps": [{"wait_tcp": "localhost"}]}, "spec.steps[0].wait_tcp: 'localhost' is not HOST"),
 ])
 def test_bad_spec_names_field_and_value(change: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -247,3 +247,20 @@ def test_switch_that_cannot_start(tmp_path: Path) -> None:
     assert p.returncode == 1
     assert "vde_switch" in p.stderr
     assert "exited" in p.stderr
+
+
+def test_wait_tcp(tmp_path: Path) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Timer(0.5, listener.listen).start()
+    try:
+        p = run(tmp_path, spec(tmp_path, [{"wait_tcp": f"127.0.0.1:{port}", "deadline": 10}]))
+        assert p.returncode == 0, p.stderr
+    finally:
+        listener.close()
+    p = run(tmp_path, spec(tmp_path, [{"wait_tcp": f"127.0.0.1:{port}", "deadline": 0.5}]))
+    assert p.returncode == 1
+    assert f"nothing accepted connections on 127.0.0.1:{port} within 0.5 s" in p.stderr

@@ -54,6 +54,7 @@ Stage spec (JSON)
     ],
     "steps": [
       {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
+      {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
        "deadline": 600, "fsync": false},
@@ -68,13 +69,16 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
 
 * ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
   VMs have exited.
+* ``wait_tcp``: ``"HOST:PORT"`` accepts a TCP connection (e.g. a hostfwd port).  A port
+  inside the private VM LAN is not visible from the host: let the controller probe it and
+  write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
   Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
   memory or compression differs is refused up front with that reason.
-  Default deadlines: wait_file/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
+  Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 

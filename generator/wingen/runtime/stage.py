@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +32,10 @@ from .supervise import (
 )
 from .vm import COMPRESSIONS, VM, Restore, VMSpec
 
-ACTIONS = ("wait_file", "wait_serial", "wait_exit", "save", "quit")
+ACTIONS = ("wait_file", "wait_tcp", "wait_serial", "wait_exit", "save", "quit")
 STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
-DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_serial": 600.0, "wait_exit": 3600.0,
-                    "save": 600.0, "quit": 10.0}
+DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_tcp": 600.0, "wait_serial": 600.0,
+                    "wait_exit": 3600.0, "save": 600.0, "quit": 10.0}
 
 
 class SpecError(Exception):
@@ -144,7 +145,10 @@ def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
             raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(STEP_KEYS)}")
     action = actions[0]
     target = _get(raw, action, str, where)
-    if action != "wait_file" and target not in names:
+    if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
+        raise SpecError(f"{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "
+                        "\"127.0.0.1:10022\"")
+    if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
     step = dict(raw)
     step["action"] = action
@@ -265,6 +269,13 @@ class Stage:
                 raise StageError(f"deadline: {path} did not appear within "
                                  f"{self.deadline_text(step['deadline'])}")
             return
+        if action == "wait_tcp":
+            host, _, port = target.rpartition(":")
+            if not wait_until(lambda: _tcp_open(host, int(port)), limit, poll=0.2,
+                              abort=lambda: self.abort_reason(None)):
+                raise StageError(f"deadline: nothing accepted connections on {target} within "
+                                 f"{self.deadline_text(step['deadline'])}")
+            return
         vm = self.vms[target]
         if action == "wait_serial":
             rx = re.compile(step["pattern"])
@@ -339,6 +350,14 @@ class Stage:
         self.sup.close()
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def short_rundir() -> Path:
