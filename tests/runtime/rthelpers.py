@@ -49,3 +49,12 @@ def make_vm(
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
     return VM(spec, qemu=QEMU, accel=accel, rundir=run, logdir=tmp_path)
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that does not reap (docker's PID 1)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -15,10 +15,12 @@ CLI
 ``python3 -m wingen.runtime probe-accel [--qemu QEMU]``
     Print ``kvm`` if a tiny guest really runs under ``-accel kvm -cpu host``, else ``tcg``.
 ``python3 -m wingen.runtime save --qmp SOCK --to FILE [--compression zstd|gzip|none|template]``
+``    [--ram-file RAM] [--fsync] [--deadline S] [--zstd PATH] [--gzip PATH]``
     Save a running QEMU (stop, migrate to FILE atomically, quit).  Template mode needs the
     VM's RAM in a ``share=on`` memory-backend-file; give its path with ``--ram-file`` and it
     is moved (sparse) to ``FILE.ram``.
 ``python3 -m wingen.runtime restore --qmp SOCK --from FILE [--compression ...] [--no-cont]``
+``    [--deadline S] [--zstd PATH] [--gzip PATH]``
     Feed a QEMU started with ``-incoming defer`` from FILE, wait until loaded, ``cont``.
 
 Stage spec (JSON)
@@ -31,8 +33,11 @@ Stage spec (JSON)
     "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
     "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
     "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH
+    "zstd_level": 2,                          # optional (zstd -2 -T0: smaller than gzip -6)
     "vde_switch": "/nix/store/.../bin/vde_switch",  # optional (default on PATH), used if "switch"
-    "switch": "vde.ctl",                      # optional: start a switch at this socket path
+    "switch": "vde.ctl",                      # optional: start `vde_switch -s vde.ctl` (no -d:
+                                              #   it is our child, fed an open stdin pipe, so
+                                              #   it exits even if the runtime is SIGKILLed)
     "workdir": ".",                           # optional: where logs go (default cwd)
     "vms": [
       {"name": "guest", "memory_mib": 1024,
@@ -41,35 +46,53 @@ Stage spec (JSON)
                                              #   later {"save", "compression": "template"} works
        "restore": {"from": "/nix/store/...-state/state",
                    "compression": "zstd" | "gzip" | "none" | "template"},   # optional
-       "restore_deadline": 120               # optional (default 120 s, scaled)
+       "restore_deadline": 120,              # optional (default 120 s, scaled)
+       "no_reboot": true                     # optional (default): a guest reboot ends QEMU;
+                                             #   false for guests that reboot (Windows setup)
       },
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
     "steps": [
       {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
+      {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
-       "deadline": 600},
+       "deadline": 600, "fsync": false},
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
   }
 
-Steps run in order; "what" is optional and only used in messages.  Semantics:
+All VMs start together (in list order); VMs with "restore" are then revived from their state
+(and ``cont``-inued) before the first step.  Steps run in order; "what" is optional and only
+used in messages.  Any wait ends early when another VM exits non-zero.  Semantics:
 
 * ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
   VMs have exited.
+* ``wait_tcp``: ``"HOST:PORT"`` accepts a TCP connection (e.g. a hostfwd port).  A port
+  inside the private VM LAN is not visible from the host: let the controller probe it and
+  write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
-* ``quit``: QMP ``quit`` (kill after 5 s).
+  Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
+  memory or compression differs is refused up front with that reason.
+  Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
+* ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 
 The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max``,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
 (``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
--nodefaults -no-reboot``, ``-pidfile``, and ``-incoming defer`` when ``restore`` is set.
+-nodefaults``, ``-no-reboot`` (unless "no_reboot": false), ``-pidfile``, and
+``-incoming defer`` when ``restore`` is set.
+QMP sockets live in a private short-path directory (TMPDIR, else /tmp or /dev/shm); the
+serial log and QEMU's stderr are ``WORKDIR/wingen-NAME.serial.log`` / ``.stderr.log``.
+A "template" VM's RAM file is ``WORKDIR/wingen-NAME.ram`` until a save moves it.
+Relative paths in the spec (and in VM args) are relative to the runtime's cwd.
 Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
 never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
+QEMU 7.2 opens that file read-write even so: if it is not writable (a read-only store) a
+sparse copy is revived instead, which costs time proportional to the RAM in use.
 """

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "save":
             p.add_argument("--to", required=True, type=Path)
             p.add_argument("--ram-file", type=Path, help="the VM's share=on RAM file (template)")
+            p.add_argument("--fsync", action="store_true", help="make the file power-loss safe")
         else:
             p.add_argument("--from", dest="src", required=True, type=Path)
             p.add_argument("--no-cont", action="store_true", help="leave the VM paused")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.cmd == "save":
                     save(client, args.to, args.compression, sup=sup, deadline=args.deadline,
-                         tools=tools, ram_file=args.ram_file)
+                         tools=tools, ram_file=args.ram_file, fsync=args.fsync)
                 else:
                     restore(client, args.src, args.compression, sup=sup,
                             deadline=args.deadline, tools=tools, cont=not args.no_cont)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 JSON = dict[str, Any]
+MAX_EVENTS = 1000
 
 
 class QMPError(Exception):
@@ -61,10 +62,13 @@ class QMPClient:
                 if time.monotonic() >= end:
                     raise QMPTimeoutError(
                         f"QMP socket {path} not ready after {deadline:g} s") from exc
-                time.sleep(0.02)
-        client = cls(sock, timeout=timeout)
+                time.sleep(0.005)  # QEMU creates it ~30 ms after exec: keep revive fast
+        # QEMU greets before machine init is done and answers only after it (large ROMs,
+        # initrds): the whole connect deadline applies to the handshake too.
+        client = cls(sock, timeout=max(timeout, end - time.monotonic()))
         try:
             client.handshake()
+            client.timeout = timeout
         except BaseException:
             client.close()
             raise
@@ -106,7 +110,7 @@ class QMPClient:
             except QMPDisconnectedError as exc:
                 raise QMPDisconnectedError(f"{command}: {exc}") from exc
             if "event" in reply:
-                self.events.append(reply)
+                self._queue(reply)
                 continue
             if reply.get("id") != ident:
                 raise QMPProtocolError(f"{command}: reply for another command: {_short(reply)}")
@@ -130,7 +134,11 @@ class QMPClient:
             if "event" not in msg:
                 raise QMPProtocolError(f"unexpected message while waiting for {name}: "
                                        f"{_short(msg)}")
-            self.events.append(msg)
+            self._queue(msg)
+
+    def _queue(self, event: JSON) -> None:
+        self.events.append(event)
+        del self.events[:-MAX_EVENTS]  # a long stage must not grow without bound
 
     def close(self) -> None:
         self.sock.close()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,14 +27,15 @@ from .supervise import (
     describe_exit,
     log,
     scaled,
+    tail,
     wait_until,
 )
 from .vm import COMPRESSIONS, VM, Restore, VMSpec
 
-ACTIONS = ("wait_file", "wait_serial", "wait_exit", "save", "quit")
-STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern"}
-DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_serial": 600.0, "wait_exit": 3600.0,
-                    "save": 600.0, "quit": 10.0}
+ACTIONS = ("wait_file", "wait_tcp", "wait_serial", "wait_exit", "save", "quit")
+STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
+DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_tcp": 600.0, "wait_serial": 600.0,
+                    "wait_exit": 3600.0, "save": 600.0, "quit": 10.0}
 
 
 class SpecError(Exception):
@@ -89,7 +91,7 @@ def parse_spec(raw: Any) -> StageSpec:
         qemu=_get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
         tools=Tools(zstd=_get(raw, "zstd", str, "spec", "zstd"),
                     gzip=_get(raw, "gzip", str, "spec", "gzip"),
-                    zstd_level=_get(raw, "zstd_level", int, "spec", 3)),
+                    zstd_level=_get(raw, "zstd_level", int, "spec", 2)),
         vde_switch=_get(raw, "vde_switch", str, "spec", "vde_switch"),
         switch=_get(raw, "switch", str, "spec", None),
         workdir=Path(_get(raw, "workdir", str, "spec", ".")),
@@ -143,7 +145,10 @@ def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
             raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(STEP_KEYS)}")
     action = actions[0]
     target = _get(raw, action, str, where)
-    if action != "wait_file" and target not in names:
+    if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
+        raise SpecError(f"{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "
+                        "\"127.0.0.1:10022\"")
+    if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
     step = dict(raw)
     step["action"] = action
@@ -178,6 +183,7 @@ class Stage:
         self.accel = "tcg"
         self.rundir: Path | None = None
         self._switch_pipe: int | None = None
+        self.switch_log = spec.workdir / "wingen-vde_switch.log"
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -232,13 +238,16 @@ class Stage:
         # even if this process is SIGKILLed.
         r, w = os.pipe()
         try:
-            proc = self.sup.spawn("vde_switch", [self.spec.vde_switch, "-s", sock], stdin=r)
+            with self.switch_log.open("wb") as err:
+                proc = self.sup.spawn("vde_switch", [self.spec.vde_switch, "-s", sock],
+                                      stdin=r, stderr=err)
         finally:
             os.close(r)
         self._switch_pipe = w
         ctl = Path(sock) / "ctl"
         if not wait_until(ctl.exists, self.deadline(10), abort=lambda: _exited("vde_switch", proc)):
-            raise StageError(f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s")
+            raise StageError(f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
+                             f"({tail(self.switch_log, 5) or 'no message'})")
 
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
@@ -258,6 +267,13 @@ class Stage:
             path = Path(target)
             if not wait_until(path.exists, limit, poll=0.1, abort=lambda: self.abort_reason(None)):
                 raise StageError(f"deadline: {path} did not appear within "
+                                 f"{self.deadline_text(step['deadline'])}")
+            return
+        if action == "wait_tcp":
+            host, _, port = target.rpartition(":")
+            if not wait_until(lambda: _tcp_open(host, int(port)), limit, poll=0.2,
+                              abort=lambda: self.abort_reason(None)):
+                raise StageError(f"deadline: nothing accepted connections on {target} within "
                                  f"{self.deadline_text(step['deadline'])}")
             return
         vm = self.vms[target]
@@ -293,9 +309,14 @@ class Stage:
             save(vm.client(), Path(step["to"]), step["compression"], sup=self.sup,
                  deadline=limit, tools=self.spec.tools,
                  ram_file=vm.ram_file if vm.spec.template else None, name=vm.name,
-                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib})
+                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
+                 fsync=bool(step.get("fsync", False)))
             if vm.proc is not None:
-                vm.proc.wait(10)
+                try:
+                    vm.proc.wait(10)
+                except subprocess.TimeoutExpired as exc:
+                    raise StageError(f"VM {vm.name}: QEMU still running 10 s after the save "
+                                     "and quit") from exc
         elif action == "quit":
             self._quit(vm, limit)
 
@@ -314,7 +335,11 @@ class Stage:
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     vm.proc.wait(0.5)
-        return "\n".join(vm.report() for vm in self.vms.values())
+        parts = [vm.report() for vm in self.vms.values()]
+        switch = tail(self.switch_log, 5) if self.spec.switch else ""
+        if switch:
+            parts.append(f"--- vde_switch stderr ---\n{switch}")
+        return "\n".join(parts)
 
     def close(self) -> None:
         for vm in self.vms.values():
@@ -325,6 +350,14 @@ class Stage:
         self.sup.close()
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def short_rundir() -> Path:
@@ -376,6 +409,9 @@ def run_stage(spec_path: Path) -> int:
         return 1
     except QMPError as exc:
         print(f"wingen-runtime: stage failed: QMP: {exc}\n{report}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. no space left for the state file
+        print(f"wingen-runtime: stage failed: {exc}\n{report}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         print(f"wingen-runtime: stage {exc}; everything was stopped\n{report}", file=sys.stderr)
