@@ -235,12 +235,13 @@ class Stage:
 
     def _start_switch(self, sock: str) -> None:
         # No -d: the switch reads stdin, so it exits by itself when our pipe end closes,
-        # even if this process is SIGKILLed.
+        # even if this process is SIGKILLed. --dirmode 0700: its default ctl dir mode is
+        # setgid, which Nix builds forbid (even with the sandbox off).
         r, w = os.pipe()
+        argv = [self.spec.vde_switch, "-s", sock, "--dirmode", "0700"]
         try:
             with self.switch_log.open("wb") as err:
-                proc = self.sup.spawn("vde_switch", [self.spec.vde_switch, "-s", sock],
-                                      stdin=r, stderr=err)
+                proc = self.sup.spawn("vde_switch", argv, stdin=r, stderr=err)
         finally:
             os.close(r)
         self._switch_pipe = w
