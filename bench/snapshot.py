@@ -60,11 +60,15 @@ def make_fill(path: Path, mib: int) -> None:
                 f.write(os.urandom(SEG))
             elif kind < 8:
                 off = rng.randrange(0, len(text) - SEG)
-                f.write(text[off:off + SEG])
+                f.write(text[off : off + SEG])
             elif kind == 8:
                 base = rng.randrange(1 << 40)
-                f.write(b"".join(((base + 64 * j) ^ rng.getrandbits(6)).to_bytes(8, "little")
-                                 for j in range(SEG // 8)))
+                f.write(
+                    b"".join(
+                        ((base + 64 * j) ^ rng.getrandbits(6)).to_bytes(8, "little")
+                        for j in range(SEG // 8)
+                    )
+                )
             else:
                 f.write(bytes(SEG))
 
@@ -77,16 +81,28 @@ class Bench:
         self.bios = write_bios(tmp / "bios.bin", READY + "\r\n")
         self.n = 0
 
-    def vm(self, sup: Supervisor, fill: Path | None, *, template: bool = False,
-           rest: Restore | None = None, extra: list[str] | None = None) -> VM:
+    def vm(
+        self,
+        sup: Supervisor,
+        fill: Path | None,
+        *,
+        template: bool = False,
+        rest: Restore | None = None,
+        extra: list[str] | None = None,
+    ) -> VM:
         self.n += 1
         args = ["-bios", str(self.bios), *(extra or [])]
         if fill is not None:
             args += ["-device", f"loader,file={fill},addr={LOAD_ADDR:#x},force-raw=on"]
         run = self.tmp / f"run{self.n}"
         run.mkdir()
-        return VM(VMSpec(name="guest", memory_mib=self.mib, args=args, template=template,
-                         restore=rest), qemu=self.qemu, accel="tcg", rundir=run, logdir=run)
+        return VM(
+            VMSpec(name="guest", memory_mib=self.mib, args=args, template=template, restore=rest),
+            qemu=self.qemu,
+            accel="tcg",
+            rundir=run,
+            logdir=run,
+        )
 
     def boot(self, sup: Supervisor, fill: Path | None, template: bool = False) -> VM:
         vm = self.vm(sup, fill, template=template)
@@ -131,8 +147,14 @@ class Bench:
         state = self.tmp / f"ours-{compression}" / "state"
         with Supervisor() as sup:
             vm = self.boot(sup, fill, template=compression == "template")
-            result = save(vm.client(), state, compression, sup=sup, deadline=600,
-                          ram_file=vm.ram_file if compression == "template" else None)
+            result = save(
+                vm.client(),
+                state,
+                compression,
+                sup=sup,
+                deadline=600,
+                ram_file=vm.ram_file if compression == "template" else None,
+            )
             vm.close(sup)
             size = int(result.get("ram_disk_bytes", 0)) + state.stat().st_size
             os.sync()
@@ -149,8 +171,10 @@ class Bench:
                 dst.close(sup)
             t_restore = sorted(times)[len(times) // 2]
             if len(times) > 1:
-                print(f"  ({compression} revives: "
-                      f"{', '.join(f'{t:.3f}' for t in times)} s)", flush=True)
+                print(
+                    f"  ({compression} revives: {', '.join(f'{t:.3f}' for t in times)} s)",
+                    flush=True,
+                )
         shutil.rmtree(state.parent)
         return result["save_s"], t_restore, size
 
@@ -168,27 +192,37 @@ def main() -> None:
         t0 = time.monotonic()
         make_fill(fill, args.fill_mib)
         os.sync()
-        print(f"guest: {args.mib} MiB, TCG; filled = {args.fill_mib} MiB loaded "
-              f"(made in {time.monotonic() - t0:.1f} s)", flush=True)
+        print(
+            f"guest: {args.mib} MiB, TCG; filled = {args.fill_mib} MiB loaded "
+            f"(made in {time.monotonic() - t0:.1f} s)",
+            flush=True,
+        )
         results: dict[tuple[str, str], tuple[float, float, int]] = {}
         for label, f in (("idle", None), ("filled", fill)):
             for path in ("seed-gzip", "ours-zstd", "ours-template"):
                 r = b.seed(f) if path == "seed-gzip" else b.ours(f, path.split("-", 1)[1])
                 results[(label, path)] = r
                 what = "disk footprint" if path == "ours-template" else "state size"
-                print(f"{label:6} {path:13} save {r[0]:7.2f} s  restore {r[1]:6.3f} s  "
-                      f"{what} {r[2] / 2**20:8.1f} MiB", flush=True)
+                print(
+                    f"{label:6} {path:13} save {r[0]:7.2f} s  restore {r[1]:6.3f} s  "
+                    f"{what} {r[2] / 2**20:8.1f} MiB",
+                    flush=True,
+                )
         tpl = results[("filled", "ours-template")]
-        print(f"template revive ({args.mib} MiB guest, filled): {tpl[1]:.3f} s to running, "
-              f"disk footprint {tpl[2] / 2**20:.1f} MiB "
-              f"(gzip state {results[('filled', 'seed-gzip')][2] / 2**20:.1f} MiB); "
-              f"idle: {results[('idle', 'ours-template')][1]:.3f} s, "
-              f"{results[('idle', 'ours-template')][2] / 2**20:.1f} MiB")
+        print(
+            f"template revive ({args.mib} MiB guest, filled): {tpl[1]:.3f} s to running, "
+            f"disk footprint {tpl[2] / 2**20:.1f} MiB "
+            f"(gzip state {results[('filled', 'seed-gzip')][2] / 2**20:.1f} MiB); "
+            f"idle: {results[('idle', 'ours-template')][1]:.3f} s, "
+            f"{results[('idle', 'ours-template')][2] / 2**20:.1f} MiB"
+        )
         seed = results[("filled", "seed-gzip")]
         ours = results[("filled", "ours-zstd")]
         print("last line: filled guest, ours-zstd (zstd -2 -T0 over a pipe) vs seed-gzip")
-        print(f"save_speedup={seed[0] / ours[0]:.1f} restore_speedup={seed[1] / ours[1]:.1f} "
-              f"size_ratio={ours[2] / seed[2]:.3f}")
+        print(
+            f"save_speedup={seed[0] / ours[0]:.1f} restore_speedup={seed[1] / ours[1]:.1f} "
+            f"size_ratio={ours[2] / seed[2]:.3f}"
+        )
     _ = ram_path  # the template RAM file lives beside the state (see snapshot.ram_path)
 
 

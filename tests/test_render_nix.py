@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from helpers import ROOT, env
+from helpers import ROOT, env, nix_eval
 from wingen.config import Config
 from wingen.loader import parse_config
+from wingen.nixnames import names_for
 from wingen.render import render
 
 pytestmark = pytest.mark.nix
@@ -135,3 +136,16 @@ def test_the_removed_option_patterns_catch_the_seeds_lines() -> None:
     """
     found = {name for name, pattern in REMOVED.items() if pattern.search(seed)}
     assert found == set(REMOVED)
+
+
+@pytest.mark.parametrize("example", ["wingen.toml", "linux.toml"])
+def test_function_takes_exactly_the_listed_names(example: str, kernel: Path) -> None:
+    """The one list in nixnames.py is the expression's arguments, and the stand-in has them all."""
+    cfg = _config(example)
+    text = render(cfg).expression
+    formals = re.search(r"^\{ ([\w, ]+) \}:$", text, re.MULTILINE)
+    assert formals, "the expression is a function of a set of names"
+    assert tuple(formals.group(1).split(", ")) == names_for(cfg.guest)
+    standin = ROOT / "nix" / "standin" / "default.nix"
+    provided = nix_eval(f"builtins.attrNames (import {standin} {{ kernelRoot = {kernel}; }})")
+    assert set(names_for(cfg.guest)) <= set(provided)

@@ -158,7 +158,7 @@ class Media(Model):
             raise _at(
                 "url",
                 f"{self.url!r} does not end in a file name Nix can store",
-                "give name = \"FILE.iso\" and add the file to the store yourself",
+                'give name = "FILE.iso" and add the file to the store yourself',
             )
         return self
 

@@ -5,26 +5,36 @@ small stand-in package set (nix/standin, for offline tests) can satisfy the same
 
 from __future__ import annotations
 
+# Every guest: the stages, the controller VM (kernel, initrd, Samba, SSH) and the runtime helper.
 NIXPKGS_NAMES: tuple[str, ...] = (
     "runCommand",
     "writeText",
     "writeScript",
-    "requireFile",
-    "fetchurl",
     "bash",
     "coreutils",
-    "busybox",
     "python3",
     "qemu",
     "vde2",
     "samba",
-    "dropbear",
     "openssh",
     "zstd",
     "gzip",
+    "cpio",
+    "linux",
+    "makeModulesClosure",
+    "pkgsStatic",  # busybox and dropbear, static or self-contained: they run outside the store
+)
+
+# Windows guests also build install media: the ISO by hash, answer floppy/ISO, Cygwin ISO, UEFI.
+WINDOWS_NAMES: tuple[str, ...] = (
+    "requireFile",
+    "fetchurl",
     "dosfstools",
     "mtools",
     "xorriso",
-    "cpio",
-    "linux",
+    "OVMF",
 )
+
+
+def names_for(guest: str) -> tuple[str, ...]:
+    return NIXPKGS_NAMES + (WINDOWS_NAMES if guest == "windows" else ())

@@ -21,7 +21,7 @@ from . import __version__
 from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
 from .media import check_files, media_context
-from .nixnames import NIXPKGS_NAMES
+from .nixnames import names_for
 
 PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
@@ -80,7 +80,12 @@ def runtime_files() -> dict[str, str]:
 
 
 def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
-    ctx = {"cfg": cfg, "version": __version__, "names": NIXPKGS_NAMES, "config_dir": config_dir}
+    ctx = {
+        "cfg": cfg,
+        "version": __version__,
+        "names": names_for(cfg.guest),
+        "config_dir": config_dir,
+    }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)
     return ctx
 

@@ -97,8 +97,6 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
     return tmp_path, files
 
 
-
-
 UEFI = (
     'iso = { name = "wingen-test-win.iso", sha256 = "ISOHASH" }\n'
     'edition = "Windows 11 Pro"\nfirmware = "uefi"\nproduct_key = "generic"'

@@ -9,7 +9,7 @@ import pytest
 
 from wingen.cygwin import lock
 from wingen.errors import UserError
-from wingen.nixnames import NIXPKGS_NAMES
+from wingen.nixnames import names_for
 
 from .helpers import PARTIAL_NAMES, ZERO, render_files, render_partial, windows_cfg
 
@@ -32,7 +32,7 @@ def test_partial_uses_only_listed_nixpkgs_names(tmp_path: Path) -> None:
     text = partial(tmp_path, {"virtio_iso": {"url": "https://x.example/virtio-win.iso",
                                              "sha256": ZERO}})  # fmt: skip
     # The nix tests bind only PARTIAL_NAMES (an unknown name fails there); all are allowed names.
-    assert set(PARTIAL_NAMES) <= set(NIXPKGS_NAMES)
+    assert set(PARTIAL_NAMES) <= set(names_for("windows"))
     for name in PARTIAL_NAMES:
         assert re.search(rf"\b{name}\b", text), name
     assert "pkgs." not in text
@@ -44,7 +44,9 @@ def test_partial_uses_only_listed_nixpkgs_names(tmp_path: Path) -> None:
 
 def _unbuildable_cygwin_iso(text: str) -> str:
     """The message of the Cygwin ISO that says what it lacks, or fail."""
-    found = re.search(r'message = "wingen cannot make the Cygwin ISO yet: ((?:[^"\\]|\\.)*)";', text)
+    found = re.search(
+        r'message = "wingen cannot make the Cygwin ISO yet: ((?:[^"\\]|\\.)*)";', text
+    )
     assert found, "a missing input still renders, as an ISO whose build says what to do"
     assert "exit 1" in text[found.end() :][:200]
     return found.group(1)

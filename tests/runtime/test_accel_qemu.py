@@ -26,8 +26,14 @@ def test_probe_deadline_fires_and_cleans_up() -> None:
 
 def test_probe_cli_prints_one_word() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "generator")}
-    p = subprocess.run([sys.executable, "-m", "wingen.runtime", "probe-accel", "--qemu", QEMU],
-                       capture_output=True, text=True, env=env, timeout=30, check=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "wingen.runtime", "probe-accel", "--qemu", QEMU],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=True,
+    )
     assert p.stdout in ("kvm\n", "tcg\n")
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         assert p.stdout == "tcg\n"

@@ -20,15 +20,36 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "ge
 
 def qemu(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
     bios = write_bios(tmp_path / "g.bin", "hello\r\n")
-    return subprocess.Popen([QEMU, "-accel", "tcg", "-cpu", "max", "-m", "128", "-bios", str(bios),
-                             "-display", "none", "-nodefaults",
-                             "-qmp", f"unix:{tmp_path / name},server=on,wait=off", *extra],
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            QEMU,
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "128",
+            "-bios",
+            str(bios),
+            "-display",
+            "none",
+            "-nodefaults",
+            "-qmp",
+            f"unix:{tmp_path / name},server=on,wait=off",
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+    )
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wingen.runtime", *args], env=ENV,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "wingen.runtime", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_save_and_restore_subcommands(tmp_path: Path) -> None:

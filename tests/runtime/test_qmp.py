@@ -323,9 +323,14 @@ def test_connect_over_unix_socket(tmp_path: Any) -> None:
 
 
 def test_event_queue_is_bounded(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = client_for(pair, [
-        ("expect", "stop"), ("send", EVENT * 1005), ("send", b'{"return": {}, "id": "{id}"}\n'),
-    ])
+    client, server = client_for(
+        pair,
+        [
+            ("expect", "stop"),
+            ("send", EVENT * 1005),
+            ("send", b'{"return": {}, "id": "{id}"}\n'),
+        ],
+    )
     assert client.execute("stop") == {}
     assert len(client.events) == 1000
     server.join()

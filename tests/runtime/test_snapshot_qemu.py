@@ -61,12 +61,19 @@ def counting_bios(tmp_path: Path) -> Path:
     return write_bios(tmp_path / "count.bin", READY + "\r\n", end="count")
 
 
-def start_source(tmp_path: Path, accel: str, bios: Path, sup: Supervisor, data: bytes,
-                 template: bool = False) -> VM:
+def start_source(
+    tmp_path: Path, accel: str, bios: Path, sup: Supervisor, data: bytes, template: bool = False
+) -> VM:
     marker = tmp_path / "marker.bin"
     marker.write_bytes(data)
-    vm = make_vm(tmp_path, accel, bios, "src", args=[
-        "-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"], template=template)
+    vm = make_vm(
+        tmp_path,
+        accel,
+        bios,
+        "src",
+        args=["-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"],
+        template=template,
+    )
     vm.start(sup)
     vm.connect(10)
     wait_ready(vm)
@@ -74,8 +81,9 @@ def start_source(tmp_path: Path, accel: str, bios: Path, sup: Supervisor, data: 
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
-def test_round_trip_keeps_guest_state(tmp_path: Path, accel: str, counting_bios: Path,
-                                      sup: Supervisor, compression: str) -> None:
+def test_round_trip_keeps_guest_state(
+    tmp_path: Path, accel: str, counting_bios: Path, sup: Supervisor, compression: str
+) -> None:
     data = os.urandom(64 << 10)
     src = start_source(tmp_path, accel, counting_bios, sup, data)
     src.client().execute("stop")
@@ -99,8 +107,9 @@ def test_round_trip_keeps_guest_state(tmp_path: Path, accel: str, counting_bios:
     dst.close(sup)
 
 
-def test_template_round_trip(tmp_path: Path, accel: str, counting_bios: Path,
-                             sup: Supervisor) -> None:
+def test_template_round_trip(
+    tmp_path: Path, accel: str, counting_bios: Path, sup: Supervisor
+) -> None:
     data = os.urandom(64 << 10)
     src = start_source(tmp_path, accel, counting_bios, sup, data, template=True)
     src.client().execute("stop")
@@ -129,8 +138,9 @@ def test_template_round_trip(tmp_path: Path, accel: str, counting_bios: Path,
 
 
 @pytest.mark.parametrize("compression", ["zstd", "none"])
-def test_truncated_state_is_refused(tmp_path: Path, accel: str, bios: Path, sup: Supervisor,
-                                   compression: str) -> None:
+def test_truncated_state_is_refused(
+    tmp_path: Path, accel: str, bios: Path, sup: Supervisor, compression: str
+) -> None:
     src = start_source(tmp_path, accel, bios, sup, os.urandom(4 << 20))
     state = tmp_path / "state"
     save(src.client(), state, compression, sup=sup, deadline=30)
@@ -144,8 +154,7 @@ def test_truncated_state_is_refused(tmp_path: Path, accel: str, bios: Path, sup:
     assert "load of migration failed" in dst.stderr_log.read_text()
 
 
-def test_garbage_state_is_refused(tmp_path: Path, accel: str, bios: Path,
-                                  sup: Supervisor) -> None:
+def test_garbage_state_is_refused(tmp_path: Path, accel: str, bios: Path, sup: Supervisor) -> None:
     state = tmp_path / "state"
     state.write_bytes(os.urandom(1 << 20))
     dst = make_vm(tmp_path, accel, bios, "dst", restore=Restore(state, "zstd"))
@@ -154,8 +163,7 @@ def test_garbage_state_is_refused(tmp_path: Path, accel: str, bios: Path,
         restore(dst.connect(10), state, "zstd", sup=sup, deadline=30)
 
 
-def test_missing_state_is_refused(tmp_path: Path, accel: str, bios: Path,
-                                  sup: Supervisor) -> None:
+def test_missing_state_is_refused(tmp_path: Path, accel: str, bios: Path, sup: Supervisor) -> None:
     dst = make_vm(tmp_path, accel, bios, "dst", restore=Restore(tmp_path / "nope", "zstd"))
     dst.start(sup)
     with pytest.raises(SnapshotError, match="missing or empty"):
@@ -167,8 +175,9 @@ def big_random(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return os.urandom(160 << 20)
 
 
-def test_guest_killed_mid_save(tmp_path: Path, accel: str, bios: Path, sup: Supervisor,
-                               big_random: bytes) -> None:
+def test_guest_killed_mid_save(
+    tmp_path: Path, accel: str, bios: Path, sup: Supervisor, big_random: bytes
+) -> None:
     src = start_source(tmp_path, accel, bios, sup, big_random)
     assert src.proc is not None
     pid = src.proc.pid
@@ -186,8 +195,9 @@ def test_guest_killed_mid_save(tmp_path: Path, accel: str, bios: Path, sup: Supe
     assert processes_mentioning(str(tmp_path)) == []
 
 
-def test_save_deadline(tmp_path: Path, accel: str, bios: Path, sup: Supervisor,
-                       big_random: bytes) -> None:
+def test_save_deadline(
+    tmp_path: Path, accel: str, bios: Path, sup: Supervisor, big_random: bytes
+) -> None:
     src = start_source(tmp_path, accel, bios, sup, big_random)
     t0 = time.monotonic()
     with pytest.raises(SnapshotError, match="deadline"):
@@ -198,8 +208,9 @@ def test_save_deadline(tmp_path: Path, accel: str, bios: Path, sup: Supervisor,
     assert [p for p in live_children() if p != src.proc.pid] == []  # gzip killed
 
 
-def test_restore_deadline(tmp_path: Path, accel: str, bios: Path, sup: Supervisor,
-                          big_random: bytes) -> None:
+def test_restore_deadline(
+    tmp_path: Path, accel: str, bios: Path, sup: Supervisor, big_random: bytes
+) -> None:
     src = start_source(tmp_path, accel, bios, sup, big_random)
     state = tmp_path / "state"
     save(src.client(), state, "gzip", sup=sup, deadline=60)
@@ -209,9 +220,13 @@ def test_restore_deadline(tmp_path: Path, accel: str, bios: Path, sup: Superviso
         restore(dst.connect(10), state, "gzip", sup=sup, deadline=0.1)
 
 
-def test_template_revive_from_a_read_only_ram_file(tmp_path: Path, accel: str,
-                                                   counting_bios: Path, sup: Supervisor,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_template_revive_from_a_read_only_ram_file(
+    tmp_path: Path,
+    accel: str,
+    counting_bios: Path,
+    sup: Supervisor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     data = os.urandom(64 << 10)
     src = start_source(tmp_path, accel, counting_bios, sup, data, template=True)
     state = tmp_path / "out" / "state"
@@ -219,8 +234,10 @@ def test_template_revive_from_a_read_only_ram_file(tmp_path: Path, accel: str,
     stored = ram_path(state)
     real_access = os.access
     # As root every file is writable; pretend the store is read-only (as for nixbld users).
-    monkeypatch.setattr("wingen.runtime.vm.os.access",
-                        lambda p, mode: False if Path(p) == stored else real_access(p, mode))
+    monkeypatch.setattr(
+        "wingen.runtime.vm.os.access",
+        lambda p, mode: False if Path(p) == stored else real_access(p, mode),
+    )
     dst = make_vm(tmp_path, accel, counting_bios, "dst", restore=Restore(state, "template"))
     assert dst.template_ram() == dst.ram_copy
     dst.start(sup)

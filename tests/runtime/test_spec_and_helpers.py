@@ -18,14 +18,25 @@ from wingen.runtime.stage import SpecError, parse_spec
 from wingen.runtime.supervise import Supervisor, scaled, tail, wait_until
 
 GOOD: dict[str, Any] = {
-    "accel": "tcg", "qemu": "/q", "switch": "vde.ctl",
-    "vms": [{"name": "guest", "memory_mib": 1024, "args": ["-drive", "x"],
-             "restore": {"from": "/s/state", "compression": "template"}},
-            {"name": "controller", "memory_mib": 256}],
-    "steps": [{"wait_file": "xchg/x", "deadline": 600, "what": "ssh"},
-              {"save": "guest", "to": "out/state", "compression": "zstd"},
-              {"wait_exit": "controller"}, {"wait_serial": "guest", "pattern": "READY"},
-              {"quit": "guest"}],
+    "accel": "tcg",
+    "qemu": "/q",
+    "switch": "vde.ctl",
+    "vms": [
+        {
+            "name": "guest",
+            "memory_mib": 1024,
+            "args": ["-drive", "x"],
+            "restore": {"from": "/s/state", "compression": "template"},
+        },
+        {"name": "controller", "memory_mib": 256},
+    ],
+    "steps": [
+        {"wait_file": "xchg/x", "deadline": 600, "what": "ssh"},
+        {"save": "guest", "to": "out/state", "compression": "zstd"},
+        {"wait_exit": "controller"},
+        {"wait_serial": "guest", "pattern": "READY"},
+        {"quit": "guest"},
+    ],
 }
 
 
@@ -35,28 +46,47 @@ def test_good_spec() -> None:
     assert spec.tcg_deadline_scale == 3.0
     assert spec.vms[0].restore is not None and spec.vms[0].restore.compression == "template"
     assert [s["action"] for s in spec.steps] == [
-        "wait_file", "save", "wait_exit", "wait_serial", "quit"]
+        "wait_file",
+        "save",
+        "wait_exit",
+        "wait_serial",
+        "quit",
+    ]
     assert spec.steps[2]["deadline"] == 3600.0
     assert spec.tools == Tools()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"accel": "fast"}, "spec.accel: 'fast' is not allowed"),
-    ({"colour": 1}, "spec.colour: unknown field"),
-    ({"vms": "x"}, "spec.vms: 'x' has the wrong type"),
-    ({"vms": [{"name": "a b", "memory_mib": 64}]}, "spec.vms[0].name: 'a b' is not allowed"),
-    ({"vms": [{"name": "a", "memory_mib": True}]}, "spec.vms[0].memory_mib: True has the wrong"),
-    ({"vms": [{"name": "a", "memory_mib": 64}, {"name": "a", "memory_mib": 64}]},
-     "duplicate VM names"),
-    ({"vms": [{"name": "a", "memory_mib": 64, "restore": {"from": "x", "compression": "xz"}}]},
-     "spec.vms[0].restore.compression: 'xz' is not allowed"),
-    ({"steps": [{"wait_exit": "nobody"}]}, "spec.steps[0].wait_exit: no VM named 'nobody'"),
-    ({"steps": [{"wait_exit": "guest", "save": "guest"}]}, "needs exactly one of"),
-    ({"steps": [{"save": "guest"}]}, "spec.steps[0].to: missing"),
-    ({"steps": [{"wait_serial": "guest", "pattern": "("}]}, "is not a regular expression"),
-    ({"steps": [{"quit": "guest", "deadlin": 3}]}, "spec.steps[0].deadlin: unknown field"),
-    ({"steps": [{"wait_tcp": "localhost"}]}, "spec.steps[0].wait_tcp: 'localhost' is not HOST"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"accel": "fast"}, "spec.accel: 'fast' is not allowed"),
+        ({"colour": 1}, "spec.colour: unknown field"),
+        ({"vms": "x"}, "spec.vms: 'x' has the wrong type"),
+        ({"vms": [{"name": "a b", "memory_mib": 64}]}, "spec.vms[0].name: 'a b' is not allowed"),
+        (
+            {"vms": [{"name": "a", "memory_mib": True}]},
+            "spec.vms[0].memory_mib: True has the wrong",
+        ),
+        (
+            {"vms": [{"name": "a", "memory_mib": 64}, {"name": "a", "memory_mib": 64}]},
+            "duplicate VM names",
+        ),
+        (
+            {
+                "vms": [
+                    {"name": "a", "memory_mib": 64, "restore": {"from": "x", "compression": "xz"}}
+                ]
+            },
+            "spec.vms[0].restore.compression: 'xz' is not allowed",
+        ),
+        ({"steps": [{"wait_exit": "nobody"}]}, "spec.steps[0].wait_exit: no VM named 'nobody'"),
+        ({"steps": [{"wait_exit": "guest", "save": "guest"}]}, "needs exactly one of"),
+        ({"steps": [{"save": "guest"}]}, "spec.steps[0].to: missing"),
+        ({"steps": [{"wait_serial": "guest", "pattern": "("}]}, "is not a regular expression"),
+        ({"steps": [{"quit": "guest", "deadlin": 3}]}, "spec.steps[0].deadlin: unknown field"),
+        ({"steps": [{"wait_tcp": "localhost"}]}, "spec.steps[0].wait_tcp: 'localhost' is not HOST"),
+    ],
+)
 def test_bad_spec_names_field_and_value(change: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({**GOOD, **change})

@@ -23,12 +23,22 @@ pytestmark = pytest.mark.qemu
 GENERATOR = Path(__file__).resolve().parents[2] / "generator"
 
 
-def spec(tmp_path: Path, steps: list[dict[str, Any]], *, vms: list[dict[str, Any]] | None = None,
-         **top: Any) -> Path:
+def spec(
+    tmp_path: Path,
+    steps: list[dict[str, Any]],
+    *,
+    vms: list[dict[str, Any]] | None = None,
+    **top: Any,
+) -> Path:
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    doc = {"accel": "tcg", "tcg_deadline_scale": 1, "qemu": QEMU,
-           "vms": vms or [{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
-           "steps": steps, **top}
+    doc = {
+        "accel": "tcg",
+        "tcg_deadline_scale": 1,
+        "qemu": QEMU,
+        "vms": vms or [{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
+        "steps": steps,
+        **top,
+    }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(doc))
     return path
@@ -52,8 +62,14 @@ def children_of(pid: int) -> list[tuple[int, str]]:
 
 def run(tmp_path: Path, spec_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
-    proc = subprocess.run([sys.executable, "-m", "wingen.runtime", "stage", str(spec_path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(spec_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert processes_mentioning(str(tmp_path)) == [], proc.stderr
     return proc
 
@@ -62,10 +78,15 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     net = ["-netdev", "vde,id=n0,sock=vde.ctl", "-device", "virtio-net-pci,netdev=n0"]
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
     vm: dict[str, Any] = {"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios), *net]}
-    s = spec(tmp_path, [
-        {"wait_serial": "guest", "pattern": READY, "deadline": 10, "what": "boot"},
-        {"save": "guest", "to": "out/state", "compression": "zstd", "deadline": 30},
-    ], vms=[vm], switch="vde.ctl")
+    s = spec(
+        tmp_path,
+        [
+            {"wait_serial": "guest", "pattern": READY, "deadline": 10, "what": "boot"},
+            {"save": "guest", "to": "out/state", "compression": "zstd", "deadline": 30},
+        ],
+        vms=[vm],
+        switch="vde.ctl",
+    )
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "out" / "state").stat().st_size > 0
@@ -74,8 +95,12 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
 
     vm["restore"] = {"from": "out/state", "compression": "zstd"}
     threading.Timer(0.5, (tmp_path / "xchg-done").touch).start()
-    s = spec(tmp_path, [{"wait_file": "xchg-done", "deadline": 20}, {"quit": "guest"}],
-             vms=[vm], switch="vde.ctl")
+    s = spec(
+        tmp_path,
+        [{"wait_file": "xchg-done", "deadline": 20}, {"quit": "guest"}],
+        vms=[vm],
+        switch="vde.ctl",
+    )
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
     assert "restore guest: loaded" in p.stderr
@@ -83,11 +108,23 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
 
 def test_template_stage_round_trip_and_mismatch(tmp_path: Path) -> None:
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm: dict[str, Any] = {"name": "guest", "memory_mib": 128, "args": ["-bios", str(bios)],
-                          "template": True}
-    p = run(tmp_path, spec(tmp_path, [
-        {"wait_serial": "guest", "pattern": READY, "deadline": 10},
-        {"save": "guest", "to": "out/state", "compression": "template"}], vms=[vm]))
+    vm: dict[str, Any] = {
+        "name": "guest",
+        "memory_mib": 128,
+        "args": ["-bios", str(bios)],
+        "template": True,
+    }
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [
+                {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+                {"save": "guest", "to": "out/state", "compression": "template"},
+            ],
+            vms=[vm],
+        ),
+    )
     assert p.returncode == 0, p.stderr
     ram = tmp_path / "out" / "state.ram"
     assert ram.stat().st_size == 128 << 20
@@ -106,16 +143,24 @@ def test_template_stage_round_trip_and_mismatch(tmp_path: Path) -> None:
 
 def test_wait_exit_of_a_guest_that_powers_off(tmp_path: Path) -> None:
     bios = write_bios(tmp_path / "off.bin", "bye\r\n", spin=1 << 20, end="reset")
-    s = spec(tmp_path, [{"wait_exit": "guest", "deadline": 20}],
-             vms=[{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}])
+    s = spec(
+        tmp_path,
+        [{"wait_exit": "guest", "deadline": 20}],
+        vms=[{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
+    )
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
 
 
 def test_wait_file_deadline_gives_reason_and_serial_lines(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    p = run(tmp_path, spec(tmp_path, [
-        {"wait_file": "xchg/suspend-now", "deadline": 0.5, "what": "guest SSH reachable"}]))
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [{"wait_file": "xchg/suspend-now", "deadline": 0.5, "what": "guest SSH reachable"}],
+        ),
+    )
     assert time.monotonic() - t0 < 15
     assert p.returncode == 1
     assert "step 1/1 (wait_file xchg/suspend-now (guest SSH reachable)) failed" in p.stderr
@@ -125,15 +170,18 @@ def test_wait_file_deadline_gives_reason_and_serial_lines(tmp_path: Path) -> Non
 
 
 def test_deadlines_scale_under_tcg(tmp_path: Path) -> None:
-    p = run(tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 0.2}],
-                           tcg_deadline_scale=3))
+    p = run(
+        tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 0.2}], tcg_deadline_scale=3)
+    )
     assert p.returncode == 1
     assert "0.6 s (0.2 s x 3 under TCG)" in p.stderr
 
 
 def test_wait_serial_deadline(tmp_path: Path) -> None:
-    p = run(tmp_path, spec(tmp_path, [
-        {"wait_serial": "guest", "pattern": "NEVER-PRINTED", "deadline": 0.5}]))
+    p = run(
+        tmp_path,
+        spec(tmp_path, [{"wait_serial": "guest", "pattern": "NEVER-PRINTED", "deadline": 0.5}]),
+    )
     assert p.returncode == 1
     assert "'NEVER-PRINTED' not on guest's serial console within 0.5 s" in p.stderr
 
@@ -148,11 +196,22 @@ def test_save_deadline_in_a_stage(tmp_path: Path) -> None:
     fill = tmp_path / "fill.bin"
     fill.write_bytes(os.urandom(96 << 20))
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {"name": "guest", "memory_mib": 256, "args": [
-        "-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"]}
-    p = run(tmp_path, spec(tmp_path, [
-        {"wait_serial": "guest", "pattern": READY, "deadline": 10},
-        {"save": "guest", "to": "state", "compression": "gzip", "deadline": 0.3}], vms=[vm]))
+    vm = {
+        "name": "guest",
+        "memory_mib": 256,
+        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
+    }
+    p = run(
+        tmp_path,
+        spec(
+            tmp_path,
+            [
+                {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+                {"save": "guest", "to": "state", "compression": "gzip", "deadline": 0.3},
+            ],
+            vms=[vm],
+        ),
+    )
     assert p.returncode == 1
     assert "deadline: migration still active" in p.stderr
     assert not (tmp_path / "state").exists()
@@ -162,8 +221,12 @@ def test_restore_deadline_in_a_stage(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.write_bytes(b"")
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)],
-          "restore": {"from": str(state), "compression": "none"}}
+    vm = {
+        "name": "guest",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios)],
+        "restore": {"from": str(state), "compression": "none"},
+    }
     p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[vm]))
     assert p.returncode == 1
     assert "missing or empty" in p.stderr
@@ -171,15 +234,19 @@ def test_restore_deadline_in_a_stage(tmp_path: Path) -> None:
 
 def test_vm_failing_during_a_wait_ends_it_early(tmp_path: Path) -> None:
     bios = write_bios(tmp_path / "x.bin", "crash\r\n", spin=1 << 26, end="debug-exit")
-    vm = {"name": "guest", "memory_mib": 64,
-          "args": ["-bios", str(bios), "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]}
+    vm = {
+        "name": "guest",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios), "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+    }
     t0 = time.monotonic()
     p = run(tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 60}], vms=[vm]))
     assert time.monotonic() - t0 < 15
     assert p.returncode == 1
     # (on a loaded machine QEMU may even be gone before QMP is up: still its exit code)
     assert "VM guest exited (exit code 3) while waiting" in p.stderr or (
-        "QEMU did not come up (exit code 3)" in p.stderr)
+        "QEMU did not come up (exit code 3)" in p.stderr
+    )
     assert "crash" in p.stderr
 
 
@@ -194,8 +261,13 @@ def test_qemu_that_cannot_start(tmp_path: Path) -> None:
 def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> None:
     s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
     env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
-    proc = subprocess.Popen([sys.executable, "-m", "wingen.runtime", "stage", str(s)],
-                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = tmp_path / "wingen-guest.serial.log"
     end = time.monotonic() + 20
     while READY not in (log.read_text() if log.exists() else ""):
@@ -214,8 +286,12 @@ def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> No
 def test_sigkill_of_the_runtime_leaves_nothing(tmp_path: Path) -> None:
     s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
     env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
-    proc = subprocess.Popen([sys.executable, "-m", "wingen.runtime", "stage", str(s)],
-                            cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     log = tmp_path / "wingen-guest.serial.log"
     end = time.monotonic() + 20
     while READY not in (log.read_text() if log.exists() else ""):
@@ -234,8 +310,9 @@ def test_sigkill_of_the_runtime_leaves_nothing(tmp_path: Path) -> None:
 
 def test_bad_spec_is_exit_2_with_one_line(tmp_path: Path) -> None:
     s = tmp_path / "spec.json"
-    s.write_text(json.dumps({"vms": [{"name": "g", "memory_mib": 64}],
-                             "steps": [{"wait_exit": "nope"}]}))
+    s.write_text(
+        json.dumps({"vms": [{"name": "g", "memory_mib": 64}], "steps": [{"wait_exit": "nope"}]})
+    )
     p = run(tmp_path, s)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0

@@ -50,11 +50,26 @@ def main(argv: list[str] | None = None) -> int:
             client = QMPClient.connect(args.qmp, deadline=10)
             try:
                 if args.cmd == "save":
-                    save(client, args.to, args.compression, sup=sup, deadline=args.deadline,
-                         tools=tools, ram_file=args.ram_file, fsync=args.fsync)
+                    save(
+                        client,
+                        args.to,
+                        args.compression,
+                        sup=sup,
+                        deadline=args.deadline,
+                        tools=tools,
+                        ram_file=args.ram_file,
+                        fsync=args.fsync,
+                    )
                 else:
-                    restore(client, args.src, args.compression, sup=sup,
-                            deadline=args.deadline, tools=tools, cont=not args.no_cont)
+                    restore(
+                        client,
+                        args.src,
+                        args.compression,
+                        sup=sup,
+                        deadline=args.deadline,
+                        tools=tools,
+                        cont=not args.no_cont,
+                    )
             finally:
                 client.close()
         except (StageError, QMPError) as exc:

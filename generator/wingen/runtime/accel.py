@@ -34,9 +34,20 @@ def probe_accel(qemu: str, deadline: float = 3.0) -> str:
         bios = write_bios(d / "probe.bin", "", PROBE_MARK + "\n", spin=64 << 20)
         serial = d / "serial.log"
         argv = [
-            qemu, *ACCEL_ARGS["kvm"], "-bios", str(bios), "-m", "16", "-nodefaults",
-            "-display", "none", "-no-reboot", "-chardev", f"file,id=ser0,path={serial}",
-            "-serial", "chardev:ser0",
+            qemu,
+            *ACCEL_ARGS["kvm"],
+            "-bios",
+            str(bios),
+            "-m",
+            "16",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-chardev",
+            f"file,id=ser0,path={serial}",
+            "-serial",
+            "chardev:ser0",
         ]
         start = time.monotonic()
         with Supervisor() as sup, (d / "stderr").open("wb") as err:

@@ -51,7 +51,6 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
     return bytes(image)
 
 
-def write_bios(path: Path, before: str, after: str = "", spin: int = 0,
-               end: str = "halt") -> Path:
+def write_bios(path: Path, before: str, after: str = "", spin: int = 0, end: str = "halt") -> Path:
     path.write_bytes(bios_image(before, after, spin, end))
     return path

@@ -61,7 +61,8 @@ class QMPClient:
                 sock.close()
                 if time.monotonic() >= end:
                     raise QMPTimeoutError(
-                        f"QMP socket {path} not ready after {deadline:g} s") from exc
+                        f"QMP socket {path} not ready after {deadline:g} s"
+                    ) from exc
                 time.sleep(0.005)  # QEMU creates it ~30 ms after exec: keep revive fast
         # QEMU greets before machine init is done and answers only after it (large ROMs,
         # initrds): the whole connect deadline applies to the handshake too.
@@ -83,7 +84,11 @@ class QMPClient:
         self.execute("qmp_capabilities")
 
     def execute(
-        self, command: str, arguments: JSON | None = None, *, timeout: float | None = None,
+        self,
+        command: str,
+        arguments: JSON | None = None,
+        *,
+        timeout: float | None = None,
         fds: list[int] | None = None,
     ) -> Any:
         """Run a command; return its "return" value or raise QMPCommandError."""
@@ -132,8 +137,9 @@ class QMPClient:
                     return self.events.pop(i)
             msg = self._read_message(end)
             if "event" not in msg:
-                raise QMPProtocolError(f"unexpected message while waiting for {name}: "
-                                       f"{_short(msg)}")
+                raise QMPProtocolError(
+                    f"unexpected message while waiting for {name}: {_short(msg)}"
+                )
             self._queue(msg)
 
     def _queue(self, event: JSON) -> None:

@@ -77,7 +77,8 @@ def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) ->
         if key in meta and meta[key] != value:
             raise SnapshotError(
                 f"state {state} was saved with {key}={meta[key]!r} but is revived with "
-                f"{key}={value!r}; revive with the same {key} (or rebuild the snapshot)")
+                f"{key}={value!r}; revive with the same {key} (or rebuild the snapshot)"
+            )
 
 
 def _big_pipe() -> tuple[int, int]:
@@ -88,14 +89,24 @@ def _big_pipe() -> tuple[int, int]:
 
 
 def _set_ignore_shared(client: QMPClient, on: bool) -> None:
-    client.execute("migrate-set-capabilities",
-                   {"capabilities": [{"capability": "x-ignore-shared", "state": on}]})
+    client.execute(
+        "migrate-set-capabilities",
+        {"capabilities": [{"capability": "x-ignore-shared", "state": on}]},
+    )
 
 
 def save(
-    client: QMPClient, to: Path, compression: str, *, sup: Supervisor, deadline: float,
-    tools: Tools = Tools(), ram_file: Path | None = None, name: str = "guest",
-    meta: dict[str, Any] | None = None, fsync: bool = False,
+    client: QMPClient,
+    to: Path,
+    compression: str,
+    *,
+    sup: Supervisor,
+    deadline: float,
+    tools: Tools = Tools(),
+    ram_file: Path | None = None,
+    name: str = "guest",
+    meta: dict[str, Any] | None = None,
+    fsync: bool = False,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
@@ -106,8 +117,10 @@ def save(
     """
     template = compression == "template"
     if template and (ram_file is None or not ram_file.exists()):
-        raise SnapshotError(f"save {name}: template mode needs a VM whose RAM is a share=on "
-                            f"file (VM option \"template\": true); {ram_file} does not exist")
+        raise SnapshotError(
+            f"save {name}: template mode needs a VM whose RAM is a share=on "
+            f'file (VM option "template": true); {ram_file} does not exist'
+        )
     start = time.monotonic()
     end = start + deadline
     to.parent.mkdir(parents=True, exist_ok=True)
@@ -137,8 +150,9 @@ def save(
             if comp is not None:
                 code = _wait_proc(comp, end)
                 if code != 0:
-                    raise SnapshotError(f"save {name}: compressor {argv and argv[0]} failed "
-                                        f"({describe_exit(code)})")
+                    raise SnapshotError(
+                        f"save {name}: compressor {argv and argv[0]} failed ({describe_exit(code)})"
+                    )
             if fsync:
                 out.flush()
                 os.fsync(out.fileno())
@@ -165,12 +179,18 @@ def save(
         if not ok:
             tmp.unlink(missing_ok=True)
     size = to.stat().st_size
-    result = {"save_s": saved - start, "total_s": time.monotonic() - start,
-              "state_bytes": float(size), "ram_mib": info.get("ram_total", 0.0) / 2**20}
+    result = {
+        "save_s": saved - start,
+        "total_s": time.monotonic() - start,
+        "state_bytes": float(size),
+        "ram_mib": info.get("ram_total", 0.0) / 2**20,
+    }
     if template:
         result["ram_disk_bytes"] = float(ram_path(to).stat().st_blocks * 512)
-    log(f"save {name}: done in {result['save_s']:.2f} s, state {size / 2**20:.1f} MiB"
-        + (f", RAM file {result['ram_disk_bytes'] / 2**20:.1f} MiB on disk" if template else ""))
+    log(
+        f"save {name}: done in {result['save_s']:.2f} s, state {size / 2**20:.1f} MiB"
+        + (f", RAM file {result['ram_disk_bytes'] / 2**20:.1f} MiB on disk" if template else "")
+    )
     return result
 
 
@@ -189,13 +209,16 @@ def _poll_migration(client: QMPClient, end: float, what: str) -> dict[str, float
         if now >= end:
             with contextlib.suppress(QMPError):
                 client.execute("migrate_cancel")
-            raise SnapshotError(f"{what}: deadline: migration still {status} after "
-                                f"{now - started:.1f} s")
+            raise SnapshotError(
+                f"{what}: deadline: migration still {status} after {now - started:.1f} s"
+            )
         if now - last_log >= 2.0 and ram:
             total = max(1, int(ram.get("total", 1)))
             done = total - int(ram.get("remaining", 0))
-            log(f"{what}: {100 * done / total:.0f}% of RAM, "
-                f"{float(ram.get('mbps', 0)) / 8:.0f} MB/s, {now - started:.1f} s")
+            log(
+                f"{what}: {100 * done / total:.0f}% of RAM, "
+                f"{float(ram.get('mbps', 0)) / 8:.0f} MB/s, {now - started:.1f} s"
+            )
             last_log = now
         time.sleep(0.02 if now - started < 1 else 0.1)
 
@@ -216,8 +239,15 @@ def _quit(client: QMPClient, end: float) -> None:
 
 
 def restore(
-    client: QMPClient, src: Path, compression: str, *, sup: Supervisor, deadline: float,
-    tools: Tools = Tools(), cont: bool = True, name: str = "guest",
+    client: QMPClient,
+    src: Path,
+    compression: str,
+    *,
+    sup: Supervisor,
+    deadline: float,
+    tools: Tools = Tools(),
+    cont: bool = True,
+    name: str = "guest",
 ) -> float:
     """Feed a QEMU started with `-incoming defer` from src, check it loaded, cont.  Seconds."""
     start = time.monotonic()
@@ -247,8 +277,9 @@ def restore(
             pause = 0.001
             while str(client.execute("query-status").get("status")) == "inmigrate":
                 if time.monotonic() >= end:
-                    raise SnapshotError(f"restore {name}: deadline: state not loaded after "
-                                        f"{deadline:g} s")
+                    raise SnapshotError(
+                        f"restore {name}: deadline: state not loaded after {deadline:g} s"
+                    )
                 if decomp is not None and decomp.poll() not in (None, 0):
                     raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
                 time.sleep(pause)
@@ -264,8 +295,9 @@ def restore(
         if cont:
             client.execute("cont")
     except QMPDisconnectedError as exc:
-        raise SnapshotError(f"restore {name}: QEMU refused the state file {src} and exited "
-                            f"({exc}); see its stderr") from exc
+        raise SnapshotError(
+            f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
+        ) from exc
     except QMPError as exc:
         raise SnapshotError(f"restore {name}: {exc}") from exc
     finally:
@@ -278,8 +310,9 @@ def restore(
 
 def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
     tool = argv[0] if argv else "decompressor"
-    return (f"restore {name}: state file {src} is corrupt or truncated "
-            f"({tool} {describe_exit(code)})")
+    return (
+        f"restore {name}: state file {src} is corrupt or truncated ({tool} {describe_exit(code)})"
+    )
 
 
 # --- template RAM files: sparse where zero, never shared with a revived guest -------------
@@ -338,7 +371,7 @@ def _zero_runs(chunk: bytes) -> list[tuple[int, int]]:
     zero = bytes(_BLOCK)
     runs: list[tuple[int, int]] = []
     for off in range(0, len(chunk) - _BLOCK + 1, _BLOCK):
-        if chunk[off:off + _BLOCK] == zero:
+        if chunk[off : off + _BLOCK] == zero:
             if runs and runs[-1][0] + runs[-1][1] == off:
                 runs[-1] = (runs[-1][0], runs[-1][1] + _BLOCK)
             else:

@@ -34,8 +34,14 @@ from .vm import COMPRESSIONS, VM, Restore, VMSpec
 
 ACTIONS = ("wait_file", "wait_tcp", "wait_serial", "wait_exit", "save", "quit")
 STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
-DEFAULT_DEADLINE = {"wait_file": 600.0, "wait_tcp": 600.0, "wait_serial": 600.0,
-                    "wait_exit": 3600.0, "save": 600.0, "quit": 10.0}
+DEFAULT_DEADLINE = {
+    "wait_file": 600.0,
+    "wait_tcp": 600.0,
+    "wait_serial": 600.0,
+    "wait_exit": 3600.0,
+    "save": 600.0,
+    "quit": 10.0,
+}
 
 
 class SpecError(Exception):
@@ -55,8 +61,14 @@ class StageSpec:
     steps: list[dict[str, Any]]
 
 
-def _get(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str,
-         default: Any = ..., fix: str = "") -> Any:
+def _get(
+    d: dict[str, Any],
+    key: str,
+    typ: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    fix: str = "",
+) -> Any:
     if key not in d:
         if default is ...:
             raise SpecError(f"{where}.{key}: missing; {fix or 'add it'}")
@@ -69,9 +81,20 @@ def _get(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str,
 
 def parse_spec(raw: Any) -> StageSpec:
     if not isinstance(raw, dict):
-        raise SpecError("spec: not a JSON object; the spec is {\"qemu\": ..., \"vms\": [...], ...}")
-    known = {"accel", "tcg_deadline_scale", "qemu", "zstd", "gzip", "zstd_level", "vde_switch",
-             "switch", "workdir", "vms", "steps"}
+        raise SpecError('spec: not a JSON object; the spec is {"qemu": ..., "vms": [...], ...}')
+    known = {
+        "accel",
+        "tcg_deadline_scale",
+        "qemu",
+        "zstd",
+        "gzip",
+        "zstd_level",
+        "vde_switch",
+        "switch",
+        "workdir",
+        "vms",
+        "steps",
+    }
     for key in raw:
         if key not in known:
             raise SpecError(f"spec.{key}: unknown field; use one of {sorted(known)}")
@@ -87,15 +110,19 @@ def parse_spec(raw: Any) -> StageSpec:
         raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
     steps = [_parse_step(s, i, names) for i, s in enumerate(_get(raw, "steps", list, "spec"))]
     return StageSpec(
-        accel=accel, tcg_deadline_scale=scale,
+        accel=accel,
+        tcg_deadline_scale=scale,
         qemu=_get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
-        tools=Tools(zstd=_get(raw, "zstd", str, "spec", "zstd"),
-                    gzip=_get(raw, "gzip", str, "spec", "gzip"),
-                    zstd_level=_get(raw, "zstd_level", int, "spec", 2)),
+        tools=Tools(
+            zstd=_get(raw, "zstd", str, "spec", "zstd"),
+            gzip=_get(raw, "gzip", str, "spec", "gzip"),
+            zstd_level=_get(raw, "zstd_level", int, "spec", 2),
+        ),
         vde_switch=_get(raw, "vde_switch", str, "spec", "vde_switch"),
         switch=_get(raw, "switch", str, "spec", None),
         workdir=Path(_get(raw, "workdir", str, "spec", ".")),
-        vms=vms, steps=steps,
+        vms=vms,
+        steps=steps,
     )
 
 
@@ -103,8 +130,7 @@ def _parse_vm(raw: Any, i: int) -> VMSpec:
     where = f"spec.vms[{i}]"
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: not an object; give name, memory_mib and args")
-    known = {"name", "memory_mib", "args", "template", "restore", "restore_deadline",
-             "no_reboot"}
+    known = {"name", "memory_mib", "args", "template", "restore", "restore_deadline", "no_reboot"}
     for key in raw:
         if key not in known:
             raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
@@ -122,12 +148,17 @@ def _parse_vm(raw: Any, i: int) -> VMSpec:
         r = _get(raw, "restore", dict, where)
         comp = _get(r, "compression", str, f"{where}.restore", "zstd")
         if comp not in COMPRESSIONS:
-            raise SpecError(f"{where}.restore.compression: {comp!r} is not allowed; "
-                            f"use one of {', '.join(COMPRESSIONS)}")
+            raise SpecError(
+                f"{where}.restore.compression: {comp!r} is not allowed; "
+                f"use one of {', '.join(COMPRESSIONS)}"
+            )
         rest = Restore(Path(_get(r, "from", str, f"{where}.restore")), comp)
     return VMSpec(
-        name=name, memory_mib=mem, args=list(args),
-        template=_get(raw, "template", bool, where, False), restore=rest,
+        name=name,
+        memory_mib=mem,
+        args=list(args),
+        template=_get(raw, "template", bool, where, False),
+        restore=rest,
         restore_deadline=float(_get(raw, "restore_deadline", (int, float), where, 120.0)),
         no_reboot=_get(raw, "no_reboot", bool, where, True),
     )
@@ -136,7 +167,7 @@ def _parse_vm(raw: Any, i: int) -> VMSpec:
 def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
     where = f"spec.steps[{i}]"
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: not an object; use e.g. {{\"wait_exit\": \"guest\"}}")
+        raise SpecError(f'{where}: not an object; use e.g. {{"wait_exit": "guest"}}')
     actions = [k for k in raw if k in ACTIONS]
     if len(actions) != 1:
         raise SpecError(f"{where}: needs exactly one of {', '.join(ACTIONS)}; got {sorted(raw)}")
@@ -146,8 +177,9 @@ def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
     action = actions[0]
     target = _get(raw, action, str, where)
     if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
-        raise SpecError(f"{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "
-                        "\"127.0.0.1:10022\"")
+        raise SpecError(
+            f'{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "127.0.0.1:10022"'
+        )
     if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
     step = dict(raw)
@@ -157,16 +189,19 @@ def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
         _get(raw, "to", str, where)
         comp = _get(raw, "compression", str, where, "zstd")
         if comp not in COMPRESSIONS:
-            raise SpecError(f"{where}.compression: {comp!r} is not allowed; "
-                            f"use one of {', '.join(COMPRESSIONS)}")
+            raise SpecError(
+                f"{where}.compression: {comp!r} is not allowed; "
+                f"use one of {', '.join(COMPRESSIONS)}"
+            )
         step["compression"] = comp
     if action == "wait_serial":
         pattern = _get(raw, "pattern", str, where)
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise SpecError(f"{where}.pattern: {pattern!r} is not a regular expression "
-                            f"({exc})") from exc
+            raise SpecError(
+                f"{where}.pattern: {pattern!r} is not a regular expression ({exc})"
+            ) from exc
     return step
 
 
@@ -190,8 +225,10 @@ class Stage:
 
     def deadline_text(self, seconds: float) -> str:
         if self.accel == "tcg" and self.spec.tcg_deadline_scale != 1:
-            return (f"{self.deadline(seconds):g} s ({seconds:g} s x "
-                    f"{self.spec.tcg_deadline_scale:g} under TCG)")
+            return (
+                f"{self.deadline(seconds):g} s ({seconds:g} s x "
+                f"{self.spec.tcg_deadline_scale:g} under TCG)"
+            )
         return f"{seconds:g} s"
 
     def run(self) -> None:
@@ -203,31 +240,43 @@ class Stage:
             self._start_switch(spec.switch)
         for vs in spec.vms:
             if vs.restore is not None:
-                check_meta(vs.restore.path, accel=self.accel, memory_mib=vs.memory_mib,
-                           compression=vs.restore.compression)
-            vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir,
-                    logdir=spec.workdir)
+                check_meta(
+                    vs.restore.path,
+                    accel=self.accel,
+                    memory_mib=vs.memory_mib,
+                    compression=vs.restore.compression,
+                )
+            vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
         for vm in self.vms.values():
             try:
                 vm.connect(self.deadline(20))
             except QMPError as exc:
-                raise StageError(f"VM {vm.name}: QEMU did not come up ({vm.status()}): "
-                                 f"{exc}") from exc
+                raise StageError(
+                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}"
+                ) from exc
         for vm in self.vms.values():
             if vm.spec.restore is not None:
                 r = vm.spec.restore
-                restore(vm.client(), r.path, r.compression, sup=self.sup, tools=spec.tools,
-                        deadline=self.deadline(vm.spec.restore_deadline), name=vm.name)
+                restore(
+                    vm.client(),
+                    r.path,
+                    r.compression,
+                    sup=self.sup,
+                    tools=spec.tools,
+                    deadline=self.deadline(vm.spec.restore_deadline),
+                    name=vm.name,
+                )
         for i, step in enumerate(spec.steps):
             t0 = time.monotonic()
             log(f"step {i + 1}/{len(spec.steps)}: {_describe(step)}")
             try:
                 self.run_step(step)
             except StageError as exc:
-                raise StageError(f"step {i + 1}/{len(spec.steps)} ({_describe(step)}) failed: "
-                                 f"{exc}") from exc
+                raise StageError(
+                    f"step {i + 1}/{len(spec.steps)} ({_describe(step)}) failed: {exc}"
+                ) from exc
             log(f"step {i + 1}/{len(spec.steps)}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
             if vm.exit_code() is None:
@@ -247,8 +296,10 @@ class Stage:
         self._switch_pipe = w
         ctl = Path(sock) / "ctl"
         if not wait_until(ctl.exists, self.deadline(10), abort=lambda: _exited("vde_switch", proc)):
-            raise StageError(f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
-                             f"({tail(self.switch_log, 5) or 'no message'})")
+            raise StageError(
+                f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
+                f"({tail(self.switch_log, 5) or 'no message'})"
+            )
 
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
@@ -267,15 +318,22 @@ class Stage:
         if action == "wait_file":
             path = Path(target)
             if not wait_until(path.exists, limit, poll=0.1, abort=lambda: self.abort_reason(None)):
-                raise StageError(f"deadline: {path} did not appear within "
-                                 f"{self.deadline_text(step['deadline'])}")
+                raise StageError(
+                    f"deadline: {path} did not appear within {self.deadline_text(step['deadline'])}"
+                )
             return
         if action == "wait_tcp":
             host, _, port = target.rpartition(":")
-            if not wait_until(lambda: _tcp_open(host, int(port)), limit, poll=0.2,
-                              abort=lambda: self.abort_reason(None)):
-                raise StageError(f"deadline: nothing accepted connections on {target} within "
-                                 f"{self.deadline_text(step['deadline'])}")
+            if not wait_until(
+                lambda: _tcp_open(host, int(port)),
+                limit,
+                poll=0.2,
+                abort=lambda: self.abort_reason(None),
+            ):
+                raise StageError(
+                    f"deadline: nothing accepted connections on {target} within "
+                    f"{self.deadline_text(step['deadline'])}"
+                )
             return
         vm = self.vms[target]
         if action == "wait_serial":
@@ -294,30 +352,46 @@ class Stage:
                 return self.abort_reason(target)
 
             if not wait_until(seen, limit, poll=0.1, abort=why):
-                raise StageError(f"deadline: {step['pattern']!r} not on {vm.name}'s serial "
-                                 f"console within {self.deadline_text(step['deadline'])}")
+                raise StageError(
+                    f"deadline: {step['pattern']!r} not on {vm.name}'s serial "
+                    f"console within {self.deadline_text(step['deadline'])}"
+                )
         elif action == "wait_exit":
-            if not wait_until(lambda: vm.exit_code() is not None, limit, poll=0.1,
-                              abort=lambda: self.abort_reason(target)):
-                raise StageError(f"deadline: VM {vm.name} still running after "
-                                 f"{self.deadline_text(step['deadline'])}")
+            if not wait_until(
+                lambda: vm.exit_code() is not None,
+                limit,
+                poll=0.1,
+                abort=lambda: self.abort_reason(target),
+            ):
+                raise StageError(
+                    f"deadline: VM {vm.name} still running after "
+                    f"{self.deadline_text(step['deadline'])}"
+                )
             code = vm.exit_code()
             if code != 0:
                 raise StageError(f"VM {vm.name} ended with {describe_exit(code or 0)}")
         elif action == "save":
             if vm.exit_code() is not None:
                 raise StageError(f"VM {vm.name} is not running ({vm.status()})")
-            save(vm.client(), Path(step["to"]), step["compression"], sup=self.sup,
-                 deadline=limit, tools=self.spec.tools,
-                 ram_file=vm.ram_file if vm.spec.template else None, name=vm.name,
-                 meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
-                 fsync=bool(step.get("fsync", False)))
+            save(
+                vm.client(),
+                Path(step["to"]),
+                step["compression"],
+                sup=self.sup,
+                deadline=limit,
+                tools=self.spec.tools,
+                ram_file=vm.ram_file if vm.spec.template else None,
+                name=vm.name,
+                meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
+                fsync=bool(step.get("fsync", False)),
+            )
             if vm.proc is not None:
                 try:
                     vm.proc.wait(10)
                 except subprocess.TimeoutExpired as exc:
-                    raise StageError(f"VM {vm.name}: QEMU still running 10 s after the save "
-                                     "and quit") from exc
+                    raise StageError(
+                        f"VM {vm.name}: QEMU still running 10 s after the save and quit"
+                    ) from exc
         elif action == "quit":
             self._quit(vm, limit)
 
@@ -370,8 +444,9 @@ def short_rundir() -> Path:
         if len(str(d)) <= 70:
             return d
         d.rmdir()
-    raise StageError("no writable directory with a short enough path for QMP sockets "
-                     "(TMPDIR, /tmp, /dev/shm)")
+    raise StageError(
+        "no writable directory with a short enough path for QMP sockets (TMPDIR, /tmp, /dev/shm)"
+    )
 
 
 def _exited(name: str, proc: subprocess.Popen[bytes]) -> str | None:
@@ -383,8 +458,10 @@ def run_stage(spec_path: Path) -> int:
     try:
         spec = parse_spec(json.loads(spec_path.read_text()))
     except (OSError, ValueError) as exc:
-        print(f"wingen-runtime: spec {spec_path}: cannot read ({exc}); pass a JSON stage spec",
-              file=sys.stderr)
+        print(
+            f"wingen-runtime: spec {spec_path}: cannot read ({exc}); pass a JSON stage spec",
+            file=sys.stderr,
+        )
         return 2
     except SpecError as exc:
         print(f"wingen-runtime: {exc}", file=sys.stderr)
@@ -397,16 +474,20 @@ def run_stage(spec_path: Path) -> int:
             stage.run()
         finally:
             # Blocks the signals while tearing down so a second SIGTERM cannot cut it short.
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT,
-                                                            signal.SIGHUP})
+            old = signal.pthread_sigmask(
+                signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+            )
             try:
                 report = stage.report()
                 stage.close()
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
     except StageError as exc:
-        print(f"wingen-runtime: stage failed after {time.monotonic() - started:.1f} s "
-              f"[accel {stage.accel}]: {exc}\n{report}", file=sys.stderr)
+        print(
+            f"wingen-runtime: stage failed after {time.monotonic() - started:.1f} s "
+            f"[accel {stage.accel}]: {exc}\n{report}",
+            file=sys.stderr,
+        )
         return 1
     except QMPError as exc:
         print(f"wingen-runtime: stage failed: QMP: {exc}\n{report}", file=sys.stderr)

@@ -52,14 +52,24 @@ class Supervisor:
         self._old_handlers: dict[int, Any] = {}
 
     def spawn(
-        self, name: str, argv: Sequence[str], *, stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
         stdout: int | IO[Any] | None = subprocess.DEVNULL,
-        stderr: int | IO[Any] | None = subprocess.DEVNULL, cwd: str | None = None,
+        stderr: int | IO[Any] | None = subprocess.DEVNULL,
+        cwd: str | None = None,
     ) -> subprocess.Popen[bytes]:
         try:
             proc = subprocess.Popen(
-                list(argv), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
-                start_new_session=True, preexec_fn=_child_setup,
+                list(argv),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_child_setup,
             )
         except OSError as exc:
             raise StageError(f"cannot start {name} ({argv[0]}): {exc}") from exc
@@ -121,7 +131,10 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def wait_until(
-    check: Callable[[], bool], deadline: float, *, poll: float = 0.05,
+    check: Callable[[], bool],
+    deadline: float,
+    *,
+    poll: float = 0.05,
     abort: Callable[[], str | None] | None = None,
 ) -> bool:
     """Poll check() until true (return True) or deadline seconds pass (return False).

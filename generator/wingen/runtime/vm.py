@@ -58,11 +58,17 @@ class VM:
         elif s.template:
             argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
         argv += [
-            "-display", "none", "-nodefaults",
-            "-qmp", f"unix:{opt(self.qmp_path)},server=on,wait=off",
-            "-chardev", f"file,id=wingen-serial,path={opt(self.serial_log)}",
-            "-serial", "chardev:wingen-serial",
-            "-pidfile", str(self.pidfile),
+            "-display",
+            "none",
+            "-nodefaults",
+            "-qmp",
+            f"unix:{opt(self.qmp_path)},server=on,wait=off",
+            "-chardev",
+            f"file,id=wingen-serial,path={opt(self.serial_log)}",
+            "-serial",
+            "chardev:wingen-serial",
+            "-pidfile",
+            str(self.pidfile),
         ]
         if s.no_reboot:
             argv.append("-no-reboot")
@@ -114,8 +120,10 @@ class VM:
     def report(self, lines: int = 20) -> str:
         serial = tail(self.serial_log, lines) or "(no serial output)"
         stderr = tail(self.stderr_log, lines) or "(empty)"
-        return (f"--- VM {self.name} ({self.status()}): last {lines} serial lines "
-                f"[{self.serial_log}] ---\n{serial}\n--- VM {self.name}: QEMU stderr ---\n{stderr}")
+        return (
+            f"--- VM {self.name} ({self.status()}): last {lines} serial lines "
+            f"[{self.serial_log}] ---\n{serial}\n--- VM {self.name}: QEMU stderr ---\n{stderr}"
+        )
 
     def close(self, sup: Supervisor) -> None:
         if self.qmp is not None:
@@ -131,8 +139,10 @@ class VM:
 def _ram_backend(path: Path, mib: int, *, share: bool) -> list[str]:
     on = "on" if share else "off"
     return [
-        "-object", f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}",
-        "-machine", "memory-backend=wingen-ram",
+        "-object",
+        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}",
+        "-machine",
+        "memory-backend=wingen-ram",
     ]
 
 
