@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -131,6 +130,8 @@ def render_cmd(
 @app.command()
 def schema() -> None:
     """Print the config's JSON Schema (for editors)."""
+    import json
+
     typer.echo(json.dumps(Config.model_json_schema(), indent=2))
 
 

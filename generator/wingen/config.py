@@ -171,6 +171,14 @@ class Media(Model):
         return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
+# The config fields that name a Media file (what `wingen prefetch --write --field` may set).
+MEDIA_FIELDS = {
+    "windows.iso": "the Windows install ISO",
+    "windows.virtio_iso": "the virtio-win driver ISO",
+    "cygwin.setup": "the Cygwin installer",
+}
+
+
 class Account(Model):
     # Windows user names: at most 20 characters, none of "/\[]:;|=,+*?<>@.
     user: Annotated[

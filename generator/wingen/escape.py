@@ -46,6 +46,22 @@ def nix_str(value: object) -> str:
     return '"' + "".join(out) + '"'
 
 
+_IND_SPECIAL = re.compile(r"'+|[$\t\r]")
+_IND_ESCAPES = {"$": "''$", "\t": "''\\t", "\r": "''\\r"}
+
+
+def _ind_escape(match: re.Match[str]) -> str:
+    token = match.group()
+    if token[0] != "'":
+        return _IND_ESCAPES[token]
+    pairs, odd = divmod(len(token), 2)
+    if not odd:
+        return "'''" * pairs
+    # A lone quote fuses with a following '' (an escape, or the closing quotes at the end).
+    following = match.string[match.end() : match.end() + 1]
+    return "'''" * pairs + ("''\\'" if following in ("", "$", "\t", "\r") else "'")
+
+
 def nix_ind(value: object) -> str:
     """Text for the inside of a Nix indented string, read back verbatim.
 
@@ -53,25 +69,8 @@ def nix_ind(value: object) -> str:
     Nix's indentation stripping: one line with no leading space forces the common indent to
     zero, and whitespace-only lines (which Nix would strip) get their first space escaped."""
     text = _no_nul(str(value), "a Nix string")
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "'":
-            j = i
-            while j < len(text) and text[j] == "'":
-                j += 1
-            run = j - i
-            out.append("'''" * (run // 2))
-            if run % 2:
-                # A lone quote fuses with a following '' (an escape or the closing quotes).
-                fuses = j == len(text) or text[j] in "$\t\r"
-                out.append("''\\'" if fuses else "'")
-            i = j
-            continue
-        out.append({"$": "''$", "\t": "''\\t", "\r": "''\\r"}.get(ch, ch))
-        i += 1
-    lines = "".join(out).split("\n")
+    body = _IND_SPECIAL.sub(_ind_escape, text)
+    lines = body.split("\n")
     first_content = True
     for n, line in enumerate(lines):
         blank = not line.strip(" ")

@@ -12,13 +12,15 @@ import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .answer.facts import WinFacts, mirror_dir
 from .answer.schema import check_autounattend
 from .config import Config, Media
-from .cygwin.lock import ARCH_DIRS, Lock, read_lock
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .cygwin.lock import Lock
 
 
 class CygwinMedia:
@@ -34,6 +36,8 @@ class CygwinMedia:
                 f"{self._cfg.cygwin.lock_file!r} does not exist beside the config",
                 "run `wingen cygwin lock --setup-ini setup.ini PACKAGE…` next to the config",
             )
+        from .cygwin.lock import ARCH_DIRS, read_lock  # only when a lock is there to read
+
         lock = read_lock(self._path)
         assert self._cfg.windows is not None
         want_arch = ARCH_DIRS[self._cfg.windows.architecture]

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import bz2
-import lzma
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .config import MEDIA_FIELDS as FIELDS
 from .config import Config, Cygwin
-from .cygwin.lock import ARCH_DIRS, dumps, make_lock
 from .errors import UserError
 from .files import write_atomic
 from .loader import load_config
-from .prefetch import FIELDS, prefetch, write_field
+
+# The commands import their modules (tomlkit, the setup.ini parser) only when they run:
+# `wingen render` should not pay for them.
 
 # The guest bootstrap needs these whatever the config asks for (sshd and its service runner).
 REQUIRED_PACKAGES = ("openssh", "cygrunsrv")
@@ -23,6 +23,9 @@ ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file
 
 def read_setup_ini(path: Path) -> str:
     """setup.ini as mirrors serve it: plain, or compressed as setup.xz / setup.bz2."""
+    import bz2
+    import lzma
+
     try:
         data = path.read_bytes()
         if data.startswith(b"\xfd7zXZ"):
@@ -67,6 +70,8 @@ def lock(
     if cfg is not None:
         wanted |= set(cfg.cygwin.all_packages)
     mirror_url = mirror or (cfg.cygwin.mirror if cfg is not None else Cygwin().mirror)
+    from .cygwin.lock import ARCH_DIRS, dumps, make_lock
+
     result = make_lock(text, sorted(wanted), mirror_url, str(setup_ini))
     if cfg is not None and cfg.windows is not None:
         want_arch = ARCH_DIRS[cfg.windows.architecture]
@@ -103,6 +108,8 @@ def prefetch_cmd(
     """Hash a file or URL with nix-prefetch-url (adding it to the store); print name and sha256."""
     if write and field not in FIELDS:
         raise UserError("--field", f"{field!r} is not a media field", f"use one of {list(FIELDS)}")
+    from .prefetch import prefetch, write_field
+
     got = prefetch(source)
     typer.echo(f"{got.name} {got.sha256}")
     if got.store_path:

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 import tomlkit
 from tomlkit.items import InlineTable, Table
 
+from .config import MEDIA_FIELDS as FIELDS
 from .errors import UserError
 from .files import write_atomic
 from .loader import parse_config
@@ -19,11 +20,6 @@ from .process import run
 
 _STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
 # Config fields that hold a Media value, and what they are for.
-FIELDS = {
-    "windows.iso": "the Windows install ISO",
-    "windows.virtio_iso": "the virtio-win driver ISO",
-    "cygwin.setup": "the Cygwin installer",
-}
 
 
 @dataclass(frozen=True)
