@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
 from .supervise import StageError, Supervisor, describe_exit, log
@@ -133,18 +133,7 @@ def save(
         client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
         with tmp.open("wb") as out:
             argv = tools.compressor(compression)
-            if argv is None:
-                client.execute("getfd", {"fdname": FD_NAME}, fds=[out.fileno()])
-            else:
-                r, w = _big_pipe()
-                try:
-                    comp = sup.spawn(f"compressor {argv[0]}", argv, stdin=r, stdout=out)
-                finally:
-                    os.close(r)
-                try:
-                    client.execute("getfd", {"fdname": FD_NAME}, fds=[w])
-                finally:
-                    os.close(w)  # QEMU holds its own copy now
+            comp = _hand_fd(client, sup, argv, out, outgoing=True)
             client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
             info = _poll_migration(client, end, f"save {name}")
             if comp is not None:
@@ -238,6 +227,34 @@ def _quit(client: QMPClient, end: float) -> None:
             client.wait_event("never", timeout=max(0.1, end - time.monotonic()))
 
 
+def _hand_fd(
+    client: QMPClient,
+    sup: Supervisor,
+    argv: list[str] | None,
+    file: IO[bytes],
+    *,
+    outgoing: bool,
+) -> subprocess.Popen[bytes] | None:
+    """Give QEMU the migration stream's fd (as FD_NAME): the state file itself, or a pipe through
+    argv, a compressor on the way out or a decompressor on the way in (returned, to be checked)."""
+    if argv is None:
+        client.execute("getfd", {"fdname": FD_NAME}, fds=[file.fileno()])
+        return None
+    r, w = _big_pipe()
+    qemu_end, tool_end = (w, r) if outgoing else (r, w)
+    role = "compressor" if outgoing else "decompressor"
+    try:
+        stdin, stdout = (r, file) if outgoing else (file, w)
+        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout)
+    finally:
+        os.close(tool_end)
+    try:
+        client.execute("getfd", {"fdname": FD_NAME}, fds=[qemu_end])
+    finally:
+        os.close(qemu_end)  # QEMU holds its own copy now
+    return proc
+
+
 def restore(
     client: QMPClient,
     src: Path,
@@ -261,18 +278,7 @@ def restore(
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
             argv = tools.decompressor(compression)
-            if argv is None:
-                client.execute("getfd", {"fdname": FD_NAME}, fds=[f.fileno()])
-            else:
-                r, w = _big_pipe()
-                try:
-                    decomp = sup.spawn(f"decompressor {argv[0]}", argv, stdin=f, stdout=w)
-                finally:
-                    os.close(w)
-                try:
-                    client.execute("getfd", {"fdname": FD_NAME}, fds=[r])
-                finally:
-                    os.close(r)
+            decomp = _hand_fd(client, sup, argv, f, outgoing=False)
             client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
             while str(client.execute("query-status").get("status")) == "inmigrate":
