@@ -52,3 +52,25 @@ def nix_eval(expr: str, *, cwd: Path | None = None) -> Any:
     if proc.returncode != 0:
         raise AssertionError(f"nix-instantiate failed:\n{proc.stderr}")
     return json.loads(proc.stdout)
+
+
+def windows_example(into: Path) -> Path:
+    """examples/wingen.toml made renderable offline: its Cygwin packages locked against the media
+    tests' small setup.ini (a fixture, not a real mirror) and a placeholder installer pin."""
+    from typer.testing import CliRunner
+
+    from wingen.cli import app
+
+    text = (ROOT / "examples" / "wingen.toml").read_text()
+    text = text.replace('packages = ["make", "gcc-core"]', 'packages = ["make"]')
+    pin = 'setup = { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "' + "1" * 64 + '" }'
+    text = text.replace("[cygwin]", "[cygwin]\n" + pin, 1)
+    into.mkdir(parents=True, exist_ok=True)
+    config = into / "wingen.toml"
+    config.write_text(text)
+    setup_ini = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
+    result = CliRunner().invoke(
+        app, ["cygwin", "lock", "--setup-ini", str(setup_ini), "-c", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    return config

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,19 @@ def test_schema_is_json_schema_of_the_config() -> None:
 def test_usage_error_exits_2() -> None:
     proc = wingen("render", "--no-such-flag")
     assert proc.returncode == 2
+
+
+def test_render_never_creates_a_missing_home(tmp_path: Path) -> None:
+    """Nix builds run with HOME=/homeless-shelter, which must stay absent (the flake renders in
+    one); compiled templates are cached only under a home that exists."""
+    home = tmp_path / "homeless-shelter"
+    example = str(ROOT / "examples" / "linux.toml")
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT / "generator")}
+    env.pop("XDG_CACHE_HOME", None)
+    for extra in ({}, {"NIX_BUILD_TOP": str(tmp_path)}):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wingen.cli", "render", "-c", example],
+            env=env | extra, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert not home.exists()

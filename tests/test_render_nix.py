@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import ROOT, env, nix_eval
+from helpers import ROOT, env, nix_eval, windows_example
 from wingen.config import Config
 from wingen.loader import parse_config
 from wingen.nixnames import names_for
@@ -51,16 +52,21 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _config(example: str, **vm: Any) -> Config:
-    data = tomllib.loads((ROOT / "examples" / example).read_text())
+def _config(example: str, **vm: Any) -> tuple[Config, Path]:
+    """An example config and its directory; the Windows one with its Cygwin packages locked
+    (against the media tests' fixture setup.ini), so its install media are complete."""
+    path = ROOT / "examples" / example
+    if example == "wingen.toml":
+        path = windows_example(Path(tempfile.mkdtemp(prefix="wingen-example-")))
+    data = tomllib.loads(path.read_text())
     data["vm"] = data.get("vm", {}) | vm
-    return parse_config(data)
+    return parse_config(data), path.parent
 
 
-def _derivations(cfg: Config, tmp: Path, kernel: Path) -> dict[str, Any]:
+def _derivations(config: tuple[Config, Path], tmp: Path, kernel: Path) -> dict[str, Any]:
     """Every derivation in the closure of the three stages, as `nix show-derivation` JSON."""
     rendered = tmp / "default.nix"
-    rendered.write_text(render(cfg, tmp).expression)
+    rendered.write_text(render(*config).expression)
     parse = subprocess.run(["nix-instantiate", "--parse", str(rendered)], capture_output=True)
     assert parse.returncode == 0, parse.stderr
     top = tmp / "top.nix"
@@ -85,8 +91,9 @@ def _vm_stages(drvs: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("example", ["wingen.toml", "linux.toml"])
 def test_stages_carry_the_configured_vm(example: str, tmp_path: Path, kernel: Path) -> None:
-    cfg = _config(example, memory_mib=1536, extra_qemu_args=["-usb"])
-    stages = _vm_stages(_derivations(cfg, tmp_path, kernel))
+    config = _config(example, memory_mib=1536, extra_qemu_args=["-usb"])
+    cfg = config[0]
+    stages = _vm_stages(_derivations(config, tmp_path, kernel))
     assert len(stages) == 3, "install, suspend and revive each run VMs"
     for drv in stages:
         assert drv["env"]["requiredSystemFeatures"] == "kvm"
@@ -141,8 +148,8 @@ def test_the_removed_option_patterns_catch_the_seeds_lines() -> None:
 @pytest.mark.parametrize("example", ["wingen.toml", "linux.toml"])
 def test_function_takes_exactly_the_listed_names(example: str, kernel: Path) -> None:
     """The one list in nixnames.py is the expression's arguments, and the stand-in has them all."""
-    cfg = _config(example)
-    text = render(cfg).expression
+    cfg, config_dir = _config(example)
+    text = render(cfg, config_dir).expression
     formals = re.search(r"^\{ ([\w, ]+) \}:$", text, re.MULTILINE)
     assert formals, "the expression is a function of a set of names"
     assert tuple(formals.group(1).split(", ")) == names_for(cfg.guest)

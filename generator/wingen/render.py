@@ -43,9 +43,15 @@ def runtime_dir() -> Path:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (compiling them is most of a render's time).
-    Jinja keys each entry by the template's source, so an edited template is compiled anew."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    directory = Path(base) / "wingen" / f"jinja-{__version__}"
+    Jinja keys each entry by the template's source, so an edited template is compiled anew.
+    Inside a Nix build (the flake renders there) nothing is cached: $HOME must stay absent."""
+    if "NIX_BUILD_TOP" in os.environ:
+        return None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    if not base.parent.is_dir():
+        return None
+    directory = base / "wingen" / f"jinja-{__version__}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:

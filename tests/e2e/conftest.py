@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import windows_example  # noqa: F401 -- the e2e tests import it from here
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 STANDIN = ROOT / "nix" / "standin"
@@ -105,28 +107,6 @@ class E2E:
 
 
 TIMINGS: dict[str, float] = {}
-
-
-def windows_example(into: Path) -> Path:
-    """examples/wingen.toml made renderable offline: its Cygwin packages locked against the media
-    tests' small setup.ini (a fixture, not a real mirror) and a placeholder installer pin."""
-    from typer.testing import CliRunner
-
-    from wingen.cli import app
-
-    text = (ROOT / "examples" / "wingen.toml").read_text()
-    text = text.replace('packages = ["make", "gcc-core"]', 'packages = ["make"]')
-    pin = 'setup = { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "' + "1" * 64 + '" }'
-    text = text.replace("[cygwin]", "[cygwin]\n" + pin, 1)
-    into.mkdir(parents=True, exist_ok=True)
-    config = into / "wingen.toml"
-    config.write_text(text)
-    setup_ini = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
-    result = CliRunner().invoke(
-        app, ["cygwin", "lock", "--setup-ini", str(setup_ini), "-c", str(config)]
-    )
-    assert result.exit_code == 0, result.output
-    return config
 
 
 @pytest.fixture(scope="session")
