@@ -90,12 +90,12 @@ class E2E:
     name: str
     timings: dict[str, float] = field(default_factory=dict)
 
-    def build(self, attr: str, *extra: str, timeout: float = 600) -> NixRun:
-        """nix-build one attribute of top.nix; output is stdout+stderr together."""
+    def build(self, attr: str, *extra: str, top: str = "top.nix", timeout: float = 600) -> NixRun:
+        """nix-build one attribute of a file in the test dir; output is stdout+stderr together."""
         t0 = time.monotonic()
-        top, link = str(self.dir / "top.nix"), str(self.dir / attr)
+        link = str(self.dir / attr)
         proc = subprocess.run(
-            ["nix-build", top, "-A", attr, "-o", link, *extra],
+            ["nix-build", str(self.dir / top), "-A", attr, "-o", link, *extra],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
