@@ -156,3 +156,14 @@ def test_function_takes_exactly_the_listed_names(example: str, kernel: Path) -> 
     standin = ROOT / "nix" / "standin" / "default.nix"
     provided = nix_eval(f"builtins.attrNames (import {standin} {{ kernelRoot = {kernel}; }})")
     assert set(names_for(cfg.guest)) <= set(provided)
+
+
+def test_windows_setup_may_reboot_during_install(tmp_path: Path, kernel: Path) -> None:
+    """Windows setup reboots several times; QEMU's -no-reboot would end the install at the first."""
+    stages = _vm_stages(_derivations(_config("wingen.toml"), tmp_path, kernel))
+    install = [d for d in stages if d["env"].get("wingenStage") == "install"]
+    assert len(install) == 1
+    guest = next(
+        vm for vm in json.loads(install[0]["env"]["wingenSpec"])["vms"] if vm["name"] == "guest"
+    )
+    assert guest["no_reboot"] is False
