@@ -19,7 +19,6 @@ from .loader import parse_config
 from .process import run
 
 _STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
-# Config fields that hold a Media value, and what they are for.
 
 
 @dataclass(frozen=True)
