@@ -34,7 +34,8 @@ _KEY_ALPHABET = "BCDFGHJKMNPQRTVWXY2346789"
 _KEY = re.compile(rf"^[{_KEY_ALPHABET}]{{5}}(-[{_KEY_ALPHABET}]{{5}}){{4}}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
-_DRV_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$")
+# What Nix accepts as a store (derivation) name.
+STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _RTC = re.compile(r"^(utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?)$")
 
@@ -100,7 +101,7 @@ def _computer_name(v: str) -> str:
 
 
 def _drv_name(v: str) -> str:
-    if _DRV_NAME.match(v) and len(v) <= 200:
+    if STORE_NAME.match(v):
         return v
     raise bad(f"{v!r} cannot be a Nix derivation name", "use letters, digits and + - . _ ? =")
 
@@ -154,7 +155,7 @@ class Media(Model):
                 "give exactly one of name or url",
                 "name a file you add to the store, or a URL",
             )
-        if self.url is not None and not _DRV_NAME.match(self.store_name):
+        if self.url is not None and not STORE_NAME.match(self.store_name):
             raise _at(
                 "url",
                 f"{self.url!r} does not end in a file name Nix can store",

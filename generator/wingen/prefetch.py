@@ -3,7 +3,6 @@ store, under the same path `nix-store --add-fixed sha256` gives), and record it 
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,11 @@ import tomlkit
 from tomlkit.items import InlineTable, Table
 
 from .config import MEDIA_FIELDS as FIELDS
+from .config import STORE_NAME
 from .errors import UserError
 from .files import write_atomic
 from .loader import parse_config
 from .process import run
-
-_STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ def prefetch(source: str) -> Prefetched:
             )
         local = path.resolve()
         url, name = local.as_uri(), local.name
-    if not _STORE_NAME.match(name):
+    if not STORE_NAME.match(name):
         raise UserError(
             source,
             f"{name!r} cannot be a Nix store name",
