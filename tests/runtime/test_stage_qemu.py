@@ -257,15 +257,15 @@ def test_qemu_that_cannot_start(tmp_path: Path) -> None:
     assert "invalid option" in p.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> None:
+def start_waiting_stage(tmp_path: Path, stderr: int) -> subprocess.Popen[str]:
+    """A stage (a guest and a switch) that waits forever, returned once its guest is up."""
     s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
     env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
         cwd=tmp_path,
         env=env,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     log = tmp_path / "wingen-guest.serial.log"
@@ -273,6 +273,12 @@ def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> No
     while READY not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < end
         time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = start_waiting_stage(tmp_path, subprocess.PIPE)
     kids = children_of(proc.pid)
     assert sorted(Path(exe).name for _, exe in kids) == [Path(QEMU).name, "vde_switch"]
     proc.send_signal(sig)
@@ -284,19 +290,7 @@ def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> No
 
 
 def test_sigkill_of_the_runtime_leaves_nothing(tmp_path: Path) -> None:
-    s = spec(tmp_path, [{"wait_file": "never", "deadline": 600}], switch="vde.ctl")
-    env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wingen.runtime", "stage", str(s)],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    log = tmp_path / "wingen-guest.serial.log"
-    end = time.monotonic() + 20
-    while READY not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < end
-        time.sleep(0.05)
+    proc = start_waiting_stage(tmp_path, subprocess.DEVNULL)
     kids = children_of(proc.pid)
     assert len(kids) == 2  # QEMU and the switch
     proc.kill()
