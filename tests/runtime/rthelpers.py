@@ -58,3 +58,19 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    """(pid, argv[0]) of live children of pid."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            exe = (d / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z":
+            out.append((int(d.name), exe))
+    return out

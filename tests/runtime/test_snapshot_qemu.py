@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from rthelpers import READY, make_vm, processes_mentioning
+from rthelpers import READY, children_of, make_vm, processes_mentioning
 
 from wingen.runtime.firmware import COUNTER, write_bios
 from wingen.runtime.qmp import QMPClient
@@ -39,21 +39,6 @@ def wait_ready(vm: VM) -> None:
     while READY not in (vm.serial_log.read_text() if vm.serial_log.exists() else ""):
         assert time.monotonic() < end, vm.report()
         time.sleep(0.02)
-
-
-def live_children() -> list[int]:
-    """Non-zombie children of this test process."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[1]) == os.getpid() and stat[0] != "Z":
-            pids.append(int(d.name))
-    return pids
 
 
 @pytest.fixture
@@ -191,7 +176,7 @@ def test_guest_killed_mid_save(
     assert src.proc.wait(1) == -signal.SIGKILL
     assert not state.exists()
     assert list(state.parent.iterdir()) == []  # temp file removed
-    assert live_children() == []  # compressor gone too
+    assert [pid for pid, _ in children_of(os.getpid())] == []  # compressor gone too
     assert processes_mentioning(str(tmp_path)) == []
 
 
@@ -205,7 +190,8 @@ def test_save_deadline(
     assert time.monotonic() - t0 < 3
     assert not (tmp_path / "state").exists()
     assert src.proc is not None
-    assert [p for p in live_children() if p != src.proc.pid] == []  # gzip killed
+    others = [pid for pid, _ in children_of(os.getpid()) if pid != src.proc.pid]
+    assert others == []  # gzip killed
 
 
 def test_restore_deadline(

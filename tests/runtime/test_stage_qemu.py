@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rthelpers import QEMU, READY, alive, processes_mentioning
+from rthelpers import QEMU, READY, alive, children_of, processes_mentioning
 
 from wingen.runtime.firmware import write_bios
 
@@ -42,22 +42,6 @@ def spec(
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(doc))
     return path
-
-
-def children_of(pid: int) -> list[tuple[int, str]]:
-    """(pid, argv[0]) of live children of pid."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            exe = (d / "cmdline").read_bytes().split(b"\0")[0].decode()
-        except OSError:
-            continue
-        if int(stat[1]) == pid and stat[0] != "Z":
-            out.append((int(d.name), exe))
-    return out
 
 
 def run(tmp_path: Path, spec_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
