@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -27,7 +26,6 @@ app = typer.Typer(
 _state = {"verbose": False}
 
 ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file.")]
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _version(value: bool) -> None:
