@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,3 +32,11 @@ def sup(tmp_path: Path) -> Iterator[Supervisor]:
     with Supervisor() as s:
         yield s
     assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.fixture(scope="session")
+def old_qemu() -> str:
+    """Debian bookworm's QEMU 7.2, unpacked into a cache dir (tests/runtime/old_qemu.sh)."""
+    script = Path(__file__).with_name("old_qemu.sh")
+    out = subprocess.run(["sh", str(script)], stdout=subprocess.PIPE, text=True, check=True)
+    return out.stdout.strip()
