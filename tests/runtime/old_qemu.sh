@@ -16,10 +16,12 @@ if [ ! -e "$cache/.done" ]; then
     rm -rf "${cache:?}/root" "${cache:?}/bin"
     mkdir -p "$cache/root" "$cache/bin"
     for deb in "$cache"/dl/*.deb; do dpkg-deb -x "$deb" "$cache/root"; done
-    cat >"$wrapper" <<WRAP
+    cat >"$wrapper" <<'WRAP'
 #!/bin/sh
-# QEMU 7.2 unpacked from Debian bookworm: its own accelerator modules and firmware.
-QEMU_MODULE_DIR=$cache/root/usr/lib/x86_64-linux-gnu/qemu exec $cache/root/usr/bin/qemu-system-x86_64 -L $cache/root/usr/share/qemu "\$@"
+# QEMU 7.2 unpacked from Debian bookworm: its own accelerator modules and firmware.  Paths are
+# relative to this script, so the cache dir may be copied elsewhere (tests that run as another user).
+root=$(cd "$(dirname "$0")/../root" && pwd)
+QEMU_MODULE_DIR=$root/usr/lib/x86_64-linux-gnu/qemu exec "$root/usr/bin/qemu-system-x86_64" -L "$root/usr/share/qemu" "$@"
 WRAP
     chmod 755 "$wrapper"
     touch "$cache/.done"

@@ -204,30 +204,3 @@ def test_restore_deadline(
     dst.start(sup)
     with pytest.raises(SnapshotError, match="deadline"):
         restore(dst.connect(10), state, "gzip", sup=sup, deadline=0.1)
-
-
-def test_template_revive_from_a_read_only_ram_file(
-    tmp_path: Path,
-    accel: str,
-    counting_bios: Path,
-    sup: Supervisor,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    data = os.urandom(64 << 10)
-    src = start_source(tmp_path, accel, counting_bios, sup, data, template=True)
-    state = tmp_path / "out" / "state"
-    save(src.client(), state, "template", sup=sup, deadline=30, ram_file=src.ram_file)
-    stored = ram_path(state)
-    real_access = os.access
-    # As root every file is writable; pretend the store is read-only (as for nixbld users).
-    monkeypatch.setattr(
-        "wingen.runtime.vm.os.access",
-        lambda p, mode: False if Path(p) == stored else real_access(p, mode),
-    )
-    dst = make_vm(tmp_path, accel, counting_bios, "dst", restore=Restore(state, "template"))
-    assert dst.template_ram() == dst.ram_copy
-    dst.start(sup)
-    assert f"mem-path={dst.ram_copy}" in " ".join(dst.argv())
-    restore(dst.connect(10), state, "template", sup=sup, deadline=30)
-    assert pmem(dst.client(), MARK_ADDR, len(data), tmp_path) == data
-    dst.close(sup)

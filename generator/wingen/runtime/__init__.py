@@ -93,6 +93,8 @@ A "template" VM's RAM file is ``WORKDIR/wingen-NAME.ram`` until a save moves it.
 Relative paths in the spec (and in VM args) are relative to the runtime's cwd.
 Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
 never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
-QEMU 7.2 opens that file read-write even so: if it is not writable (a read-only store) a
-sparse copy is revived instead, which costs time proportional to the RAM in use.
+Where QEMU has ``readonly=on,rom=off`` (>= 8.2, probed over QMP: qemu_caps.py) the file is
+opened read-only, so a read-only store file owned by another user revives with no copy.
+Older QEMU opens it read-write: if it is not writable a sparse copy is revived instead,
+which costs time proportional to the RAM in use (template_ram.py).
 """

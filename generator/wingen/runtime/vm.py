@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +9,9 @@ from typing import IO
 
 from .accel import ACCEL_ARGS
 from .qmp import QMPClient
-from .snapshot import ram_path, sparse_copy
-from .supervise import Supervisor, describe_exit, log, tail
+from .snapshot import ram_path
+from .supervise import Supervisor, describe_exit, tail
+from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
 
 COMPRESSIONS = ("zstd", "gzip", "none", "template")
 
@@ -54,7 +54,8 @@ class VM:
         argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
-            argv += _ram_backend(self.template_ram(), s.memory_mib, share=False)
+            ram = self.template_ram()
+            argv += _ram_backend(ram.path, s.memory_mib, share=False, options=ram.options)
         elif s.template:
             argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
         argv += [
@@ -76,23 +77,15 @@ class VM:
             argv += ["-incoming", "defer"]
         return argv + list(s.args)
 
-    def template_ram(self) -> Path:
-        """The RAM file a template revive maps privately (share=off: never written back).
-
-        QEMU 7.2 opens it read-write even then, so a file we may not open for writing (a
-        read-only store) is first copied sparsely next to the sockets.
-        """
+    def template_ram(self) -> TemplateRam:
+        """How a template revive maps the stored RAM privately (see template_ram.py)."""
         assert self.spec.restore is not None
-        stored = ram_path(self.spec.restore.path)
-        return stored if os.access(stored, os.W_OK) else self.ram_copy
+        return plan_for_qemu(ram_path(self.spec.restore.path), self.ram_copy, self.qemu)
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
-        if r is not None and r.compression == "template":
-            stored = ram_path(r.path)
-            if stored.exists() and not os.access(stored, os.W_OK):
-                log(f"VM {self.name}: {stored} is read-only for QEMU 7.2, reviving a copy")
-                sparse_copy(stored, self.ram_copy)
+        if r is not None and r.compression == "template" and ram_path(r.path).exists():
+            prepare_ram(self.template_ram(), self.name)
         self.serial_log.unlink(missing_ok=True)
         if self.spec.template and self.spec.restore is None:
             self.ram_file.unlink(missing_ok=True)
@@ -136,11 +129,12 @@ class VM:
             self._stderr = None
 
 
-def _ram_backend(path: Path, mib: int, *, share: bool) -> list[str]:
+def _ram_backend(path: Path, mib: int, *, share: bool, options: str = "") -> list[str]:
     on = "on" if share else "off"
+    extra = f",{options}" if options else ""
     return [
         "-object",
-        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}",
+        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}{extra}",
         "-machine",
         "memory-backend=wingen-ram",
     ]

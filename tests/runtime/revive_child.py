@@ -1,0 +1,85 @@
+"""Revive a template-mode state as whoever runs this (a non-root user, as a Nix builder is),
+from a store-like copy owned by someone else.  Used by the runtime tests and bench/snapshot.py.
+
+    python3 revive_child.py '{"qemu": ..., "accel": "tcg", "bios": ..., "state": ...,
+                              "mib": 256, "rundir": ..., "reps": 1, "peek": [ADDR, SIZE]}'
+
+Prints one JSON object: {"uid", "times" (s, QEMU start to guest running, per revive),
+"argv" (the last QEMU command line), "copied" (a RAM copy was made), "peek_sha256" (of
+guest RAM [ADDR, ADDR+SIZE) after the last revive)}.  Runs with a bare python3 (stdlib only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "generator"))
+
+from wingen.runtime.snapshot import restore
+from wingen.runtime.supervise import Supervisor
+from wingen.runtime.vm import VM, Restore, VMSpec
+
+
+def store_copy(state: Path, dest: Path, owner: str = "nobody") -> Path:
+    """Copy a saved state (and its .ram/.json) into dest like a Nix store path: files 0444 and
+    dest 0555, all owned by `owner`.  Returns the copied state."""
+    dest.mkdir(parents=True)
+    for src in state.parent.iterdir():
+        if src.name == state.name or src.name.startswith(state.name + "."):
+            shutil.copyfile(src, dest / src.name)  # sparse source: copyfile keeps it sparse
+    uid = pwd.getpwnam(owner).pw_uid
+    for f in dest.iterdir():
+        f.chmod(0o444)
+        os.chown(f, uid, uid)
+    dest.chmod(0o555)
+    os.chown(dest, uid, uid)
+    return dest / state.name
+
+
+def main(spec: dict[str, Any]) -> dict[str, Any]:
+    state = Path(spec["state"])
+    rundir = Path(spec["rundir"])
+    times: list[float] = []
+    out: dict[str, Any] = {"uid": os.getuid()}
+    with Supervisor() as sup:
+        for i in range(int(spec.get("reps", 1))):
+            run = rundir / f"revive{i}"
+            run.mkdir()
+            vm = VM(
+                VMSpec(
+                    name="guest",
+                    memory_mib=int(spec["mib"]),
+                    args=["-bios", spec["bios"]],
+                    restore=Restore(state, "template"),
+                ),
+                qemu=spec["qemu"],
+                accel=spec["accel"],
+                rundir=run,
+                logdir=run,
+            )
+            t0 = time.monotonic()
+            vm.start(sup)
+            restore(vm.connect(30), state, "template", sup=sup, deadline=60)
+            times.append(time.monotonic() - t0)
+            out["argv"] = " ".join(vm.argv())
+            out["copied"] = vm.ram_copy.exists()
+            if spec.get("peek") and i == int(spec.get("reps", 1)) - 1:
+                addr, size = spec["peek"]
+                dump = run / "peek.bin"
+                vm.client().execute("pmemsave", {"val": addr, "size": size, "filename": str(dump)})
+                out["peek_sha256"] = hashlib.sha256(dump.read_bytes()).hexdigest()
+            vm.close(sup)
+    out["times"] = times
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(json.loads(sys.argv[1]))))

@@ -1,0 +1,148 @@
+"""Template revive from a read-only store file owned by another user, as a non-root user (as a
+multi-user Nix builds): zero-copy on QEMU >= 8.2, a private copy on QEMU 7.2.  Real QEMUs,
+real users (`nobody` owns the store copy, `nixbld1` revives)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from revive_child import store_copy
+from rthelpers import QEMU, READY, processes_mentioning
+
+from wingen.runtime.firmware import write_bios
+from wingen.runtime.qemu_caps import QemuCaps
+from wingen.runtime.snapshot import ram_path, save
+from wingen.runtime.supervise import Supervisor
+from wingen.runtime.template_ram import TemplateRam, plan
+from wingen.runtime.vm import VM, VMSpec
+
+pytestmark = pytest.mark.qemu
+
+CHILD = Path(__file__).with_name("revive_child.py")
+BUILDER = "nixbld1"
+MARK_ADDR = 0x2000000
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory every user can read (pytest's tmp_path is private to root)."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests chown files to other users: run them as root (CI does)")
+    d = Path(tempfile.mkdtemp(prefix="wingen-shared-"))
+    d.chmod(0o755)
+    yield d
+    assert processes_mentioning(str(d)) == []
+    shutil.rmtree(d)
+
+
+def save_template(qemu: str, accel: str, d: Path, data: bytes) -> Path:
+    bios = write_bios(d / "bios.bin", READY + "\r\n", end="count")
+    marker = d / "marker.bin"
+    marker.write_bytes(data)
+    args = ["-bios", str(bios), "-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"]
+    (d / "src").mkdir()
+    vm = VM(
+        VMSpec(name="src", memory_mib=256, args=args, template=True),
+        qemu=qemu,
+        accel=accel,
+        rundir=d / "src",
+        logdir=d / "src",
+    )
+    with Supervisor() as sup:
+        vm.start(sup)
+        vm.connect(20)
+        state = d / "saved" / "state"
+        save(vm.client(), state, "template", sup=sup, deadline=60, ram_file=vm.ram_file)
+        vm.close(sup)
+    return state
+
+
+def revive_as(user: str, spec: dict[str, Any]) -> dict[str, Any]:
+    pw = pwd.getpwnam(user)
+    run = Path(spec["rundir"])
+    run.mkdir()
+    os.chown(run, pw.pw_uid, pw.pw_gid)
+    out = subprocess.run(
+        ["/usr/bin/python3", str(CHILD), json.dumps(spec)],
+        user=pw.pw_uid,
+        group=pw.pw_gid,
+        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(run)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout)
+    result["log"] = out.stderr
+    return result
+
+
+def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
+    data = os.urandom(64 << 10)
+    state = save_template(qemu, accel, shared, data)
+    stored = store_copy(state, shared / "store")
+    digest = hashlib.sha256(ram_path(stored).read_bytes()).hexdigest()
+    spec = {
+        "qemu": qemu,
+        "accel": accel,
+        "bios": str(shared / "bios.bin"),
+        "state": str(stored),
+        "mib": 256,
+        "rundir": str(shared / "run"),
+        "peek": [MARK_ADDR, len(data)],
+    }
+    result = revive_as(BUILDER, spec)
+    assert result["uid"] == pwd.getpwnam(BUILDER).pw_uid
+    assert result["peek_sha256"] == hashlib.sha256(data).hexdigest()  # the saved RAM is back
+    ram = ram_path(stored)
+    assert ram.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert ram.stat().st_mode & 0o777 == 0o444
+    assert hashlib.sha256(ram.read_bytes()).hexdigest() == digest  # never written back
+    return result
+
+
+def test_zero_copy_revive_from_a_store_owned_by_another_user(accel: str, shared: Path) -> None:
+    qemu = shutil.which(QEMU)
+    assert qemu is not None
+    result = check_revive(qemu, accel, shared)
+    assert "readonly=on,rom=off" in result["argv"]
+    assert f"mem-path={shared / 'store' / 'state.ram'}" in result["argv"]
+    assert result["copied"] is False
+    assert "sparse copy" not in result["log"]
+
+
+def test_qemu_7_2_revives_a_copy_of_a_store_it_cannot_write(
+    accel: str, shared: Path, old_qemu: str
+) -> None:
+    # The unpacked 7.2 lives under root's cache: give the builder its own copy.
+    cache = Path(old_qemu).parent.parent
+    for part in ("bin", "root"):
+        shutil.copytree(cache / part, shared / "qemu-7.2" / part, symlinks=True)
+    qemu = str(shared / "qemu-7.2" / "bin" / "qemu-system-x86_64")
+    result = check_revive(qemu, accel, shared)
+    assert "readonly=on" not in result["argv"]
+    assert result["copied"] is True
+    assert "revived a sparse copy" in result["log"]
+
+
+CAPS_10 = QemuCaps((10, 0, 2), frozenset({"x-ignore-shared"}), frozenset({"readonly", "rom"}))
+CAPS_7_2 = QemuCaps((7, 2, 0), frozenset({"x-ignore-shared"}), frozenset({"readonly"}))
+
+
+def test_plan_maps_in_place_whenever_qemu_can(tmp_path: Path) -> None:
+    stored = tmp_path / "state.ram"
+    stored.write_bytes(b"")
+    copy = tmp_path / "copy.ram"
+    assert plan(stored, copy, CAPS_10) == TemplateRam(stored, "readonly=on,rom=off")
+    assert plan(stored, copy, CAPS_7_2) == TemplateRam(stored, "")  # writable: in place
