@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from . import mapped_ram
+from .qemu_caps import probe_client
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
 from .supervise import StageError, Supervisor, describe_exit, log
 
@@ -107,6 +109,7 @@ def save(
     name: str = "guest",
     meta: dict[str, Any] | None = None,
     fsync: bool = False,
+    mapped: bool | None = None,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
@@ -114,6 +117,7 @@ def save(
     is made sparse where zero and moved to `to.ram`.  Returns timings and sizes.
     The rename makes the file appear whole or not at all; fsync=True also makes it survive a
     power loss (a Nix build does not need that: an unfinished output is never registered).
+    `none` goes to a mapped-ram file where the probe finds it (mapped=None), see mapped_ram.py.
     """
     template = compression == "template"
     if template and (ram_file is None or not ram_file.exists()):
@@ -131,10 +135,18 @@ def save(
         client.execute("stop")
         _set_ignore_shared(client, template)
         client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+        if mapped is None:
+            mapped = mapped_ram.wanted(compression, probe_client(client))
+        if mapped:
+            mapped_ram.enable(client)
+            meta = {**(meta or {}), "format": mapped_ram.FORMAT}
         with tmp.open("wb") as out:
-            argv = tools.compressor(compression)
-            comp = _hand_fd(client, sup, argv, out, outgoing=True)
-            client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+            argv = None if mapped else tools.compressor(compression)
+            if mapped:
+                client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
+            else:
+                comp = _hand_fd(client, sup, argv, out, outgoing=True)
+                client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
             info = _poll_migration(client, end, f"save {name}")
             if comp is not None:
                 code = _wait_proc(comp, end)
@@ -274,12 +286,17 @@ def restore(
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
     decomp: subprocess.Popen[bytes] | None = None
+    mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
-            argv = tools.decompressor(compression)
-            decomp = _hand_fd(client, sup, argv, f, outgoing=False)
-            client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
+            argv = None if mapped else tools.decompressor(compression)
+            if mapped:
+                mapped_ram.enable(client)
+                client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
+            else:
+                decomp = _hand_fd(client, sup, argv, f, outgoing=False)
+                client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
             while str(client.execute("query-status").get("status")) == "inmigrate":
                 if time.monotonic() >= end:
