@@ -16,6 +16,7 @@ from .files import write_atomic, write_tree
 from .loader import load_config
 from .media import cygwin_missing
 from .render import render, templates_dir
+from .snapshot_cost import snapshot_cost
 
 app = typer.Typer(
     add_completion=False,
@@ -95,6 +96,7 @@ def check(config: ConfigOpt = Path("wingen.toml")) -> None:
         else "Linux test guest"
     )
     typer.echo(f"{config}: ok: {cfg.name}: {what}, {cfg.vm.memory_mib} MiB, {cfg.vm.cpus} CPUs")
+    typer.echo(f"snapshot: {snapshot_cost(cfg)}")
 
 
 @app.command("render")

@@ -358,7 +358,30 @@ class Cygwin(Model):
 
 
 class Snapshot(Model):
+    """How the base keeps the running guest (costs: snapshot_cost.py, `wingen check`).
+
+    compressed: the RAM in use, through `compression`; every revive decompresses it.
+    template: the guest RAM as a file (sparse where zero) beside the device state; every revive
+    maps it privately, copy-on-write, in about the same time whatever the RAM size.
+    """
+
+    mode: Literal["compressed", "template"] = "compressed"
     compression: Literal["zstd", "gzip", "none"] = "zstd"
+
+    @model_validator(mode="after")
+    def _compression_needs_compressed_mode(self) -> Self:
+        if self.mode == "template" and "compression" in self.model_fields_set:
+            raise _at(
+                "compression",
+                f'{self.compression!r} has no effect with mode = "template"',
+                'remove it (a template keeps the RAM uncompressed), or use mode = "compressed"',
+            )
+        return self
+
+    @property
+    def stored_as(self) -> str:
+        """What the runtime saves and revives with: a compression, or "template"."""
+        return "template" if self.mode == "template" else self.compression
 
 
 class Deadlines(Model):
