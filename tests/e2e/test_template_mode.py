@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import CONFIG, E2E, STANDIN
 from .test_render_eval import EXAMPLES, nix_eval, windows_example
 
 pytestmark = pytest.mark.nix
@@ -55,3 +56,55 @@ def test_compressed_mode_keeps_its_compression(tmp_path: Path) -> None:
     assert guest_of(base)["template"] is False
     assert save_of(base)["compression"] == "gzip"
     assert guest_of(revive)["restore"]["compression"] == "gzip"
+
+
+TEMPLATE_TOP = """\
+let
+  pkgs = import {standin} {{ kernelRoot = {kernel}; }};
+  w = pkgs.callPackage {rendered} {{ }};
+in
+{{
+  templateBase = w.linuxBase;
+  templateOk = w.runInLinuxVM (derivation {{
+    name = "{name}-template-ok";
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" "mkdir $out && echo revived from a template > $out/result.txt" ];
+  }});
+}}
+"""
+
+
+@pytest.mark.e2e
+def test_template_mode_base_revives_and_builds(e2e: E2E, kernel_root: Path) -> None:
+    """The e2e config in template mode: same name, so the installed disk is the session's."""
+    from wingen.loader import parse_config
+    from wingen.render import render
+
+    text = CONFIG.format(name=e2e.name).replace(
+        '[snapshot]\ncompression = "zstd"', '[snapshot]\nmode = "template"'
+    )
+    assert 'mode = "template"' in text
+    rendered = e2e.dir / "linux-template.nix"
+    rendered.write_text(render(parse_config(tomllib.loads(text)), e2e.dir).expression)
+    (e2e.dir / "top-template.nix").write_text(
+        TEMPLATE_TOP.format(
+            standin=STANDIN, kernel=f'"{kernel_root}"', rendered=rendered, name=e2e.name
+        )
+    )
+    run = e2e.build("templateBase", top="top-template.nix")
+    assert run.returncode == 0, run.output
+    e2e.timings["template: suspend (nix-build)"] = run.seconds
+    base = (e2e.dir / "templateBase").resolve()
+    ram = base / "state.ram"
+    assert ram.stat().st_size == 256 << 20  # the guest's whole RAM (memory_mib = 256) ...
+    assert ram.stat().st_blocks * 512 < ram.stat().st_size  # ... sparse where zero
+    assert (base / "state").stat().st_size < 4 << 20  # device state only
+    assert json.loads((base / "state.json").read_text())["compression"] == "template"
+
+    run = e2e.build("templateOk", top="top-template.nix")
+    assert run.returncode == 0, run.output
+    e2e.timings["template: revive + build (nix-build)"] = run.seconds
+    result = (e2e.dir / "templateOk").resolve() / "result.txt"
+    assert result.read_text() == "revived from a template\n"
+    assert "restore guest: loaded in" in run.output

@@ -1,10 +1,11 @@
 """Revive a template-mode state as whoever runs this (a non-root user, as a Nix builder is),
 from a store-like copy owned by someone else.  Used by the runtime tests and bench/snapshot.py.
 
-    python3 revive_child.py '{"qemu": ..., "accel": "tcg", "bios": ..., "state": ...,
+    python3 revive_child.py '{"qemu": ..., "accel": "tcg", "args": [QEMU args], "state": ...,
                               "mib": 256, "rundir": ..., "reps": 1, "peek": [ADDR, SIZE]}'
 
-Prints one JSON object: {"uid", "times" (s, QEMU start to guest running, per revive),
+Prints one JSON object: {"uid", "probe_s" (the QEMU capability probe, done once before the
+revives), "times" (s, QEMU start to guest running, per revive),
 "argv" (the last QEMU command line), "copied" (a RAM copy was made), "peek_sha256" (of
 guest RAM [ADDR, ADDR+SIZE) after the last revive)}.  Runs with a bare python3 (stdlib only).
 """
@@ -15,7 +16,6 @@ import hashlib
 import json
 import os
 import pwd
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,7 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "generator"))
 
-from wingen.runtime.snapshot import restore
+from wingen.runtime.qemu_caps import probe_qemu
+from wingen.runtime.snapshot import restore, sparse_copy
 from wingen.runtime.supervise import Supervisor
 from wingen.runtime.vm import VM, Restore, VMSpec
 
@@ -34,7 +35,7 @@ def store_copy(state: Path, dest: Path, owner: str = "nobody") -> Path:
     dest.mkdir(parents=True)
     for src in state.parent.iterdir():
         if src.name == state.name or src.name.startswith(state.name + "."):
-            shutil.copyfile(src, dest / src.name)  # sparse source: copyfile keeps it sparse
+            sparse_copy(src, dest / src.name)  # an 8 GiB RAM file stays a few MiB on disk
     uid = pwd.getpwnam(owner).pw_uid
     for f in dest.iterdir():
         f.chmod(0o444)
@@ -49,6 +50,9 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     rundir = Path(spec["rundir"])
     times: list[float] = []
     out: dict[str, Any] = {"uid": os.getuid()}
+    t0 = time.monotonic()
+    probe_qemu(spec["qemu"])
+    out["probe_s"] = time.monotonic() - t0
     with Supervisor() as sup:
         for i in range(int(spec.get("reps", 1))):
             run = rundir / f"revive{i}"
@@ -57,7 +61,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
                 VMSpec(
                     name="guest",
                     memory_mib=int(spec["mib"]),
-                    args=["-bios", spec["bios"]],
+                    args=list(spec["args"]),
                     restore=Restore(state, "template"),
                 ),
                 qemu=spec["qemu"],

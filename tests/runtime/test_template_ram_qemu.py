@@ -96,7 +96,7 @@ def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
     spec = {
         "qemu": qemu,
         "accel": accel,
-        "bios": str(shared / "bios.bin"),
+        "args": ["-bios", str(shared / "bios.bin")],
         "state": str(stored),
         "mib": 256,
         "rundir": str(shared / "run"),

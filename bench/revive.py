@@ -1,0 +1,209 @@
+"""Revive → first guest command, Linux guest under TCG, and where the time goes.
+
+    python3 bench/revive.py [--runs 3] [--compression zstd]
+
+Builds `linuxBase` once the way the e2e suite does (Debian's kernel from tests/e2e/setup.sh,
+nix/standin, a private nix.conf with the sandbox off), then RUNS fresh `runInLinuxVM`
+derivations whose builder's first act is to create a marker file in xchg.  While each one
+builds, a watcher polls its build directory every 5 ms and stamps, on the host's clock, the
+moment each sign of progress first appears:
+
+  stage started      the build directory exists (stage.sh begins: overlay disk, spec)
+  QEMUs started      the controller's serial log exists (the runtime has started both VMs)
+  guest running      the runtime's "restore guest: ... running after" line (nix-build's log)
+  controller kernel  the controller's first serial line (its kernel is booting)
+  smbd started       the controller prints "waiting up to" (9p mounted, smbd forked)
+  SSH answered       xchg/wingen/ssh-ready (the controller's `ssh true` succeeded)
+  command sent       xchg/wingen/build.log (the controller started the guest command)
+  command running    the marker (shares mapped, environment restored, the builder runs)
+
+`revive_to_command_s` is "stage started" → "command running", median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "generator"))
+
+from wingen.loader import parse_config  # noqa: E402
+from wingen.render import render  # noqa: E402
+
+CONFIG = """\
+name = "{name}"
+guest = "linux"
+
+[vm]
+memory_mib = 256
+cpus = 1
+disk_size_gib = 1
+acceleration = "tcg"
+controller_memory_mib = 384
+
+[snapshot]
+compression = "{compression}"
+"""
+
+TOP = """\
+let
+  pkgs = import {standin} {{ kernelRoot = {kernel}; }};
+  w = pkgs.callPackage {rendered} {{ }};
+  probe = n: w.runInLinuxVM (derivation {{
+    name = "{name}-revive-${{toString n}}";
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" ": > /tmp/xchg/command-running; mkdir $out" ];
+  }});
+in
+w // {{ {probes} }}
+"""
+
+EVENTS = [
+    "stage started",
+    "QEMUs started",
+    "guest running",
+    "controller kernel",
+    "smbd started",
+    "SSH answered",
+    "command sent",
+    "command running",
+]
+
+
+class Watcher(threading.Thread):
+    """Stamps the first appearance of each event in the build directory under tmp."""
+
+    def __init__(self, tmp: Path, drv: str) -> None:
+        super().__init__(daemon=True)
+        self.tmp = tmp
+        self.drv = drv
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def mark(self, event: str) -> None:
+        self.seen.setdefault(event, time.monotonic())
+
+    def run(self) -> None:
+        work: Path | None = None
+        while not self.stop.is_set():
+            if work is None:
+                found = sorted(self.tmp.glob(f"nix-build-{self.drv}.drv-*"))
+                if found:
+                    work = found[0]
+                    self.mark("stage started")
+            if work is not None:
+                ctl = work / "wingen-controller.serial.log"
+                if ctl.exists():
+                    self.mark("QEMUs started")
+                    text = ctl.read_text("latin-1")
+                    if text:
+                        self.mark("controller kernel")
+                    if "waiting up to" in text:
+                        self.mark("smbd started")
+                w = work / "xchg" / "wingen"
+                if (w / "ssh-ready").exists():
+                    self.mark("SSH answered")
+                if (w / "build.log").exists():
+                    self.mark("command sent")
+                if (work / "xchg" / "command-running").exists():
+                    self.mark("command running")
+                    return
+            time.sleep(0.005)
+
+
+def nix_build(d: Path, env: dict[str, str], attr: str, watch: Watcher | None = None) -> str:
+    proc = subprocess.Popen(
+        ["nix-build", str(d / "top.nix"), "-A", attr, "-o", str(d / attr)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if watch is not None and "restore guest:" in line and "running after" in line:
+            watch.mark("guest running")
+    if proc.wait() != 0:
+        raise SystemExit(f"nix-build {attr} failed:\n{''.join(lines[-60:])}")
+    return "".join(lines)
+
+
+def setup(d: Path, compression: str, runs: int) -> tuple[dict[str, str], str]:
+    kernel = subprocess.run(
+        ["sh", str(ROOT / "tests" / "e2e" / "setup.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    cfg = parse_config(tomllib.loads(CONFIG.format(name=name, compression=compression)))
+    (d / "linux.nix").write_text(render(cfg, d).expression)
+    probes = " ".join(f"revive{i} = probe {i};" for i in range(runs))
+    (d / "top.nix").write_text(
+        TOP.format(
+            standin=ROOT / "nix" / "standin",
+            kernel=f'"{kernel}"',
+            rendered=d / "linux.nix",
+            name=name,
+            probes=probes,
+        )
+    )
+    conf = d / "nix-conf"
+    conf.mkdir()
+    (conf / "nix.conf").write_text(
+        "sandbox = false\nbuild-users-group =\nsubstituters =\n"
+        "experimental-features = nix-command flakes\n"
+    )
+    build_tmp = d / "builds"
+    build_tmp.mkdir()
+    env = {**os.environ, "NIX_CONF_DIR": str(conf), "TMPDIR": str(build_tmp)}
+    env.pop("NIX_REMOTE", None)
+    return env, name
+
+
+def measure(runs: int, compression: str) -> float:
+    """Print the breakdown of each run; return the median revive → command running (s)."""
+    with tempfile.TemporaryDirectory(prefix="wingen-revive-bench-") as tmp:
+        d = Path(tmp)
+        env, name = setup(d, compression, runs)
+        t0 = time.monotonic()
+        nix_build(d, env, "linuxBase")
+        print(f"linuxBase ({compression}) built in {time.monotonic() - t0:.1f} s", flush=True)
+        totals = []
+        for i in range(runs):
+            watch = Watcher(Path(env["TMPDIR"]), f"{name}-revive-{i}")
+            watch.start()
+            nix_build(d, env, f"revive{i}", watch)
+            watch.stop.set()
+            watch.join()
+            start = watch.seen["stage started"]
+            parts = [f"{ev} {watch.seen[ev] - start:5.2f}" for ev in EVENTS[1:] if ev in watch.seen]
+            total = watch.seen["command running"] - start
+            totals.append(total)
+            print(f"run {i + 1}: " + ", ".join(parts) + " s", flush=True)
+        return statistics.median(totals)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--compression", default="zstd")
+    args = ap.parse_args()
+    print(f"revive_to_command_s={measure(args.runs, args.compression):.2f}")
+
+
+if __name__ == "__main__":
+    main()
