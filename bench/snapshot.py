@@ -1,6 +1,7 @@
 """Snapshot bench: the seed's gzip path vs ours, on a real Linux guest's memory, per content type.
 
     python3 bench/snapshot.py [--mib 2048] [--runs 3] [--qemu qemu-system-x86_64] [--no-8g]
+                              [--no-revive-command]
 
 Run as root: the read-only template revive copies the state to a store-like directory owned by
 `nobody` (files 0444) and revives it as the non-root builder `nixbld1`.
@@ -29,8 +30,9 @@ guest runs again.  Each figure is the median of RUNS runs; dirty pages are synce
 revive.  Sizes: apparent (what `ls -l` shows), on disk (allocated blocks: sparse files), NAR
 (`nix-store --dump`, what `nix copy` and binary caches move; it has no holes).
 Then the template revive from a read-only store file (2 GiB real-content guest and an 8 GiB
-guest), as the runtime does it, median of 5.  The last line compares pipe-zstd (ours) with
-seed-gzip on the real-content guest.
+guest), as the runtime does it, median of 5; then bench/revive.py's revive → first guest
+command (a whole `runInLinuxVM` build through Nix, by stage).  The last line compares pipe-zstd
+(ours) with seed-gzip on the real-content guest.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "runtime"))
 from revive_child import store_copy  # noqa: E402
 
 import linux_guest  # noqa: E402
+import revive  # noqa: E402
 from wingen.runtime.qemu_caps import probe_qemu  # noqa: E402
 from wingen.runtime.snapshot import meta_path, ram_path, restore, save  # noqa: E402
 from wingen.runtime.supervise import Supervisor  # noqa: E402
@@ -313,6 +316,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--no-8g", action="store_true", help="skip the 8 GiB read-only revive")
+    ap.add_argument("--no-revive-command", action="store_true", help="skip bench/revive.py")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/snapshot.py: run as root (the read-only revive chowns files)")
@@ -373,8 +377,12 @@ def main() -> None:
             state = b.template_of("zero", None, 8192)  # one 8 GiB guest at a time, freed at once
             ro_8g = b.read_only_revive(state, "zero", 8192, "8g")
             shutil.rmtree(state.parent)
+        to_command = float("nan")
+        if not args.no_revive_command:
+            to_command = revive.measure(args.runs, 'compression = "zstd"')
         print(f"template_revive_ro_s={ro_2g:.3f}")
         print(f"template_revive_ro_8g_s={ro_8g:.3f}")
+        print(f"revive_to_command_s={to_command:.2f}")
         seed, ours = figs[("real", "seed-gzip")], figs[("real", "pipe-zstd")]
         print("last line: real-content guest, pipe-zstd (zstd -2 -T0) vs seed-gzip, medians")
         print(
