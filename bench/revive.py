@@ -39,24 +39,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "generator"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from e2e.conftest import CONFIG  # noqa: E402 -- the e2e suite's guest, so the same figures
 from wingen.loader import parse_config  # noqa: E402
 from wingen.render import render  # noqa: E402
-
-CONFIG = """\
-name = "{name}"
-guest = "linux"
-
-[vm]
-memory_mib = 256
-cpus = 1
-disk_size_gib = 1
-acceleration = "tcg"
-controller_memory_mib = 384
-
-[snapshot]
-{snapshot}
-"""
 
 TOP = """\
 let
@@ -175,7 +162,10 @@ def setup(d: Path, snapshot: str, runs: int) -> tuple[dict[str, str], str]:
         check=True,
     ).stdout.strip()
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    cfg = parse_config(tomllib.loads(CONFIG.format(name=name, snapshot=snapshot)))
+    text = CONFIG.format(name=name).replace(
+        '[snapshot]\ncompression = "zstd"', "[snapshot]\n" + snapshot
+    )
+    cfg = parse_config(tomllib.loads(text))
     (d / "linux.nix").write_text(instrument(render(cfg, d).expression))
     probes = " ".join(f"revive{i} = probe {i};" for i in range(runs))
     (d / "top.nix").write_text(

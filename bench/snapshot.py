@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "generator"))
 sys.path.insert(0, str(HERE.parent / "tests" / "runtime"))
 
-from revive_child import store_copy  # noqa: E402
+from revive_child import run_as, store_copy  # noqa: E402
 
 import linux_guest  # noqa: E402
 import revive  # noqa: E402
@@ -238,33 +238,16 @@ class Bench:
     def read_only_revive(self, state: Path, fill: str, mib: int, label: str) -> float:
         """Revive a template as the builder user from a store-like copy owned by nobody."""
         store = store_copy(state, self.tmp / f"store-{label}")
-        pw = pwd.getpwnam(BUILDER)
-        run = self.tmp / f"ro-{label}"
-        run.mkdir()
-        os.chown(run, pw.pw_uid, pw.pw_gid)
         spec = {
             "qemu": shutil.which(self.qemu),
             "accel": "tcg",
             "args": self.args(fill),
             "state": str(store),
             "mib": mib,
-            "rundir": str(run),
+            "rundir": str(self.tmp / f"ro-{label}"),
             "reps": 5,
         }
-        child = HERE.parent / "tests" / "runtime" / "revive_child.py"
-        proc = subprocess.run(
-            ["/usr/bin/python3", str(child), json.dumps(spec)],
-            user=pw.pw_uid,
-            group=pw.pw_gid,
-            extra_groups=[],
-            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(run)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"read-only revive failed:\n{proc.stderr}")
-        res = json.loads(proc.stdout)
+        res = run_as(BUILDER, spec)
         assert res["copied"] is False and "readonly=on,rom=off" in res["argv"], res
         st = ram_path(store).stat()
         print(

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pwd
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,31 @@ def store_copy(state: Path, dest: Path, owner: str = "nobody") -> Path:
     dest.chmod(0o555)
     os.chown(dest, uid, uid)
     return dest / state.name
+
+
+def run_as(user: str, spec: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
+    """Run this script as `user` (root only) in a fresh rundir it owns; its result, plus "log"
+    (its stderr).  The system python3: the user cannot reach a python under /root."""
+    pw = pwd.getpwnam(user)
+    run = Path(spec["rundir"])
+    run.mkdir()
+    os.chown(run, pw.pw_uid, pw.pw_gid)
+    proc = subprocess.run(
+        ["/usr/bin/python3", __file__, json.dumps(spec)],
+        user=pw.pw_uid,
+        group=pw.pw_gid,
+        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(run)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"revive as {user} failed:\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    result["log"] = proc.stderr
+    return result
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:

@@ -5,18 +5,16 @@ real users (`nobody` owns the store copy, `nixbld1` revives)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from revive_child import store_copy
+from revive_child import run_as, store_copy
 from rthelpers import QEMU, READY, processes_mentioning
 
 from wingen.runtime.firmware import write_bios
@@ -28,7 +26,6 @@ from wingen.runtime.vm import VM, VMSpec
 
 pytestmark = pytest.mark.qemu
 
-CHILD = Path(__file__).with_name("revive_child.py")
 BUILDER = "nixbld1"
 MARK_ADDR = 0x2000000
 
@@ -67,27 +64,6 @@ def save_template(qemu: str, accel: str, d: Path, data: bytes) -> Path:
     return state
 
 
-def revive_as(user: str, spec: dict[str, Any]) -> dict[str, Any]:
-    pw = pwd.getpwnam(user)
-    run = Path(spec["rundir"])
-    run.mkdir()
-    os.chown(run, pw.pw_uid, pw.pw_gid)
-    out = subprocess.run(
-        ["/usr/bin/python3", str(CHILD), json.dumps(spec)],
-        user=pw.pw_uid,
-        group=pw.pw_gid,
-        extra_groups=[],
-        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(run)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    result: dict[str, Any] = json.loads(out.stdout)
-    result["log"] = out.stderr
-    return result
-
-
 def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
     data = os.urandom(64 << 10)
     state = save_template(qemu, accel, shared, data)
@@ -102,7 +78,7 @@ def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
         "rundir": str(shared / "run"),
         "peek": [MARK_ADDR, len(data)],
     }
-    result = revive_as(BUILDER, spec)
+    result = run_as(BUILDER, spec, timeout=120)
     assert result["uid"] == pwd.getpwnam(BUILDER).pw_uid
     assert result["peek_sha256"] == hashlib.sha256(data).hexdigest()  # the saved RAM is back
     ram = ram_path(stored)
