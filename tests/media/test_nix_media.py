@@ -68,8 +68,10 @@ def rebuilds_identically(workdir: Path, attr: str) -> None:
 STANDIN = HERE.parents[1] / "nix" / "standin" / "default.nix"
 
 
-def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
-    mirror = make_mirror(tmp_path / "mirror")
+def setup_project(
+    tmp_path: Path, windows: str, mirror_dir: str = "mirror"
+) -> tuple[Path, dict[str, str]]:
+    mirror = make_mirror(tmp_path / mirror_dir)
     exe = tmp_path / "setup-x86_64.exe"
     exe.write_bytes(b"MZ pretend cygwin installer\n")
     exe_sha = hashlib.sha256(exe.read_bytes()).hexdigest()
@@ -79,7 +81,11 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
         f'setup = {{ url = "{exe.as_uri()}", sha256 = "{exe_sha}" }}\n'
     )
     r = wingen(
-        "cygwin", "lock", "--setup-ini", str(tmp_path / "mirror/x86_64/setup.ini"), cwd=tmp_path
+        "cygwin",
+        "lock",
+        "--setup-ini",
+        str(tmp_path / mirror_dir / "x86_64/setup.ini"),
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
     cfg = load_config(tmp_path / "wingen.toml")
@@ -126,16 +132,23 @@ def test_answer_floppy_and_iso(tmp_path: Path) -> None:
     rebuilds_identically(work, "answerIso")
 
 
-def test_winnt_sif_floppy(tmp_path: Path) -> None:
+def test_winnt_sif_floppy_with_crlf(tmp_path: Path) -> None:
     work, files = setup_project(
         tmp_path,
         'iso = { name = "xp.iso", sha256 = "' + "1" * 64 + '" }\n'
-        'edition = "Windows XP Professional"\nanswer_file = "winnt-sif"',
+        'edition = "Windows XP Professional"\nanswer_file = "winnt-sif"\n'
+        'product_key = "BCDFG-HJKMP-QRTVW-XY234-6789B"',
+        mirror_dir="circa/2016",  # a local copy of a Time Machine snapshot
     )
     floppy = build(work, "answerFloppy")
     assert build(work, "answerMedia") == floppy  # BIOS → the floppy
     assert run("mdir", "-b", "-i", str(floppy), "::/").split() == ["::/winnt.sif"]
-    assert run("mtype", "-i", str(floppy), "::/winnt.sif") == files["windows/winnt.sif"]
+    back = tmp_path / "winnt.sif"
+    run("mcopy", "-n", "-i", str(floppy), "::/winnt.sif", str(back))
+    data = back.read_bytes()
+    # XP/2003 setup reads winnt.sif as DOS text: CRLF on every line, the text otherwise as rendered
+    assert data.count(b"\r\n") == data.count(b"\n") > 10
+    assert data.decode().replace("\r\n", "\n") == files["windows/winnt.sif"]
 
 
 def test_cygwin_iso(tmp_path: Path) -> None:
