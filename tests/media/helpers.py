@@ -19,6 +19,7 @@ OLD_CYGWIN = {"mirror": TIME_MACHINE}
 # The names nix/windows-media.nix declares it needs from the main expression's arguments.
 PARTIAL_NAMES = (
     "runCommand", "writeText", "requireFile", "fetchurl", "dosfstools", "mtools", "xorriso",
+    "python3", "wimlib",
 )  # fmt: skip
 
 

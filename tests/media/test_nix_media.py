@@ -13,6 +13,7 @@ import pytest
 
 from wingen.cygwin import setup_ini
 from wingen.loader import load_config
+from wingen.render import runtime_files
 
 from .helpers import PARTIAL_NAMES, render_files, render_partial
 from .test_cli import wingen
@@ -68,6 +69,14 @@ def rebuilds_identically(workdir: Path, attr: str) -> None:
 STANDIN = HERE.parents[1] / "nix" / "standin" / "default.nix"
 
 
+def write_runtime(root: Path) -> None:
+    """The runtime helper's files as the main expression's `runtime` holds them."""
+    for rel, text in runtime_files().items():
+        path = root / rel.removeprefix("runtime/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 def setup_project(
     tmp_path: Path, windows: str, mirror_dir: str = "mirror"
 ) -> tuple[Path, dict[str, str]]:
@@ -93,12 +102,14 @@ def setup_project(
     partial = render_partial(cfg, tmp_path, files)
     (tmp_path / "key").mkdir()
     (tmp_path / "key" / "key.pub").write_text(PUBKEY)
+    write_runtime(tmp_path / "runtime")
     # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
         f"let\n  inherit (import {STANDIN} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
-        "  sshKey = ./key;\n"
+        "  sshKey = ./key;\n  runtime = ./runtime;\n"
         + partial
-        + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
+        + "in { inherit windowsIso windowsIsoNoPrompt windowsBootIso editionCheck answerFloppy\n"
+        "  answerIso answerMedia cygwinIso; }\n"
     )
     return tmp_path, files
 
