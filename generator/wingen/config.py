@@ -260,11 +260,20 @@ class Windows(Model):
         return self
 
     @model_validator(mode="after")
-    def _uefi_is_x64(self) -> Self:
-        if self.firmware == "uefi" and self.architecture == "i686":
+    def _uefi_guest(self) -> Self:
+        if self.firmware != "uefi":
+            return self
+        if self.architecture == "i686":
             raise _at(
                 "firmware",
                 "OVMF, the UEFI firmware, is x86_64-only: an i686 guest cannot boot with it",
+                'set windows.firmware = "bios"',
+            )
+        edition = self.known_edition
+        if edition is not None and not edition.uefi:
+            raise _at(
+                "firmware",
+                f"{edition.name!r} boots from UEFI only with a CSM video BIOS, which OVMF lacks",
                 'set windows.firmware = "bios"',
             )
         return self

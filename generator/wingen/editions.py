@@ -22,6 +22,12 @@ _OLD_FOR_CYGWIN = ("Windows XP", "Windows Server 2003", "Windows Vista", "Window
                    "Windows Server 2008")  # fmt: skip
 
 
+# Editions wingen boots with BIOS only: dockur/windows installs Vista, 7 and 2008 (and older) in
+# its legacy (BIOS) mode (src/define.sh isLegacy); their UEFI boot wants a CSM video BIOS, which
+# OVMF lacks.
+_BIOS_ONLY = _OLD_FOR_CYGWIN
+
+
 @dataclass(frozen=True)
 class Edition:
     name: str  # the image name in install.wim (what /IMAGE/NAME matches), or the XP product name
@@ -36,6 +42,10 @@ class Edition:
     @property
     def windows11(self) -> bool:
         return self.name.startswith("Windows 11")
+
+    @property
+    def uefi(self) -> bool:
+        return not self.name.startswith(_BIOS_ONLY)
 
     @property
     def current_cygwin(self) -> bool:

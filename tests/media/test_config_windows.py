@@ -21,12 +21,16 @@ def _edit(*pairs: tuple[str, str]) -> str:
     return text
 
 
+TM_MIRROR = (
+    'mirror = "https://mirrors.kernel.org/sourceware/cygwin"',
+    f'mirror = "{TIME_MACHINE}"',
+)
 XP = (
     ('edition = "Windows 11 Pro"', 'edition = "Windows XP Professional"'),
     ('answer_file = "autounattend"', 'answer_file = "winnt-sif"'),
     ('firmware = "uefi"', 'firmware = "bios"'),
     ('product_key = "generic"', 'product_key = "BCDFG-HJKMP-QRTVW-XY234-6789B"'),
-    ('mirror = "https://mirrors.kernel.org/sourceware/cygwin"', f'mirror = "{TIME_MACHINE}"'),
+    TM_MIRROR,
 )
 VIRTIO = ("# virtio_iso = {", "virtio_iso = {")
 VIRTIO_HASH = ('sha256 = "…" }', f'sha256 = "{"1" * 64}" }}')
@@ -41,13 +45,20 @@ CASES = {
         _edit(('architecture = "x86_64"', 'architecture = "i686"')),
         "windows.firmware",
     ),
+    "Windows 7 with UEFI": (
+        _edit(('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'), TM_MIRROR),
+        "windows.firmware",
+    ),
     "Windows 11 on 32 GiB": (
         _edit(("disk_size_gib = 64", "disk_size_gib = 32")),
         "vm.disk_size_gib",
     ),
     "Windows 11 on one CPU": (_edit(("cpus = 2", "cpus = 1")), "vm.cpus"),
     "Windows 7 with current Cygwin": (
-        _edit(('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"')),
+        _edit(
+            ('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'),
+            ('firmware = "uefi"', 'firmware = "bios"'),
+        ),
         "cygwin.mirror",
     ),
     "32-bit Windows 10 with current Cygwin": (
@@ -80,10 +91,8 @@ def test_refused_with_the_field_named(name: str, tmp_path: Path) -> None:
         _edit(*XP),
         _edit(
             ('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'),
-            (
-                'mirror = "https://mirrors.kernel.org/sourceware/cygwin"',
-                f'mirror = "{TIME_MACHINE}"',
-            ),
+            ('firmware = "uefi"', 'firmware = "bios"'),
+            TM_MIRROR,
         ),
     ],
     ids=["XP with key and Time Machine", "Windows 7 with Time Machine"],
