@@ -55,6 +55,14 @@ def make_mirror(root: Path) -> str:
     return root.as_uri()
 
 
+def try_build(workdir: Path, attr: str) -> subprocess.CompletedProcess[str]:
+    """nix-build that may fail: its exit code and output, for the message a build stops with."""
+    return subprocess.run(
+        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix"],
+        cwd=workdir, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
 def build(workdir: Path, attr: str) -> Path:
     out = run("nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix", cwd=workdir)
     return Path(out.strip())
@@ -216,10 +224,7 @@ def test_windows_iso_require_file(tmp_path: Path) -> None:
     work, _ = setup_project(
         tmp_path, UEFI.replace("wingen-test-win.iso", fake.name).replace("ISOHASH", sha)
     )
-    proc = subprocess.run(
-        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", "windowsIso", "default.nix"],
-        cwd=work, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    proc = try_build(work, "windowsIso")
     assert proc.returncode != 0
     assert f"nix-store --add-fixed sha256 /path/to/{fake.name}" in proc.stderr
     added = run("nix-store", "--add-fixed", "sha256", str(fake)).strip()

@@ -15,7 +15,7 @@ import pytest
 from wingen.runtime import winiso
 
 from .fake_iso import microsoft_shaped_iso, xorriso_iso
-from .test_nix_media import NIX_OPTS, build, run, setup_project
+from .test_nix_media import build, run, setup_project, try_build
 
 pytestmark = pytest.mark.nix
 Maker = Callable[..., Path]
@@ -94,10 +94,7 @@ def test_xorriso_sees_only_readme_on_a_microsoft_shaped_iso(tmp_path: Path) -> N
 def test_iso_without_noprompt_image_fails_saying_so(tmp_path: Path, shape: str) -> None:
     iso = MAKERS[shape](tmp_path, unique(tmp_path, "old"), IMAGES, noprompt=False)
     work = project(tmp_path, iso, 'edition = "Windows 10 Pro"')
-    proc = subprocess.run(
-        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", "windowsIsoNoPrompt", "default.nix"],
-        cwd=work, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    proc = try_build(work, "windowsIsoNoPrompt")
     assert proc.returncode != 0
     assert f"has no {NOPROMPT}: UEFI setup from it would wait for a key press" in proc.stderr
 
@@ -124,10 +121,7 @@ def test_edition_checked_against_the_wim(
 ) -> None:
     iso = MAKERS[shape](tmp_path, unique(tmp_path, "ed"), IMAGES)
     work = project(tmp_path, iso, edition + '\nproduct_key = "none"')
-    proc = subprocess.run(
-        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", "editionCheck", "default.nix"],
-        cwd=work, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    proc = try_build(work, "editionCheck")
     if error is None:
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "Name:                   Windows 10 Pro" in Path(proc.stdout.strip()).read_text()
