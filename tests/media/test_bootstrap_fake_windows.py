@@ -1,7 +1,8 @@
 """bootstrap.sh run by a real bash, chrooted into a FAKE Cygwin root: Windows cannot run here, so
 cygrunsrv, ssh-host-config, cygpath and the Windows tools (net.exe, netsh.exe, reg.exe,
 shutdown.exe) are stand-ins that keep state and log their arguments; every other command is a
-busybox applet. The chroot makes any command the script needs and the root lacks an error.
+busybox applet. The chroot makes any command the script needs and the root lacks an error
+(chroot and mknod need root, as the suite has here and in CI).
 What is checked is the script's own logic: the sshd service name is found, not assumed; a failing
 sshd ends the script non-zero with a clear line on COM1; the rest runs only after sshd is up.
 
