@@ -359,12 +359,11 @@ def noprompt(src: Path, dst: Path) -> None:
         sectors = (target.size + 511) // 512
         if sectors > 0xFFFF:  # does not fit: keep the count, as firmware reads the FAT's size
             sectors = efi[0].sectors
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    with tmp.open("r+b") as out:
+    # Straight into dst ($out: Nix removes it if the build fails; no temporary in the store).
+    shutil.copyfile(src, dst)
+    with dst.open("r+b") as out:
         out.seek(efi[0].offset + 6)
         out.write(struct.pack("<HI", sectors, lba))
-    tmp.replace(dst)
 
 
 def extract(src: Path, path: str, dst: Path) -> None:
