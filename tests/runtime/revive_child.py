@@ -1,8 +1,10 @@
-"""Revive a template-mode state as whoever runs this (a non-root user, as a Nix builder is),
-from a store-like copy owned by someone else.  Used by the runtime tests and bench/snapshot.py.
+"""Revive a saved state (template mode unless "compression" says otherwise) as whoever runs
+this (a non-root user, as a Nix builder is), from a store-like copy owned by someone else.
+Used by the runtime tests and bench/snapshot.py.
 
     python3 revive_child.py '{"qemu": ..., "accel": "tcg", "args": [QEMU args], "state": ...,
-                              "mib": 256, "rundir": ..., "reps": 1, "peek": [ADDR, SIZE]}'
+                              "mib": 256, "rundir": ..., "reps": 1, "peek": [ADDR, SIZE],
+                              "compression": "template"}'
 
 Prints one JSON object: {"uid", "probe_s" (the QEMU capability probe, done once before the
 revives), "times" (s, QEMU start to guest running, per revive),
@@ -73,6 +75,7 @@ def run_as(user: str, spec: dict[str, Any], *, timeout: float = 600) -> dict[str
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
     state = Path(spec["state"])
+    comp = spec.get("compression", "template")
     rundir = Path(spec["rundir"])
     times: list[float] = []
     out: dict[str, Any] = {"uid": os.getuid()}
@@ -88,7 +91,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
                     name="guest",
                     memory_mib=int(spec["mib"]),
                     args=list(spec["args"]),
-                    restore=Restore(state, "template"),
+                    restore=Restore(state, comp),
                 ),
                 qemu=spec["qemu"],
                 accel=spec["accel"],
@@ -97,7 +100,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             )
             t0 = time.monotonic()
             vm.start(sup)
-            restore(vm.connect(30), state, "template", sup=sup, deadline=60)
+            restore(vm.connect(30), state, comp, sup=sup, deadline=60)
             times.append(time.monotonic() - t0)
             out["argv"] = " ".join(vm.argv())
             out["copied"] = vm.ram_copy.exists()

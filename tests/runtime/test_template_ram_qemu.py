@@ -5,6 +5,7 @@ real users (`nobody` owns the store copy, `nixbld1` revives)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -19,7 +20,7 @@ from rthelpers import QEMU, READY, processes_mentioning
 
 from wingen.runtime.firmware import write_bios
 from wingen.runtime.qemu_caps import QemuCaps
-from wingen.runtime.snapshot import ram_path, save
+from wingen.runtime.snapshot import meta_path, ram_path, save
 from wingen.runtime.supervise import Supervisor
 from wingen.runtime.template_ram import TemplateRam, plan
 from wingen.runtime.vm import VM, VMSpec
@@ -42,14 +43,14 @@ def shared() -> Iterator[Path]:
     shutil.rmtree(d)
 
 
-def save_template(qemu: str, accel: str, d: Path, data: bytes) -> Path:
+def save_state(qemu: str, accel: str, d: Path, data: bytes, compression: str = "template") -> Path:
     bios = write_bios(d / "bios.bin", READY + "\r\n", end="count")
     marker = d / "marker.bin"
     marker.write_bytes(data)
     args = ["-bios", str(bios), "-device", f"loader,file={marker},addr={MARK_ADDR:#x},force-raw=on"]
     (d / "src").mkdir()
     vm = VM(
-        VMSpec(name="src", memory_mib=256, args=args, template=True),
+        VMSpec(name="src", memory_mib=256, args=args, template=compression == "template"),
         qemu=qemu,
         accel=accel,
         rundir=d / "src",
@@ -59,16 +60,20 @@ def save_template(qemu: str, accel: str, d: Path, data: bytes) -> Path:
         vm.start(sup)
         vm.connect(20)
         state = d / "saved" / "state"
-        save(vm.client(), state, "template", sup=sup, deadline=60, ram_file=vm.ram_file)
+        ram = vm.ram_file if compression == "template" else None
+        save(vm.client(), state, compression, sup=sup, deadline=60, ram_file=ram)
         vm.close(sup)
     return state
 
 
-def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
+def check_revive(
+    qemu: str, accel: str, shared: Path, compression: str = "template"
+) -> dict[str, Any]:
     data = os.urandom(64 << 10)
-    state = save_template(qemu, accel, shared, data)
+    state = save_state(qemu, accel, shared, data, compression)
     stored = store_copy(state, shared / "store")
-    digest = hashlib.sha256(ram_path(stored).read_bytes()).hexdigest()
+    template = compression == "template"
+    digest = hashlib.sha256(ram_path(stored).read_bytes()).hexdigest() if template else ""
     spec = {
         "qemu": qemu,
         "accel": accel,
@@ -77,14 +82,16 @@ def check_revive(qemu: str, accel: str, shared: Path) -> dict[str, Any]:
         "mib": 256,
         "rundir": str(shared / "run"),
         "peek": [MARK_ADDR, len(data)],
+        "compression": compression,
     }
     result = run_as(BUILDER, spec, timeout=120)
     assert result["uid"] == pwd.getpwnam(BUILDER).pw_uid
     assert result["peek_sha256"] == hashlib.sha256(data).hexdigest()  # the saved RAM is back
-    ram = ram_path(stored)
-    assert ram.stat().st_uid == pwd.getpwnam("nobody").pw_uid
-    assert ram.stat().st_mode & 0o777 == 0o444
-    assert hashlib.sha256(ram.read_bytes()).hexdigest() == digest  # never written back
+    assert stored.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert stored.stat().st_mode & 0o777 == 0o444
+    if template:
+        ram = ram_path(stored)
+        assert hashlib.sha256(ram.read_bytes()).hexdigest() == digest  # never written back
     return result
 
 
@@ -110,6 +117,22 @@ def test_qemu_7_2_revives_a_copy_of_a_store_it_cannot_write(
     assert "readonly=on" not in result["argv"]
     assert result["copied"] is True
     assert "revived a sparse copy" in result["log"]
+
+
+def test_mapped_ram_state_revives_from_a_store_owned_by_another_user(
+    accel: str, shared: Path
+) -> None:
+    qemu = shutil.which(QEMU)
+    assert qemu is not None
+    check_revive(qemu, accel, shared, "none")
+    stored = shared / "store" / "state"
+    assert json.loads(meta_path(stored).read_text())["format"] == "mapped-ram"  # QEMU 10
+
+
+def test_qemu_7_2_saves_none_as_a_stream(accel: str, shared: Path, old_qemu: str) -> None:
+    state = save_state(old_qemu, accel, shared, os.urandom(4096), "none")
+    assert not meta_path(state).exists()  # no mapped-ram: the plain stream, nothing to record
+    assert state.stat().st_size < 16 << 20  # zero pages are not in a stream
 
 
 CAPS_10 = QemuCaps((10, 0, 2), frozenset({"x-ignore-shared"}), frozenset({"readonly", "rom"}))
