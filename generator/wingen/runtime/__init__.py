@@ -76,6 +76,8 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
+  ``none`` writes a sparse mapped-ram file where QEMU has mapped-ram (>= 9.0, probed: faster
+  to revive; mapped_ram.py) and records ``"format": "mapped-ram"`` in ``to.json``.
   Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
   memory or compression differs is refused up front with that reason.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
