@@ -7,9 +7,22 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .errors import UserError
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename it into place."""
+    try:
+        _write_atomic(path, text)
+    except OSError as exc:
+        raise UserError(
+            str(path),
+            f"cannot be written: {exc.strerror or exc}",
+            "check the path and its permissions",
+        ) from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -42,7 +42,7 @@ def prefetch(source: str) -> Prefetched:
             )
         local = path.resolve()
         url, name = local.as_uri(), local.name
-    if not STORE_NAME.match(name):
+    if not STORE_NAME.fullmatch(name):
         raise UserError(
             source,
             f"{name!r} cannot be a Nix store name",
