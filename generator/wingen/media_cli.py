@@ -58,7 +58,12 @@ def lock(
         str | None, typer.Option("--mirror", help="Mirror URL (default: the config's).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Lock file (default: cygwin.lock_file).")
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Lock file (default: cygwin.lock_file, which must lie in the config's directory).",
+        ),
     ] = None,
     config: ConfigOpt = Path("wingen.toml"),
 ) -> None:
