@@ -13,20 +13,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from .config import Config, Model
 from .errors import UserError
+from .files import read_text
 
 
 def load_config(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            str(path), "no such file", "create one with `wingen init` or pass -c FILE"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserError(
-            str(path), f"cannot be read: {reason}", "check the path and its permissions"
-        ) from None
+    text = read_text(path, "create one with `wingen init` or pass -c FILE")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import MIRROR_URL
 from ..errors import UserError
+from ..files import read_text
 from .closure import Locked, resolve
 from .setup_ini import _DEP, _HEX512, _NAME, _PATH, _VERSION, Install, SetupIni, parse
 
@@ -157,12 +158,5 @@ def _check(pattern: re.Pattern[str], value: Any) -> str:
 
 
 def read_lock(path: Path) -> Lock:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            "cygwin.lock_file",
-            f"{str(path)!r} does not exist",
-            "run `wingen cygwin lock --setup-ini setup.ini` next to the config",
-        ) from None
-    return loads(text, str(path))
+    fix = "run `wingen cygwin lock --setup-ini setup.ini` next to the config"
+    return loads(read_text(path, fix, "cygwin.lock_file"), str(path))
