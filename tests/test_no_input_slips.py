@@ -26,6 +26,9 @@ from wingen.loader import parse_config
 
 SETUP_INI = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
 ZERO = "0" * 64
+TIME_MACHINE_64 = (
+    "https://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/64bit/2024/01/30/231215"
+)
 
 # The Windows example with every optional string field present (and each list non-empty), so
 # that a trailing newline can be put into each of them.
@@ -327,6 +330,11 @@ ONE_VALIDATION = {
     ),
     "mirror": (
         lambda d: _with(d, "cygwin.mirror", "mirrors.kernel.org/sourceware/cygwin"),
+        "cygwin.mirror",
+    ),
+    # A real Cygwin Time Machine URL: 110 characters URL-encoded, too long a Joliet folder name.
+    "mirror too long for the ISO": (
+        lambda d: _with(d, "cygwin.mirror", TIME_MACHINE_64),
         "cygwin.mirror",
     ),
 }

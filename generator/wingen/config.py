@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal, Self
+from urllib.parse import quote
 
 from pydantic import (
     AfterValidator,
@@ -277,18 +278,6 @@ class Windows(Model):
             )
         return self
 
-    @model_validator(mode="after")
-    def _xp_time_zone(self) -> Self:
-        """winnt.sif takes a numeric index: `render` needs one for the name (editions.py)."""
-        if self.answer_file == "winnt-sif" and xp_time_zone(self.time_zone) is None:
-            raise _at(
-                "time_zone",
-                f"{self.time_zone!r} has no XP/2003 time zone index wingen knows",
-                "give the numeric index from Microsoft's time zone index table, or one of: "
-                + ", ".join(sorted(XP_TIME_ZONES)),
-            )
-        return self
-
     @property
     def known_edition(self) -> Edition | None:
         return find_edition(self.edition) if self.edition is not None else None
@@ -303,6 +292,18 @@ class Windows(Model):
             assert edition is not None and edition.generic_key is not None
             return edition.generic_key
         return self.product_key
+
+    @model_validator(mode="after")
+    def _xp_time_zone(self) -> Self:
+        """winnt.sif takes a numeric index: `render` needs one for the name (editions.py)."""
+        if self.answer_file == "winnt-sif" and xp_time_zone(self.time_zone) is None:
+            raise _at(
+                "time_zone",
+                f"{self.time_zone!r} has no XP/2003 time zone index wingen knows",
+                "give the numeric index from Microsoft's time zone index table, or one of: "
+                + ", ".join(sorted(XP_TIME_ZONES)),
+            )
+        return self
 
 
 # Options wingen sets itself on every QEMU command line; extra args may not repeat them.
@@ -413,15 +414,35 @@ class Network(Model):
         return str(ipaddress.IPv4Network(self.subnet).netmask)
 
 
-# `cygwin lock --mirror` takes the same type.
-MirrorUrl = Annotated[
-    Text,
-    _matching(
-        MIRROR_URL.pattern,
-        "is not a mirror URL",
-        "give https://HOST/PATH, e.g. https://mirrors.kernel.org/sourceware/cygwin",
-    ),
-]
+def mirror_dir(mirror: str) -> str:
+    """The directory name setup.exe gives a mirror in its local package dir (URL-encoded)."""
+    encoded = quote(mirror.rstrip("/") + "/", safe="")
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)
+
+
+# Joliet's longest name (xorriso -joliet-long): the Cygwin ISO holds the packages in a folder
+# named by mirror_dir, and Windows reads the ISO's Joliet names.
+JOLIET_MAX = 103
+
+
+def check_mirror(v: str) -> str:
+    """A Cygwin mirror URL that the lock, setup.exe and the ISO can all carry (config, `cygwin
+    lock --mirror` and the lock file: one rule)."""
+    if not MIRROR_URL.fullmatch(v):
+        raise bad(
+            f"{v!r} is not a mirror URL",
+            "give https://HOST/PATH, e.g. https://mirrors.kernel.org/sourceware/cygwin",
+        )
+    if len(mirror_dir(v)) > JOLIET_MAX:
+        raise bad(
+            f"{v!r} is too long to name a folder on the Cygwin ISO "
+            f"({len(mirror_dir(v))} characters URL-encoded, at most {JOLIET_MAX})",
+            "use a shorter URL for the same mirror (http:// instead of https://, a shorter host)",
+        )
+    return v
+
+
+MirrorUrl = Annotated[Text, AfterValidator(check_mirror)]
 CygwinPackage = Annotated[
     str,
     _matching(

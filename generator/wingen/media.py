@@ -14,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer.facts import WinFacts, mirror_dir
+from .answer.facts import WinFacts
 from .answer.schema import check_autounattend
-from .config import Config, Media
+from .config import Config, Media, mirror_dir
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -87,15 +87,9 @@ class CygwinMedia:
 
     @property
     def site_dir(self) -> str:
-        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would."""
-        name = mirror_dir(self.lock.mirror)
-        if len(name) > 103:  # Joliet's longest name (xorriso -joliet-long); Windows reads Joliet
-            raise UserError(
-                "cygwin.mirror",
-                f"{self.lock.mirror!r} is too long to name a folder on the Cygwin ISO",
-                "lock with a shorter mirror URL (--mirror)",
-            )
-        return name
+        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would
+        (short enough for Joliet: config.check_mirror checked the lock's mirror)."""
+        return mirror_dir(self.lock.mirror)
 
     @property
     def setup_ini(self) -> str:

@@ -80,7 +80,10 @@ def test_lock_for_the_wrong_architecture(tmp_path: Path) -> None:
 
 
 def test_too_long_mirror(tmp_path: Path) -> None:
+    """A lock whose mirror cannot name a Joliet folder is refused when read (config.check_mirror:
+    `cygwin lock` never writes one, and `check` refuses such a cygwin.mirror)."""
     write_lock(tmp_path, ["openssh"], "https://m.example/" + "c" * 100)
     with pytest.raises(UserError) as exc:
         partial(tmp_path)
-    assert exc.value.field == "cygwin.mirror"
+    assert exc.value.field == str(tmp_path / "cygwin.lock.json")
+    assert "too long to name a folder on the Cygwin ISO" in exc.value.problem

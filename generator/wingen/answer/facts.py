@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from ..config import Config, Windows
 from ..editions import xp_time_zone
@@ -97,9 +95,3 @@ def _virtio_paths(win: Windows) -> tuple[str, ...]:
         for drv in VIRTIO_DRIVERS
         for os in oses
     )
-
-
-def mirror_dir(mirror: str) -> str:
-    """The directory name setup.exe gives a mirror in its local package dir (URL-encoded)."""
-    encoded = quote(mirror.rstrip("/") + "/", safe="")
-    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)

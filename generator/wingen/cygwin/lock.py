@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import MIRROR_URL
+from ..config import check_mirror
 from ..errors import UserError
 from ..files import read_text
 from .closure import Locked, resolve
@@ -115,9 +115,7 @@ def loads(text: str, where: str) -> Lock:
         data: Any = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r} is not {FORMAT}")
-        mirror = str(data["mirror"])
-        if not MIRROR_URL.fullmatch(mirror):
-            raise ValueError(f"mirror {mirror!r} is not a URL")
+        mirror = check_mirror(str(data["mirror"]))  # raises a ValueError
         arch = str(data["arch"])
         if arch not in ARCH_DIRS.values():
             raise ValueError(f"arch {arch!r}")
