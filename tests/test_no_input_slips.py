@@ -26,9 +26,11 @@ from wingen.loader import parse_config
 
 SETUP_INI = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
 ZERO = "0" * 64
-TIME_MACHINE_64 = (
-    "https://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/64bit/2024/01/30/231215"
-)
+# Cygwin Time Machine snapshots: one for XP (32-bit), and a 64-bit one whose URL is too long to
+# name a Joliet folder on the Cygwin ISO (110 characters URL-encoded).
+TIME_MACHINE = "https://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa"
+TIME_MACHINE_XP = f"{TIME_MACHINE}/2016/08/30/104223"
+TIME_MACHINE_64 = f"{TIME_MACHINE}/64bit/2024/01/30/231215"
 
 # The Windows example with every optional string field present (and each list non-empty), so
 # that a trailing newline can be put into each of them.
@@ -41,8 +43,9 @@ BASE["cygwin"]["setup"] = {"url": "https://cygwin.com/setup-x86_64.exe", "sha256
 
 
 def _xp(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` made an XP guest (with what XP needs: a key, a Cygwin Time Machine mirror)."""
+    """`data` made an XP guest (with what XP needs: a key, IDE disks, a Cygwin Time Machine)."""
     out = copy.deepcopy(data)
+    del out["windows"]["virtio_iso"]
     out["windows"].update(
         edition="Windows XP Professional",
         answer_file="winnt-sif",
@@ -50,9 +53,7 @@ def _xp(data: dict[str, Any]) -> dict[str, Any]:
         firmware="bios",
         architecture="i686",
     )
-    out["cygwin"]["mirror"] = (
-        "https://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/2016/08/30/104223"
-    )
+    out["cygwin"]["mirror"] = TIME_MACHINE_XP
     return out
 
 
@@ -276,14 +277,8 @@ STRICT += [(f.path, w) for f in LEAVES if bool in f.kinds for w in ("true", 1)]
 
 @pytest.mark.parametrize(("path", "wrong"), STRICT)
 def test_numbers_and_booleans_are_strict(path: str, wrong: Any) -> None:
-    data = copy.deepcopy(BASE)
-    *parents, last = path.split(".")
-    here = data
-    for part in parents:
-        here = here.setdefault(part, {})
-    here[last] = wrong
     with pytest.raises(UserError) as err:
-        parse_config(data)
+        parse_config(_with(BASE, path, wrong))
     assert err.value.field == path, str(err.value)
 
 
@@ -332,7 +327,6 @@ ONE_VALIDATION = {
         lambda d: _with(d, "cygwin.mirror", "mirrors.kernel.org/sourceware/cygwin"),
         "cygwin.mirror",
     ),
-    # A real Cygwin Time Machine URL: 110 characters URL-encoded, too long a Joliet folder name.
     "mirror too long for the ISO": (
         lambda d: _with(d, "cygwin.mirror", TIME_MACHINE_64),
         "cygwin.mirror",
