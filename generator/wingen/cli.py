@@ -139,7 +139,7 @@ def main() -> None:
         _fail(exc, f"error: {exc}", 2 if isinstance(exc, UserError) else 1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:

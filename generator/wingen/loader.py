@@ -74,6 +74,8 @@ def to_user_error(exc: ValidationError, where: str = "") -> UserError:
         return UserError(_field(loc), f"{value!r} is not allowed", f"use one of {ctx['expected']}")
     if kind in _EXPECTED:
         return _wrong_type(_field(loc), value, _EXPECTED[kind])
+    if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
+        return UserError(_field(loc), "is empty", "give a value or leave the field out")
     if kind in ("greater_than_equal", "less_than_equal"):
         low = kind == "greater_than_equal"
         limit = ctx["ge"] if low else ctx["le"]
