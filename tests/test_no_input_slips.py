@@ -26,11 +26,8 @@ from wingen.loader import parse_config
 
 SETUP_INI = ROOT / "tests" / "media" / "fixtures" / "setup.ini"
 ZERO = "0" * 64
-# Cygwin Time Machine snapshots: one for XP (32-bit), and a 64-bit one whose URL is too long to
-# name a Joliet folder on the Cygwin ISO (110 characters URL-encoded).
-TIME_MACHINE = "https://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa"
-TIME_MACHINE_XP = f"{TIME_MACHINE}/2016/08/30/104223"
-TIME_MACHINE_64 = f"{TIME_MACHINE}/64bit/2024/01/30/231215"
+# A Cygwin Time Machine snapshot for XP (32-bit), as cygwin.com/install.html names it.
+TIME_MACHINE_XP = "http://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/2016/08/30/104223"
 
 # The Windows example with every optional string field present (and each list non-empty), so
 # that a trailing newline can be put into each of them.
@@ -325,10 +322,6 @@ ONE_VALIDATION = {
     ),
     "mirror": (
         lambda d: _with(d, "cygwin.mirror", "mirrors.kernel.org/sourceware/cygwin"),
-        "cygwin.mirror",
-    ),
-    "mirror too long for the ISO": (
-        lambda d: _with(d, "cygwin.mirror", TIME_MACHINE_64),
         "cygwin.mirror",
     ),
 }

@@ -14,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer.facts import WinFacts
+from .answer.facts import WinFacts, mirror_dir
 from .answer.schema import check_autounattend
-from .config import Config, Media, mirror_dir
+from .config import Config, Media
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -87,9 +87,15 @@ class CygwinMedia:
 
     @property
     def site_dir(self) -> str:
-        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would
-        (short enough for Joliet: config.check_mirror checked the lock's mirror)."""
-        return mirror_dir(self.lock.mirror)
+        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would."""
+        name = mirror_dir(self.lock.mirror)
+        if len(name) > 103:  # Joliet's longest name (xorriso -joliet-long); Windows reads Joliet
+            raise UserError(
+                "cygwin.mirror",
+                f"{self.lock.mirror!r} is too long to name a folder on the Cygwin ISO",
+                "lock with a shorter mirror URL (--mirror)",
+            )
+        return name
 
     @property
     def setup_ini(self) -> str:
@@ -130,6 +136,11 @@ def check_files(cfg: Config, files: Mapping[str, str]) -> None:
     win = cfg.windows
     if win is None or win.answer_file != "autounattend":
         return
+    edition = win.known_edition
     check_autounattend(
-        files["windows/autounattend.xml"], win.architecture, modern=WinFacts.of(cfg).modern
+        files["windows/autounattend.xml"],
+        win.architecture,
+        modern=WinFacts.of(cfg).modern,
+        server=edition is not None and edition.server,
+        windows11=edition is not None and edition.windows11,
     )
