@@ -13,7 +13,7 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "bash",
     "coreutils",
     "python3",
-    "qemu",
+    "qemu_kvm",  # headless, host architecture only: what vmTools runs (qemu pulls in GTK, SDL)
     "vde2",
     "samba",
     "openssh",
