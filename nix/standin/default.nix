@@ -142,7 +142,7 @@ let
         outputHash = if hash != null then hash else sha256;
       };
 
-    # nixpkgs' qemu_kvm: QEMU for the host's own architecture only (no GUI), as vmTools uses it.
+    # nixpkgs' qemu_kvm: QEMU built for the host's own architecture only, as vmTools uses it.
     qemu_kvm = runCommand "standin-qemu-kvm" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/qemu-img $out/bin/qemu-img
