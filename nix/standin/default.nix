@@ -224,8 +224,8 @@ let
       '';
     };
 
-    # nixpkgs' `linux`: bzImage in `out`; lib/modules/<modDirVersion> (with depmod's indexes, as
-    # the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05.
+    # nixpkgs' `linux`: bzImage in `out`; lib/modules/<modDirVersion> (compressed, with depmod's
+    # indexes, as the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05.
     linux = runCommand "standin-linux-${kernelVersion}" {
       outputs = [ "out" ] ++ (if splitKernelModules then [ "modules" ] else [ ]);
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
@@ -239,6 +239,8 @@ let
       mods=''${modules:-$out}
       mkdir -p $mods/lib/modules
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $mods/lib/modules/
+      # Compressed, as nixpkgs' kernels ship them (MODULE_COMPRESS_ZSTD; xz in older releases).
+      find $mods/lib/modules -name '*.ko' -exec zstd -q --rm {} +
       depmod -b $mods ${kernelVersion}
     '';
 
