@@ -44,15 +44,34 @@ let
     '' ];
   };
 
-  # builtins-only runCommand: the script runs under that bash with the host's tools on PATH.
-  runCommand = name: env: buildCommand:
+  # builtins-only runCommand: the script runs under that bash, with PATH as given.
+  runCommandWithPath = path: name: env: buildCommand:
     derivation ({
       inherit name system buildCommand;
       builder = "${strictBash}/bin/bash";
       args = [ "-e" "-c" "eval \"$buildCommand\"" ];
-      PATH = hostPath;
+      PATH = path;
       passAsFile = [ ];
     } // builtins.removeAttrs env [ "passthru" "meta" ]) // (env.passthru or { });
+
+  # The stand-in's own packages are made from the host's tools.
+  hostRunCommand = runCommandWithPath hostPath;
+
+  # What nixpkgs' runCommand (stdenvNoCC) puts on PATH, and no more: coreutils, findutils,
+  # diffutils, sed, grep, awk, tar, gzip, bzip2, xz, make, patch, bash. Everything else the
+  # rendered Nix runs must come from a package it names (cpio, zstd, busybox...).
+  stdenvTools = hostRunCommand "standin-stdenv-tools" { } ''
+    mkdir -p $out/bin
+    for pkg in coreutils findutils diffutils sed grep tar gzip bzip2 xz-utils make patch; do
+      for f in $(dpkg -L $pkg | grep -E '^(/usr)?/bin/[^/]+$'); do
+        [ -f "$f" ] && ln -sf "$f" "$out/bin/$(basename "$f")"
+      done
+    done
+    ln -s /usr/bin/mawk $out/bin/awk
+    ln -s ${strictBash}/bin/bash $out/bin/bash
+    ln -s bash $out/bin/sh
+  '';
+  runCommand = runCommandWithPath "${stdenvTools}/bin";
 
   writeTextFile = { name, text, executable ? false, destination ? "" }:
     runCommand name { inherit text executable destination; passAsFile = [ "text" ]; } ''
@@ -63,7 +82,7 @@ let
     '';
 
   # A package whose bin/ links to host programs (found in /usr/bin or /usr/sbin).
-  hostTools = name: progs: runCommand "standin-${name}" { inherit progs; } ''
+  hostTools = name: progs: hostRunCommand "standin-${name}" { inherit progs; } ''
     mkdir -p $out/bin
     for p in $progs; do
       for d in /usr/bin /usr/sbin; do
@@ -143,7 +162,7 @@ let
       };
 
     # nixpkgs' qemu_kvm: QEMU built for the host's own architecture only, as vmTools uses it.
-    qemu_kvm = runCommand "standin-qemu-kvm" { } ''
+    qemu_kvm = hostRunCommand "standin-qemu-kvm" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/qemu-img $out/bin/qemu-img
       ln -s qemu-system-x86_64 $out/bin/qemu-kvm
@@ -174,7 +193,7 @@ let
     mtools = hostTools "mtools" [ "mcopy" "mmd" "mdir" ];
     xorriso = hostTools "xorriso" [ "xorriso" ];
     # nixpkgs' OVMF.fd: FV/OVMF_CODE.fd and FV/OVMF_VARS.fd (Debian's `ovmf` package).
-    OVMF.fd = runCommand "standin-OVMF-fd" { } ''
+    OVMF.fd = hostRunCommand "standin-OVMF-fd" { } ''
       mkdir -p $out/FV
       for f in CODE VARS; do
         for src in /usr/share/OVMF/OVMF_''${f}_4M.fd /usr/share/OVMF/OVMF_''${f}.fd; do
@@ -187,21 +206,21 @@ let
     # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
     fetchurl = { url, sha256 ? "", sha512 ? "", hash ? "", name ? baseNameOf url, ... }:
       import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
-    coreutils = runCommand "standin-coreutils" { } ''
+    coreutils = hostRunCommand "standin-coreutils" { } ''
       mkdir -p $out/bin
       for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
         [ -f "$p" ] && ln -sf "$p" "$out/bin/$(basename "$p")"
       done
     '';
     bash = strictBash;
-    python3 = runCommand "standin-python3" { } ''
+    python3 = hostRunCommand "standin-python3" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/python3 $out/bin/python3
     '';
 
     # Static/self-contained builds for what runs outside the store (initrds, the guest's own disk).
     pkgsStatic = {
-      busybox = runCommand "standin-busybox-static" { } ''
+      busybox = hostRunCommand "standin-busybox-static" { } ''
         mkdir -p $out/bin
         cp /bin/busybox $out/bin/busybox
         for a in $(/bin/busybox --list); do
@@ -211,7 +230,7 @@ let
       # Debian's dropbear is dynamic: ship it with its libraries and loader at the FHS paths it
       # expects, so copying this tree onto a root filesystem gives a working dropbear. Laid out as
       # nixpkgs' build is: programs in bin, and sbin a symlink to bin (stdenv's move-sbin hook).
-      dropbear = runCommand "standin-dropbear-selfcontained" { } ''
+      dropbear = hostRunCommand "standin-dropbear-selfcontained" { } ''
         mkdir -p $out/bin $out/lib/x86_64-linux-gnu $out/lib64
         for p in /usr/sbin/dropbear /usr/bin/dropbearkey; do
           cp "$p" $out/bin/
@@ -226,7 +245,7 @@ let
 
     # nixpkgs' `linux`: bzImage in `out`; lib/modules/<modDirVersion> (compressed, with depmod's
     # indexes, as the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05.
-    linux = runCommand "standin-linux-${kernelVersion}" {
+    linux = hostRunCommand "standin-linux-${kernelVersion}" {
       outputs = [ "out" ] ++ (if splitKernelModules then [ "modules" ] else [ ]);
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
     } ''
@@ -251,7 +270,7 @@ let
     # $out holds lib/modules/<version> (with depmod's indexes) and insmod-list in load order.
     makeModulesClosure = { kernel, firmware, rootModules, allowMissing ? false, allowEmpty ? false
                          , extraFirmwarePaths ? [ ] }:
-      runCommand "${kernel.name}-shrunk" {
+      hostRunCommand "${kernel.name}-shrunk" {
         inherit kernel rootModules;
         allowMissing = if allowMissing then "1" else "";
       } ''

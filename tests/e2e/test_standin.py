@@ -101,3 +101,15 @@ def test_closure_resolves_aliases_dependencies_first(e2e: E2E, kernel_root: Path
     assert "crc32c_generic" in names and "sha512_generic" in names
     assert names.index("jbd2") < names.index("ext4")
     assert all(Path(p).is_file() for p in listed)
+
+
+def test_run_command_has_only_stdenvs_tools(e2e: E2E, kernel_root: Path) -> None:
+    """As nixpkgs' runCommand (stdenvNoCC): coreutils, sed, find... but no cpio, zstd, modprobe."""
+    script = (
+        "mkdir $out; for t in cp find sed grep awk tar gzip xz diff cpio zstd busybox modprobe "
+        "ssh-keygen python3; do command -v $t >/dev/null && echo $t >> $out/found; done; true"
+    )
+    run = build(e2e, kernel_root, "path", f"p.runCommand \"t\" {{ }} ''{script}''")
+    assert run.returncode == 0, run.output
+    found = (e2e.dir / "standin-path" / "found").read_text().split()
+    assert found == ["cp", "find", "sed", "grep", "awk", "tar", "gzip", "xz", "diff"]
