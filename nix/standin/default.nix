@@ -226,6 +226,7 @@ let
         for a in $(/bin/busybox --list); do
           [ "$a" = busybox ] || ln -s busybox "$out/bin/$a"
         done
+        ln -s bin $out/sbin  # stdenv's move-sbin hook, as for dropbear
       '';
       # Debian's dropbear is dynamic: ship it with its libraries and loader at the FHS paths it
       # expects, so copying this tree onto a root filesystem gives a working dropbear. Laid out as
@@ -271,8 +272,9 @@ let
     makeModulesClosure = { kernel, firmware, rootModules, allowMissing ? false, allowEmpty ? false
                          , extraFirmwarePaths ? [ ] }:
       hostRunCommand "${kernel.name}-shrunk" {
-        inherit kernel rootModules;
+        inherit kernel firmware rootModules;
         allowMissing = if allowMissing then "1" else "";
+        allowedReferences = [ "out" ];  # as nixpkgs': nothing of the kernel stays referenced
       } ''
         if [ ! -d "$kernel/lib/modules" ]; then
           if [ -z "$rootModules" ] || [ -n "$allowMissing" ]; then mkdir -p $out; exit 0; fi
@@ -302,6 +304,7 @@ let
             esac
           done <<< "$deps"
         done
+        cd "$firmware"  # nixpkgs copies the modules' firmware from there
         for f in modules.order modules.builtin; do cp $kernel/lib/modules/$version/$f $out/lib/modules/$version/; done
         depmod -b $out -a $version
         rm $out/lib/modules/$version/modules.order $out/lib/modules/$version/modules.builtin
