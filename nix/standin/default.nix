@@ -57,16 +57,32 @@ let
   # The stand-in's own packages are made from the host's tools.
   hostRunCommand = runCommandWithPath hostPath;
 
+  # Programs named, not asked of dpkg: the build sandbox does not see its database.
+  coreutilsProgs = [
+    "arch" "b2sum" "base32" "base64" "basename" "basenc" "cat" "chcon" "chgrp" "chmod" "chown"
+    "cksum" "comm" "cp" "csplit" "cut" "date" "dd" "df" "dir" "dircolors" "dirname" "du"
+    "echo" "env" "expand" "expr" "factor" "false" "fmt" "fold" "groups" "head" "hostid" "id"
+    "install" "join" "link" "ln" "logname" "ls" "md5sum" "mkdir" "mkfifo" "mknod" "mktemp"
+    "mv" "nice" "nl" "nohup" "nproc" "numfmt" "od" "paste" "pathchk" "pinky" "pr" "printenv"
+    "printf" "ptx" "pwd" "readlink" "realpath" "rm" "rmdir" "runcon" "seq" "sha1sum"
+    "sha224sum" "sha256sum" "sha384sum" "sha512sum" "shred" "shuf" "sleep" "sort" "split"
+    "stat" "stdbuf" "stty" "sum" "sync" "tac" "tail" "tee" "test" "timeout" "touch" "tr"
+    "true" "truncate" "tsort" "tty" "uname" "unexpand" "uniq" "unlink" "users" "vdir" "wc"
+    "who" "whoami" "yes"
+  ];
   # What nixpkgs' runCommand (stdenvNoCC) puts on PATH, and no more: coreutils, findutils,
   # diffutils, sed, grep, awk, tar, gzip, bzip2, xz, make, patch, bash. Everything else the
   # rendered Nix runs must come from a package it names (cpio, zstd, busybox...).
-  stdenvTools = hostRunCommand "standin-stdenv-tools" { } ''
+  stdenvTools = hostRunCommand "standin-stdenv-tools" {
+    progs = coreutilsProgs ++ [ "find" "xargs" "cmp" "diff" "diff3" "sed" "grep" "tar" "gzip"
+      "gunzip" "zcat" "bzip2" "bunzip2" "bzcat" "xz" "unxz" "xzcat" "make" "patch" ];
+  } ''
     mkdir -p $out/bin
-    for pkg in coreutils findutils diffutils sed grep tar gzip bzip2 xz-utils make patch; do
-      for f in $(dpkg -L $pkg | grep -E '^(/usr)?/bin/[^/]+$'); do
-        [ -f "$f" ] && ln -sf "$f" "$out/bin/$(basename "$f")"
-      done
+    for p in $progs; do
+      [ -e "/usr/bin/$p" ] || { echo "stand-in stdenv: /usr/bin/$p not found" >&2; exit 1; }
+      ln -s "/usr/bin/$p" "$out/bin/$p"
     done
+    ln -s /usr/bin/[ $out/bin/[
     ln -s /usr/bin/mawk $out/bin/awk
     ln -s ${strictBash}/bin/bash $out/bin/bash
     ln -s bash $out/bin/sh
@@ -206,12 +222,7 @@ let
     # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
     fetchurl = { url, sha256 ? "", sha512 ? "", hash ? "", name ? baseNameOf url, ... }:
       import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
-    coreutils = hostRunCommand "standin-coreutils" { } ''
-      mkdir -p $out/bin
-      for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
-        [ -f "$p" ] && ln -sf "$p" "$out/bin/$(basename "$p")"
-      done
-    '';
+    coreutils = hostTools "coreutils" coreutilsProgs;
     bash = strictBash;
     python3 = hostRunCommand "standin-python3" { } ''
       mkdir -p $out/bin
