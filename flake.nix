@@ -24,11 +24,12 @@
         linuxBase = (example ./examples/linux.nix).linuxBase;
       };
 
-      # lib.runInWindowsVM ./wingen.toml drv: drv's builder run inside that config's Windows VM.
+      # lib.runInWindowsVM ./wingen.toml drv: drv's builder run inside that config's Windows VM;
+      # lib.windowsRunCommand ./wingen.toml name env script: the script run in its Cygwin bash.
       # These render the config while evaluating (import from derivation): convenient for your own
       # configs, refused where IFD is off (Hydra, nixpkgs); commit a render there instead.
       lib = {
-        inherit (pkgs.wingenLib) render fromConfig runInWindowsVM runInLinuxVM;
+        inherit (pkgs.wingenLib) render fromConfig runInWindowsVM runInLinuxVM windowsRunCommand;
       };
 
       checks.${system} = {

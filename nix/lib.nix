@@ -3,10 +3,11 @@
 #   fromConfig config         -> the rendered expression, called with pkgs (installed, base, runInVM…)
 #   runInWindowsVM config drv -> drv built inside the revived Windows VM of that config
 #   runInLinuxVM config drv   -> the same for a Linux-guest config
+#   windowsRunCommand config name env script -> runCommand's shape, script run in Cygwin's bash
 #   checkRendered dir names   -> a check that dir/NAME.nix is what dir/NAME.toml renders to now
-# fromConfig and the runIn* functions import the render while evaluating (import from derivation):
-# where that is refused (allow-import-from-derivation = false: Hydra, nixpkgs, `nix flake show`),
-# commit `wingen render -c NAME.toml -o NAME.nix` and callPackage that file instead.
+# fromConfig, the runIn* functions and windowsRunCommand import the render while evaluating (import
+# from derivation): where that is refused (allow-import-from-derivation = false: Hydra, nixpkgs,
+# `nix flake show`), commit `wingen render -c NAME.toml -o NAME.nix` and callPackage that instead.
 { pkgs }:
 
 rec {
@@ -32,6 +33,7 @@ rec {
   linuxBase = config: (fromConfig config).linuxBase;
   runInWindowsVM = config: (fromConfig config).runInWindowsVM;
   runInLinuxVM = config: (fromConfig config).runInLinuxVM;
+  windowsRunCommand = config: (fromConfig config).windowsRunCommand;
 
   # Fails, with the diff, when a committed render differs from a fresh one. The configs are
   # copied by their text, as in render (the examples are symlinks).
