@@ -35,8 +35,9 @@ def flake(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return run(tmp_path, "nix", *argv, "--override-input", "nixpkgs", f"path:{STANDIN}", *NO_IFD)
 
 
-def test_flake_show_lists_the_packages_without_ifd(tmp_path: Path) -> None:
-    show = flake(tmp_path, "flake", "show", f"path:{ROOT}")
+@pytest.mark.parametrize("mode", [(), ("--impure",)], ids=["pure", "impure"])
+def test_flake_show_lists_the_packages_without_ifd(tmp_path: Path, mode: tuple[str, ...]) -> None:
+    show = flake(tmp_path, "flake", "show", f"path:{ROOT}", *mode)
     assert show.returncode == 0, show.stderr
     for name in ("windowsBase", "linuxBase", "wingen", "examples-rendered"):
         assert name in show.stdout, show.stdout
