@@ -110,6 +110,8 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
+  ``none`` writes a sparse mapped-ram file where QEMU has mapped-ram (>= 9.0, probed: faster
+  to revive; mapped_ram.py) and records ``"format": "mapped-ram"`` in ``to.json``.
   Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
   memory or compression differs is refused up front with that reason.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
@@ -127,8 +129,10 @@ A "template" VM's RAM file is ``WORKDIR/wingen-NAME.ram`` until a save moves it.
 Relative paths in the spec (and in VM args) are relative to the runtime's cwd.
 Revive of a template: RAM is ``FROM.ram`` mapped privately (``share=off``), so the guest
 never writes back into the stored file; both sides use the ``x-ignore-shared`` capability.
-QEMU 7.2 opens that file read-write even so: if it is not writable (a read-only store) a
-sparse copy is revived instead, which costs time proportional to the RAM in use.
+Where QEMU has ``readonly=on,rom=off`` (>= 8.2, probed over QMP: qemu_caps.py) the file is
+opened read-only, so a read-only store file owned by another user revives with no copy.
+Older QEMU opens it read-write: if it is not writable a sparse copy is revived instead,
+which costs time proportional to the RAM in use (template_ram.py).
 """
 ''; }
     { path = "wingen/runtime/__main__.py"; text = ''
@@ -346,6 +350,188 @@ def write_bios(path: Path, before: str, after: str = "", spin: int = 0, end: str
     path.write_bytes(bios_image(before, after, spin, end))
     return path
 ''; }
+    { path = "wingen/runtime/mapped_ram.py"; text = ''
+"""Uncompressed saves as mapped-ram files (QEMU >= 9.0, where the probe finds it).
+
+With `mapped-ram` + `multifd`, QEMU writes each RAM page at a fixed offset of the state file,
+from several threads, and skips zero pages (holes): for `compression = "none"` that saves and
+revives faster than one stream through a pipe (bench/snapshot.py measures both).  Compressed
+modes keep the pipe: mapped-ram refuses multifd compression, and compressing the file after
+the save is slower than zstd on the stream (also measured there).  The file is sparse: its
+disk use is the RAM in use, but its apparent size (and NAR size) is the guest's RAM size.
+QEMU needs a seekable `file:` URI (an `fd:` is refused even for a file), so it opens the path
+itself: read-only on revive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .qemu_caps import QemuCaps
+from .qmp import QMPClient
+
+FORMAT = "mapped-ram"
+STREAM = "stream"
+
+
+def wanted(compression: str, caps: QemuCaps) -> bool:
+    return compression == "none" and caps.mapped_ram
+
+
+def enable(client: QMPClient) -> None:
+    client.execute(
+        "migrate-set-capabilities",
+        {
+            "capabilities": [
+                {"capability": "mapped-ram", "state": True},
+                {"capability": "multifd", "state": True},
+            ]
+        },
+    )
+    client.execute("migrate-set-parameters", {"multifd-channels": max(2, os.cpu_count() or 2)})
+
+
+def uri(path: Path) -> str:
+    return f"file:{path}"
+
+
+def saved_format(meta: Path) -> str:
+    """The format a save recorded beside the state (older saves: the plain stream)."""
+    try:
+        return str(json.loads(meta.read_text()).get("format", STREAM))
+    except (OSError, ValueError):
+        return STREAM
+''; }
+    { path = "wingen/runtime/qemu_caps.py"; text = ''
+"""What a QEMU binary can do, asked over QMP instead of assumed from its version number.
+
+Users run anything from QEMU 8.2 (nixos-24.05) to 10.x, and distributions backport or drop
+features, so the runtime asks the binary itself: `query-version`, the migration capabilities
+it knows (`query-migrate-capabilities`) and the properties of its file memory backend
+(`qom-list-properties` on memory-backend-file).  A probe starts `-machine none` (~25 ms) and
+is cached per binary for the life of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .qmp import QMPClient, QMPError
+from .supervise import StageError, Supervisor
+
+FILE_BACKEND = "memory-backend-file"
+
+
+class CapsError(StageError):
+    """The binary could not be probed (missing, crashed, not QEMU)."""
+
+
+@dataclass(frozen=True)
+class QemuCaps:
+    version: tuple[int, int, int]
+    migrate: frozenset[str]  # migration capabilities this QEMU knows (on or off)
+    file_backend: frozenset[str]  # properties of memory-backend-file
+
+    @property
+    def readonly_ram_file(self) -> bool:
+        """`readonly=on,rom=off` maps a file we may not write privately and writable.
+
+        That is QEMU 8.2's "VM templating" (the `rom` property came with it); before it,
+        `readonly=on` meant a read-only guest RAM, which crashes a running guest.
+        """
+        return {"readonly", "rom"} <= self.file_backend
+
+    @property
+    def ignore_shared(self) -> bool:
+        """`x-ignore-shared`: a template save leaves the file-backed RAM out of the stream."""
+        return "x-ignore-shared" in self.migrate
+
+    @property
+    def mapped_ram(self) -> bool:
+        """`mapped-ram` + `multifd`: RAM at fixed offsets of a file, written by several threads
+        (QEMU >= 9.0)."""
+        return {"mapped-ram", "multifd"} <= self.migrate
+
+    def describe(self) -> str:
+        v = ".".join(map(str, self.version))
+        return (
+            f"QEMU {v}: read-only template revive "
+            f"{'yes' if self.readonly_ram_file else 'no (copies the RAM file)'}, "
+            f"mapped-ram {'yes' if self.mapped_ram else 'no'}, "
+            f"x-ignore-shared {'yes' if self.ignore_shared else 'no'}"
+        )
+
+
+def probe_client(client: QMPClient) -> QemuCaps:
+    """Ask a running QEMU (any machine, any state) what it can do."""
+    ver = client.execute("query-version").get("qemu", {})
+    version = (int(ver.get("major", 0)), int(ver.get("minor", 0)), int(ver.get("micro", 0)))
+    caps = client.execute("query-migrate-capabilities")
+    migrate = frozenset(str(c.get("capability")) for c in caps if isinstance(c, dict))
+    try:
+        props = client.execute("qom-list-properties", {"typename": FILE_BACKEND})
+    except QMPError:  # built without it (not on Linux): no file backend at all
+        props = []
+    backend = frozenset(str(p.get("name")) for p in props if isinstance(p, dict))
+    return QemuCaps(version=version, migrate=migrate, file_backend=backend)
+
+
+_CACHE: dict[tuple[str, int, int, int], QemuCaps] = {}
+
+
+def probe_qemu(qemu: str, *, deadline: float = 30.0) -> QemuCaps:
+    """Start `qemu -machine none`, probe it over QMP, quit it.  Cached per binary (path,
+    inode, size, mtime), so a stage with several VMs probes once."""
+    exe = shutil.which(qemu)
+    if exe is None:
+        raise CapsError(f"cannot probe QEMU: {qemu!r} is not an executable (nor on PATH)")
+    real = Path(exe).resolve()
+    st = real.stat()
+    key = (str(real), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _CACHE:
+        _CACHE[key] = _probe_binary(exe, deadline)
+    return _CACHE[key]
+
+
+def _probe_binary(exe: str, deadline: float) -> QemuCaps:
+    with tempfile.TemporaryDirectory(prefix="wgcaps-") as tmp, Supervisor() as sup:
+        sock = Path(tmp) / "qmp"
+        err = Path(tmp) / "stderr"
+        argv = [exe, "-machine", "none", "-nodefaults", "-display", "none", "-S"]
+        argv += ["-qmp", f"unix:{sock},server=on,wait=off"]
+        with err.open("wb") as stderr:
+            proc = sup.spawn("QEMU probe", argv, stderr=stderr)
+        try:
+            client = QMPClient.connect(str(sock), deadline=deadline, timeout=deadline)
+        except QMPError as exc:
+            raise CapsError(
+                f"cannot probe QEMU {exe}: {exc} ({_exited(proc)}; "
+                f"{err.read_text('utf-8', 'replace').strip()[-300:] or 'no message'})"
+            ) from exc
+        try:
+            return probe_client(client)
+        except QMPError as exc:
+            raise CapsError(f"cannot probe QEMU {exe}: {exc}") from exc
+        finally:
+            with contextlib.suppress(QMPError):
+                client.execute("quit")
+            client.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+
+
+def _exited(proc: subprocess.Popen[Any]) -> str:
+    code = proc.poll()
+    return "still running" if code is None else f"exit code {code}"
+''; }
     { path = "wingen/runtime/qmp.py"; text = ''
 """A small QMP client: one JSON object per line over a unix socket, a deadline on every read."""
 
@@ -552,6 +738,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from . import mapped_ram
+from .qemu_caps import probe_client
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
 from .supervise import StageError, Supervisor, describe_exit, log
 
@@ -639,6 +827,7 @@ def save(
     name: str = "guest",
     meta: dict[str, Any] | None = None,
     fsync: bool = False,
+    mapped: bool | None = None,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
@@ -646,6 +835,7 @@ def save(
     is made sparse where zero and moved to `to.ram`.  Returns timings and sizes.
     The rename makes the file appear whole or not at all; fsync=True also makes it survive a
     power loss (a Nix build does not need that: an unfinished output is never registered).
+    `none` goes to a mapped-ram file where the probe finds it (mapped=None), see mapped_ram.py.
     """
     template = compression == "template"
     if template and (ram_file is None or not ram_file.exists()):
@@ -663,10 +853,18 @@ def save(
         client.execute("stop")
         _set_ignore_shared(client, template)
         client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+        if mapped is None:
+            mapped = mapped_ram.wanted(compression, probe_client(client))
+        if mapped:
+            mapped_ram.enable(client)
+            meta = {**(meta or {}), "format": mapped_ram.FORMAT}
         with tmp.open("wb") as out:
-            argv = tools.compressor(compression)
-            comp = _hand_fd(client, sup, argv, out, outgoing=True)
-            client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+            argv = None if mapped else tools.compressor(compression)
+            if mapped:
+                client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
+            else:
+                comp = _hand_fd(client, sup, argv, out, outgoing=True)
+                client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
             info = _poll_migration(client, end, f"save {name}")
             if comp is not None:
                 code = _wait_proc(comp, end)
@@ -806,12 +1004,17 @@ def restore(
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
     decomp: subprocess.Popen[bytes] | None = None
+    mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
-            argv = tools.decompressor(compression)
-            decomp = _hand_fd(client, sup, argv, f, outgoing=False)
-            client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
+            argv = None if mapped else tools.decompressor(compression)
+            if mapped:
+                mapped_ram.enable(client)
+                client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
+            else:
+                decomp = _hand_fd(client, sup, argv, f, outgoing=False)
+                client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
             while str(client.execute("query-status").get("status")) == "inmigrate":
                 if time.monotonic() >= end:
@@ -1642,12 +1845,69 @@ def describe_exit(code: int) -> str:
 def scaled(deadline: float, accel: str, tcg_scale: float) -> float:
     return deadline * tcg_scale if accel == "tcg" else deadline
 ''; }
+    { path = "wingen/runtime/template_ram.py"; text = ''
+"""How a template revive maps the stored guest RAM: zero-copy where QEMU can, a copy where not.
+
+A template base stores the guest RAM as a plain (sparse) file.  Every revive maps it privately
+(copy-on-write), so the guest never writes back into it and many revives share one file.
+Store files are read-only and, on a multi-user Nix, owned by someone other than the builder:
+  * QEMU >= 8.2 ("VM templating"): `readonly=on,rom=off` opens the file read-only and maps it
+    private and writable.  Nothing is copied, whoever owns the file; the revive costs the
+    same whatever the RAM size.
+  * older QEMU opens the file read-write even with `share=off`.  A file we may write is mapped
+    as it is; one we may not (a read-only store) is first copied sparsely beside the sockets,
+    which costs time in proportion to the RAM in use.
+Which case applies is probed (qemu_caps), not guessed from a version number.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .qemu_caps import QemuCaps, probe_qemu
+from .snapshot import sparse_copy
+from .supervise import log
+
+
+@dataclass(frozen=True)
+class TemplateRam:
+    path: Path  # the file QEMU maps
+    options: str  # extra memory-backend-file options
+    copy_from: Path | None = None  # the stored file, when `path` must first be copied from it
+
+
+def plan(stored: Path, copy: Path, caps: QemuCaps) -> TemplateRam:
+    """Map `stored` read-only in place if QEMU can; else in place if writable; else a copy."""
+    if caps.readonly_ram_file:
+        return TemplateRam(stored, "readonly=on,rom=off")
+    if os.access(stored, os.W_OK):
+        return TemplateRam(stored, "")
+    return TemplateRam(copy, "", copy_from=stored)
+
+
+def plan_for_qemu(stored: Path, copy: Path, qemu: str) -> TemplateRam:
+    return plan(stored, copy, probe_qemu(qemu))
+
+
+def prepare_ram(ram: TemplateRam, name: str) -> None:
+    """Make the copy the plan needs (old QEMU, read-only store); nothing to do otherwise."""
+    if ram.copy_from is None:
+        return
+    t0 = time.monotonic()
+    sparse_copy(ram.copy_from, ram.path)
+    log(
+        f"VM {name}: this QEMU opens {ram.copy_from} read-write (no readonly=on,rom=off before "
+        f"8.2): revived a sparse copy, made in {time.monotonic() - t0:.2f} s"
+    )
+''; }
     { path = "wingen/runtime/vm.py"; text = ''
 """One QEMU process: its command line, its files (QMP socket, serial log, stderr) and report."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1655,8 +1915,9 @@ from typing import IO
 
 from .accel import ACCEL_ARGS
 from .qmp import QMPClient
-from .snapshot import ram_path, sparse_copy
-from .supervise import Supervisor, describe_exit, log, tail
+from .snapshot import ram_path
+from .supervise import Supervisor, describe_exit, tail
+from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
 
 COMPRESSIONS = ("zstd", "gzip", "none", "template")
 
@@ -1699,7 +1960,8 @@ class VM:
         argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
-            argv += _ram_backend(self.template_ram(), s.memory_mib, share=False)
+            ram = self.template_ram()
+            argv += _ram_backend(ram.path, s.memory_mib, share=False, options=ram.options)
         elif s.template:
             argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
         argv += [
@@ -1721,23 +1983,15 @@ class VM:
             argv += ["-incoming", "defer"]
         return argv + list(s.args)
 
-    def template_ram(self) -> Path:
-        """The RAM file a template revive maps privately (share=off: never written back).
-
-        QEMU 7.2 opens it read-write even then, so a file we may not open for writing (a
-        read-only store) is first copied sparsely next to the sockets.
-        """
+    def template_ram(self) -> TemplateRam:
+        """How a template revive maps the stored RAM privately (see template_ram.py)."""
         assert self.spec.restore is not None
-        stored = ram_path(self.spec.restore.path)
-        return stored if os.access(stored, os.W_OK) else self.ram_copy
+        return plan_for_qemu(ram_path(self.spec.restore.path), self.ram_copy, self.qemu)
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
-        if r is not None and r.compression == "template":
-            stored = ram_path(r.path)
-            if stored.exists() and not os.access(stored, os.W_OK):
-                log(f"VM {self.name}: {stored} is read-only for QEMU 7.2, reviving a copy")
-                sparse_copy(stored, self.ram_copy)
+        if r is not None and r.compression == "template" and ram_path(r.path).exists():
+            prepare_ram(self.template_ram(), self.name)
         self.serial_log.unlink(missing_ok=True)
         if self.spec.template and self.spec.restore is None:
             self.ram_file.unlink(missing_ok=True)
@@ -1781,11 +2035,12 @@ class VM:
             self._stderr = None
 
 
-def _ram_backend(path: Path, mib: int, *, share: bool) -> list[str]:
+def _ram_backend(path: Path, mib: int, *, share: bool, options: str = "") -> list[str]:
     on = "on" if share else "off"
+    extra = f",{options}" if options else ""
     return [
         "-object",
-        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}",
+        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}{extra}",
         "-machine",
         "memory-backend=wingen-ram",
     ]
@@ -3069,7 +3324,8 @@ map xchg X: /tmp/xchg
   suspend = { prepare ? "sync" }: derivation (stageAttrs "suspend" {
     switch = "@work@/vde.ctl";
     vms = [
-      { name = "guest"; memory_mib = guestMemory; args = guestBootArgs "@out@"; }
+      { name = "guest"; memory_mib = guestMemory; args = guestBootArgs "@out@";
+        template = compression == "template"; }
       controllerVM
     ];
     steps = [
@@ -3133,7 +3389,7 @@ in
 {
   inherit installed base suspend runtime sshKey;
   # The config the stages were rendered from, as Nix data.
-  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; }; };
+  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; }; };
   # Windows: derivations with a Linux builder are refused (nix/windows-guest.nix.j2).
   runInVM = runInWindowsVMWith base;
   runInVMWith = runInWindowsVMWith;
