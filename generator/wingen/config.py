@@ -123,7 +123,7 @@ def _rtc(v: str) -> str:
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
-def _no_nul(v: str) -> str:
+def _no_control_chars(v: str) -> str:
     found = _UNPRINTABLE.search(v)
     if found:
         raise bad(f"the text holds the control character {found.group()!r}", "remove it")
@@ -133,7 +133,7 @@ def _no_nul(v: str) -> str:
 Sha256 = Annotated[str, AfterValidator(_sha256)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_no_control_chars)]
 Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
 
 
@@ -269,7 +269,7 @@ WINGEN_QEMU_OPTIONS = frozenset(
 
 def _extra_args(args: list[str]) -> list[str]:
     for arg in args:
-        _no_nul(arg)
+        _no_control_chars(arg)
         if arg.startswith("-"):
             opt = arg.lstrip("-").split("=", 1)[0]
             if opt in WINGEN_QEMU_OPTIONS:

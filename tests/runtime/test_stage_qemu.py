@@ -173,7 +173,7 @@ def test_wait_serial_deadline(tmp_path: Path) -> None:
 def test_wait_exit_deadline(tmp_path: Path) -> None:
     p = run(tmp_path, spec(tmp_path, [{"wait_exit": "guest", "deadline": 0.5, "what": "build"}]))
     assert p.returncode == 1
-    assert "VM guest still running after 0.5 s" in p.stderr
+    assert "VM guest did not exit within 0.5 s" in p.stderr
 
 
 def test_save_deadline_in_a_stage(tmp_path: Path) -> None:

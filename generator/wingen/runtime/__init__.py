@@ -5,6 +5,12 @@ This package is embedded file by file into the rendered Nix and run by a bare py
 ``wingen/__init__.py`` (may be empty) and ``wingen/runtime/*.py``.  It imports nothing from
 the rest of wingen.
 
+Modules, one concern each: ``__main__`` (the CLI), ``spec`` (the stage spec, parsed and
+checked), ``stage`` (orchestration: one method per step action), ``vm`` (one QEMU process),
+``qmp`` (the QMP client), ``snapshot`` (save and revive over QMP), ``sparse`` (sparse RAM files),
+``accel`` (KVM probe, TCG scaling), ``supervise`` (processes, signals, waits), ``firmware``
+(the tiny test BIOS).
+
 CLI
 ---
 ``python3 -m wingen.runtime stage SPEC.json``
@@ -29,7 +35,8 @@ Stage spec (JSON)
 
   {
     "accel": "auto" | "kvm" | "tcg",          # default "auto" (probe; falls back to tcg)
-    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default 3)
+    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default:
+                                              #   accel.TCG_SCALE)
     "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
     "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
     "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH

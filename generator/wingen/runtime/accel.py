@@ -17,6 +17,15 @@ ACCEL_ARGS = {
 }
 
 PROBE_MARK = "WINGEN-KVM-OK"
+# Every deadline and fixed wait is this much longer under TCG (emulation is that much slower).
+TCG_SCALE = 3.0
+
+
+def scaled(seconds: float, accel: str, tcg_scale: float | None = None) -> float:
+    """seconds, stretched under TCG by tcg_scale (default TCG_SCALE)."""
+    if accel != "tcg":
+        return seconds
+    return seconds * (TCG_SCALE if tcg_scale is None else tcg_scale)
 
 
 def probe_accel(qemu: str, deadline: float = 3.0) -> str:

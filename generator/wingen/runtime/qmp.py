@@ -142,6 +142,27 @@ class QMPClient:
                 )
             self._queue(msg)
 
+    def wait_closed(self, *, timeout: float) -> None:
+        """Read (queueing events) until QEMU closes the socket, i.e. has exited."""
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                msg = self._read_message(end)
+                if "event" not in msg:
+                    raise QMPProtocolError(f"unexpected message while closing: {_short(msg)}")
+                self._queue(msg)
+        except QMPDisconnectedError:
+            return
+
+    def quit(self, *, timeout: float) -> None:
+        """QMP quit, then wait until QEMU has closed the socket (QMPTimeoutError if it has not)."""
+        end = time.monotonic() + timeout
+        try:
+            self.execute("quit", timeout=timeout)
+        except QMPDisconnectedError:
+            return  # gone before it answered
+        self.wait_closed(timeout=max(0.1, end - time.monotonic()))
+
     def _queue(self, event: JSON) -> None:
         self.events.append(event)
         del self.events[:-MAX_EVENTS]  # a long stage must not grow without bound

@@ -10,48 +10,28 @@ whole stream is faster and smaller.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
+from .sparse import store_ram
+from .spec import Tools
 from .supervise import StageError, Supervisor, describe_exit, log
 
 FD_NAME = "wingen-migration"
 MAX_BANDWIDTH = 64 << 30  # bytes/s: never let QEMU's 128 MiB/s default throttle a save
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+DEFAULT_TOOLS = Tools()
 
 
 class SnapshotError(StageError):
     """Saving or reviving failed (QEMU, the (de)compressor or the state file)."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    zstd: str = "zstd"
-    gzip: str = "gzip"
-    zstd_level: int = 2  # -2 -T0: ~5% smaller than gzip -6 here, 25% less CPU than -3
-
-    def compressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-c"]  # the seed's choice, level 6
-        return None
-
-    def decompressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, "-d", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-d", "-c"]
-        return None
 
 
 def ram_path(state: Path) -> Path:
@@ -102,7 +82,7 @@ def save(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     ram_file: Path | None = None,
     name: str = "guest",
     meta: dict[str, Any] | None = None,
@@ -146,10 +126,10 @@ def save(
                 out.flush()
                 os.fsync(out.fileno())
         saved = time.monotonic()
-        _quit(client, end)
+        client.quit(timeout=max(0.1, end - time.monotonic()))
         if template:
             assert ram_file is not None
-            _store_ram(ram_file, ram_path(to))
+            store_ram(ram_file, ram_path(to))
         if meta is not None:
             mtmp = meta_path(to).with_name(f".{to.name}.json.tmp-{os.getpid()}")
             mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
@@ -219,14 +199,6 @@ def _wait_proc(proc: subprocess.Popen[bytes], end: float) -> int:
         raise SnapshotError(f"deadline: {proc.args!r} still running") from exc
 
 
-def _quit(client: QMPClient, end: float) -> None:
-    """quit, then read until QEMU closes the socket (it has exited)."""
-    with contextlib.suppress(QMPDisconnectedError):
-        client.execute("quit", timeout=max(0.1, end - time.monotonic()))
-        while True:
-            client.wait_event("never", timeout=max(0.1, end - time.monotonic()))
-
-
 def _hand_fd(
     client: QMPClient,
     sup: Supervisor,
@@ -262,7 +234,7 @@ def restore(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     cont: bool = True,
     name: str = "guest",
 ) -> float:
@@ -319,98 +291,6 @@ def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
     return (
         f"restore {name}: state file {src} is corrupt or truncated ({tool} {describe_exit(code)})"
     )
-
-
-# --- template RAM files: sparse where zero, never shared with a revived guest -------------
-
-_FALLOC_KEEP_SIZE_PUNCH_HOLE = 0x01 | 0x02
-_BLOCK = 4096
-_CHUNK = 4 << 20
-
-
-def _fallocate() -> Any:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
-    extents = []
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole is left
-            break
-        stop = os.lseek(fd, start, os.SEEK_HOLE)
-        extents.append((start, stop))
-        pos = stop
-    return extents
-
-
-def punch_zero_holes(path: Path) -> None:
-    """Deallocate every all-zero 4 KiB block of path (its size stays)."""
-    fallocate = _fallocate()
-    if fallocate is None:
-        return
-    zero = bytes(_CHUNK)
-    with path.open("r+b") as f:
-        fd = f.fileno()
-        for start, stop in _data_extents(fd, os.fstat(fd).st_size):
-            pos = start
-            while pos < stop:
-                chunk = os.pread(fd, min(_CHUNK, stop - pos), pos)
-                if not chunk:
-                    break
-                runs = [(0, len(chunk))] if chunk == zero[: len(chunk)] else _zero_runs(chunk)
-                for off, length in runs:
-                    fallocate(fd, _FALLOC_KEEP_SIZE_PUNCH_HOLE, pos + off, length)
-                pos += len(chunk)
-
-
-def _zero_runs(chunk: bytes) -> list[tuple[int, int]]:
-    zero = bytes(_BLOCK)
-    runs: list[tuple[int, int]] = []
-    for off in range(0, len(chunk) - _BLOCK + 1, _BLOCK):
-        if chunk[off : off + _BLOCK] == zero:
-            if runs and runs[-1][0] + runs[-1][1] == off:
-                runs[-1] = (runs[-1][0], runs[-1][1] + _BLOCK)
-            else:
-                runs.append((off, _BLOCK))
-    return runs
-
-
-def sparse_copy(src: Path, dst: Path) -> None:
-    """Copy src to dst, copying only data extents (holes stay holes)."""
-    with src.open("rb") as fi, dst.open("wb") as fo:
-        size = os.fstat(fi.fileno()).st_size
-        for start, stop in _data_extents(fi.fileno(), size):
-            pos = start
-            while pos < stop:
-                n = os.copy_file_range(fi.fileno(), fo.fileno(), stop - pos, pos, pos)
-                if n <= 0:
-                    break
-                pos += n
-        fo.truncate(size)
-
-
-def _store_ram(ram_file: Path, dest: Path) -> None:
-    punch_zero_holes(ram_file)
-    try:
-        ram_file.replace(dest)
-    except OSError:  # another file system: copy sparsely, then rename
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        try:
-            sparse_copy(ram_file, tmp)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        ram_file.unlink()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from .accel import ACCEL_ARGS
-from .qmp import QMPClient
-from .snapshot import ram_path, sparse_copy
+from .qmp import QMPClient, QMPError
+from .snapshot import ram_path
+from .sparse import sparse_copy
+from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, log, tail
 
-COMPRESSIONS = ("zstd", "gzip", "none", "template")
-
-
-@dataclass(frozen=True)
-class Restore:
-    path: Path
-    compression: str
-
-
-@dataclass(frozen=True)
-class VMSpec:
-    name: str
-    memory_mib: int
-    args: list[str] = field(default_factory=list)
-    template: bool = False  # RAM in a share=on file so a template-mode save is possible
-    restore: Restore | None = None
-    restore_deadline: float = 120.0
-    no_reboot: bool = True
+__all__ = ["VM", "Restore", "VMSpec", "opt"]
 
 
 class VM:
@@ -40,7 +25,6 @@ class VM:
         self.qemu = qemu
         self.accel = accel
         self.qmp_path = rundir / f"{spec.name}.qmp"
-        self.pidfile = rundir / f"{spec.name}.pid"
         self.serial_log = logdir / f"wingen-{spec.name}.serial.log"
         self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
         self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
@@ -67,8 +51,6 @@ class VM:
             f"file,id=wingen-serial,path={opt(self.serial_log)}",
             "-serial",
             "chardev:wingen-serial",
-            "-pidfile",
-            str(self.pidfile),
         ]
         if s.no_reboot:
             argv.append("-no-reboot")
@@ -116,6 +98,17 @@ class VM:
         if self.proc is None:
             return "not started"
         return "running" if code is None else describe_exit(code)
+
+    def quit(self, sup: Supervisor, budget: float) -> None:
+        """Ask QEMU to quit; stop it (SIGTERM, then SIGKILL) if it is still there after budget."""
+        if self.exit_code() is None and self.qmp is not None:
+            with contextlib.suppress(QMPError):
+                self.qmp.quit(timeout=budget)
+        if self.proc is not None:
+            try:
+                self.proc.wait(budget)
+            except subprocess.TimeoutExpired:
+                sup.stop(self.proc)
 
     def report(self, lines: int = 20) -> str:
         serial = tail(self.serial_log, lines) or "(no serial output)"
