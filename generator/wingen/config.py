@@ -368,6 +368,7 @@ class Deadlines(Model):
     boot: Seconds = 900
     ssh: Seconds = 600
     build: Seconds = 24 * 3600
+    save: Seconds = 900  # stopping the guest and writing its memory state
 
 
 class Config(Model):

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from ..config import Config, Windows
 from ..errors import UserError
+from ..shares import SHARES
 
 # Drive letters Windows may give the CD-ROMs (Windows ISO, Cygwin ISO, answer ISO, virtio ISO).
 CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")
@@ -15,8 +16,6 @@ CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")
 INSTALL_SCRIPT = r"wingen\install.cmd"
 # virtio-win driver folders wingen points Windows setup at (storage, network, serial, balloon).
 VIRTIO_DRIVERS = ("viostor", "vioscsi", "NetKVM", "vioserial", "Balloon")
-# The controller's Samba shares and where the guest mounts them (see bootstrap.sh).
-SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
 
 # XP/2003 take a numeric time zone index (Microsoft "Microsoft Time Zone Index Values");
 # Vista and later take the names on the left. XP has no "UTC": Greenwich Standard Time has no DST.

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from .accel import probe_accel
+from .derivation import run_derivation
 from .qmp import QMPClient, QMPError
 from .snapshot import restore, save
 from .spec import COMPRESSIONS, SpecError, Tools, parse_spec
-from .stage import Stage
-from .supervise import Interrupted, StageError, Supervisor, log, signals_blocked
+from .stage import Stage, execute
+from .supervise import Interrupted, StageError, Supervisor, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,8 +21,16 @@ def parser() -> argparse.ArgumentParser:
         prog="python3 -m wingen.runtime", description="Run wingen's VM stages (stdlib only)."
     )
     sub = top.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("stage", help="run one pipeline stage from a JSON spec")
-    p.add_argument("spec", type=Path, help="the stage spec (JSON; see the package docstring)")
+    p = sub.add_parser(
+        "stage", help="run one pipeline stage: the derivation's (as its builder) or a spec's"
+    )
+    p.add_argument(
+        "spec",
+        type=Path,
+        nargs="?",
+        help="a stage spec (JSON; see the package docstring); without it, run the stage the "
+        "Nix derivation being built describes (its `wingen` attribute)",
+    )
     p = sub.add_parser("probe-accel", help="print kvm if KVM really runs a guest, else tcg")
     p.add_argument("--qemu", default="qemu-system-x86_64", help="the QEMU binary to probe with")
     p.add_argument(
@@ -55,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.cmd == "stage":
-        return run_stage(args.spec)
+        return run_derivation() if args.spec is None else run_stage(args.spec)
     if args.cmd == "probe-accel":
         print(probe_accel(args.qemu, args.deadline))
         return 0
@@ -72,34 +80,7 @@ def run_stage(spec_path: Path) -> int:
     except SpecError as exc:
         log(str(exc))
         return 2
-    stage = Stage(spec)
-    stage.sup.install_signals()
-    started = time.monotonic()
-    report = ""
-    try:
-        try:
-            stage.run()
-        finally:
-            with signals_blocked():
-                report = stage.report()
-                stage.close()
-    except StageError as exc:
-        log(f"stage failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {exc}")
-        print(report, file=sys.stderr)
-        return 1
-    except QMPError as exc:
-        log(f"stage failed: QMP: {exc}\n{report}")
-        return 1
-    except OSError as exc:  # e.g. no space left for the state file
-        log(f"stage failed: {exc}\n{report}")
-        return 1
-    except Interrupted as exc:
-        log(f"stage {exc}; everything was stopped\n{report}")
-        return 128 + exc.signum
-    finally:
-        stage.sup.restore_signals()
-    log(f"stage done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
-    return 0
+    return execute(Stage(spec))
 
 
 def save_or_restore(args: argparse.Namespace) -> int:

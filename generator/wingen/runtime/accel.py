@@ -28,6 +28,17 @@ def scaled(seconds: float, accel: str, tcg_scale: float | None = None) -> float:
     return seconds * (TCG_SCALE if tcg_scale is None else tcg_scale)
 
 
+def resolve_accel(requested: str, qemu: str, saved: str | None = None) -> str:
+    """The accelerator a stage runs under: the one asked for; for "auto", the one a revived
+    snapshot was saved under (its CPU state revives under no other), else what the probe finds."""
+    if requested != "auto":
+        return requested
+    if saved is not None:
+        log(f"accel: {saved}, as the snapshot was saved under it")
+        return saved
+    return probe_accel(qemu)
+
+
 def probe_accel(qemu: str, deadline: float = 3.0) -> str:
     """Return "kvm" if a generated guest prints its marker under -accel kvm within deadline.
 

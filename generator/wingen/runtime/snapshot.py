@@ -44,14 +44,23 @@ def meta_path(state: Path) -> Path:
     return state.with_name(state.name + ".json")
 
 
-def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
-    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format."""
+def read_meta(state: Path) -> dict[str, Any]:
+    """What the state was saved with ({} if saved without a stage, e.g. by the CLI)."""
     try:
         meta = json.loads(meta_path(state).read_text())
     except FileNotFoundError:
-        return  # saved without a stage (CLI): nothing to compare
+        return {}
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"{meta_path(state)}: unreadable ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise SnapshotError(f"{meta_path(state)}: not a JSON object")
+    return meta
+
+
+def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
+    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format.
+    The one revive check: every stage that revives goes through it."""
+    meta = read_meta(state)
     want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
     for key, value in want.items():
         if key in meta and meta[key] != value:

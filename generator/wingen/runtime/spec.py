@@ -10,6 +10,27 @@ from typing import Any
 
 COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
+INTERFACES = ("virtio", "ide", "floppy")
+MEDIA = ("disk", "cdrom", "floppy")
+VM_KEYS = {
+    "name",
+    "memory_mib",
+    "args",
+    "template",
+    "restore",
+    "restore_deadline",
+    "no_reboot",
+    "cpus",
+    "rtc",
+    "firmware",
+    "drives",
+    "nics",
+    "kernel",
+    "shares",
+    "boot",
+    "debug_exit",
+    "failure_file",
+}
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
     "wait_tcp": 600.0,
@@ -56,7 +77,43 @@ class Restore:
 
 
 @dataclass(frozen=True)
+class Firmware:
+    code: str  # UEFI code, read-only
+    vars: str  # this VM's own (writable) variable store
+
+
+@dataclass(frozen=True)
+class Drive:
+    file: str
+    interface: str = "virtio"  # one of INTERFACES
+    media: str = "disk"  # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only)
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    model: str = "virtio-net-pci"
+    switch: str = ""  # the vde_switch socket; default: the stage's switch
+
+
+@dataclass(frozen=True)
+class Kernel:
+    kernel: str
+    initrd: str = ""
+    append: str = ""
+
+
+@dataclass(frozen=True)
+class Share:
+    tag: str  # the 9p mount tag
+    path: str
+
+
+@dataclass(frozen=True)
 class VMSpec:
+    """One VM: typed fields the runtime turns into QEMU flags (vm.py), plus raw args."""
+
     name: str
     memory_mib: int
     args: list[str] = field(default_factory=list)
@@ -64,6 +121,16 @@ class VMSpec:
     restore: Restore | None = None
     restore_deadline: float = 120.0
     no_reboot: bool = True
+    cpus: int = 1
+    rtc: str = ""  # -rtc base=…,clock=vm
+    firmware: Firmware | None = None
+    drives: list[Drive] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+    kernel: Kernel | None = None
+    shares: list[Share] = field(default_factory=list)
+    boot: str = ""  # -boot …
+    debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
+    failure_file: str = ""  # where the guest writes why it failed (the report shows it)
 
 
 @dataclass(frozen=True)
@@ -151,7 +218,10 @@ def parse_spec(raw: Any) -> StageSpec:
     scale = get(raw, "tcg_deadline_scale", (int, float), "spec", None)
     if scale is not None and scale <= 0:
         raise SpecError(f"spec.tcg_deadline_scale: {scale} must be > 0")
-    vms = [parse_vm(v, f"spec.vms[{i}]") for i, v in enumerate(get(raw, "vms", list, "spec"))]
+    switch = get(raw, "switch", str, "spec", None)
+    vms = [
+        parse_vm(v, f"spec.vms[{i}]", switch) for i, v in enumerate(get(raw, "vms", list, "spec"))
+    ]
     names = [vm.name for vm in vms]
     if len(set(names)) != len(names):
         raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
@@ -166,21 +236,17 @@ def parse_spec(raw: Any) -> StageSpec:
             zstd_level=get(raw, "zstd_level", int, "spec", 2),
         ),
         vde_switch=get(raw, "vde_switch", str, "spec", "vde_switch"),
-        switch=get(raw, "switch", str, "spec", None),
+        switch=switch,
         workdir=Path(get(raw, "workdir", str, "spec", ".")),
         vms=vms,
         steps=steps,
     )
 
 
-def parse_vm(raw: Any, where: str) -> VMSpec:
+def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: not an object; give name, memory_mib and args")
-    only_known(
-        raw,
-        {"name", "memory_mib", "args", "template", "restore", "restore_deadline", "no_reboot"},
-        where,
-    )
+    only_known(raw, VM_KEYS, where)
     name = get(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
         raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
@@ -195,6 +261,10 @@ def parse_vm(raw: Any, where: str) -> VMSpec:
         r = get(raw, "restore", dict, where)
         comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
         rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
+    cpus = get(raw, "cpus", int, where, 1)
+    if not 1 <= cpus <= 256:
+        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
+    fw = get(raw, "firmware", (dict, type(None)), where, None)
     return VMSpec(
         name=name,
         memory_mib=mem,
@@ -203,7 +273,73 @@ def parse_vm(raw: Any, where: str) -> VMSpec:
         restore=rest,
         restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
         no_reboot=get(raw, "no_reboot", bool, where, True),
+        cpus=cpus,
+        rtc=get(raw, "rtc", str, where, ""),
+        firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
+        drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
+        nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
+        kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
+        shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
+        boot=get(raw, "boot", str, where, ""),
+        debug_exit=get(raw, "debug_exit", bool, where, False),
+        failure_file=get(raw, "failure_file", str, where, ""),
     )
+
+
+def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    items = get(raw, key, list, where, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}.{key}[{i}]: not an object")
+    return list(enumerate(items))
+
+
+def _firmware(raw: dict[str, Any], where: str) -> Firmware:
+    only_known(raw, {"code", "vars"}, where)
+    return Firmware(code=get(raw, "code", str, where), vars=get(raw, "vars", str, where))
+
+
+def _drive(raw: dict[str, Any], where: str) -> Drive:
+    only_known(raw, {"file", "interface", "media", "index"}, where)
+    return Drive(
+        file=get(raw, "file", str, where),
+        interface=choice(raw, "interface", INTERFACES, where, "virtio"),
+        media=choice(raw, "media", MEDIA, where, "disk"),
+        index=get(raw, "index", int, where, None),
+    )
+
+
+def _nic(raw: dict[str, Any], where: str, switch: str | None) -> Nic:
+    only_known(raw, {"mac", "model", "switch"}, where)
+    mac = get(raw, "mac", str, where)
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+        raise SpecError(f"{where}.mac: {mac!r} is not a MAC address; write 52:54:00:12:01:01")
+    sw = get(raw, "switch", str, where, switch or "")
+    if not sw:
+        raise SpecError(f"{where}.switch: missing; set it, or the spec's switch")
+    model = get(raw, "model", str, where, "virtio-net-pci")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        raise SpecError(f"{where}.model: {model!r} is not a QEMU device name")
+    return Nic(mac=mac, model=model, switch=sw)
+
+
+def _kernel(raw: Any, where: str) -> Kernel:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give kernel, initrd and append")
+    only_known(raw, {"kernel", "initrd", "append"}, where)
+    return Kernel(
+        kernel=get(raw, "kernel", str, where),
+        initrd=get(raw, "initrd", str, where, ""),
+        append=get(raw, "append", str, where, ""),
+    )
+
+
+def _share(raw: dict[str, Any], where: str) -> Share:
+    only_known(raw, {"tag", "path"}, where)
+    tag = get(raw, "tag", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
+        raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
+    return Share(tag=tag, path=get(raw, "path", str, where))
 
 
 def parse_step(raw: Any, i: int, names: list[str]) -> Step:

@@ -14,11 +14,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .accel import probe_accel, scaled
+from .accel import resolve_accel, scaled
 from .qmp import QMPError
-from .snapshot import check_meta, restore, save
+from .snapshot import check_meta, read_meta, restore, save
 from .spec import StageSpec, Step
-from .supervise import StageError, Supervisor, describe_exit, log, tail, wait_until
+from .supervise import (
+    Interrupted,
+    StageError,
+    Supervisor,
+    describe_exit,
+    log,
+    signals_blocked,
+    tail,
+    wait_until,
+)
 from .vm import VM
 
 QUIT_BUDGET = 10.0  # seconds a QEMU gets to quit after the last step (scaled under TCG)
@@ -45,7 +54,7 @@ class Stage:
 
     def run(self) -> None:
         spec = self.spec
-        self.accel = probe_accel(spec.qemu) if spec.accel == "auto" else spec.accel
+        self.accel = resolve_accel(spec.accel, spec.qemu, saved_accel(spec))
         spec.workdir.mkdir(parents=True, exist_ok=True)
         self.rundir = short_rundir()
         if spec.switch:
@@ -116,7 +125,7 @@ class Stage:
         codes = {name: vm.exit_code() for name, vm in self.vms.items()}
         for name, code in codes.items():
             if code is not None and code != 0 and name != waited:
-                return f"VM {name} exited ({describe_exit(code)}) while waiting"
+                return f"{self.vms[name].ended(code)} while waiting"
         if waited is None and codes and all(c is not None for c in codes.values()):
             return "every VM has exited, nothing can satisfy the wait"
         return None
@@ -172,8 +181,8 @@ class Stage:
             abort=lambda: self.abort_reason(vm.name),
         )
         code = vm.exit_code()
-        if code != 0:
-            raise StageError(f"VM {vm.name} ended with {describe_exit(code or 0)}")
+        if code:
+            raise StageError(vm.ended(code))
 
     def save(self, step: Step) -> None:
         vm = self.vms[step.target]
@@ -225,6 +234,58 @@ class Stage:
             shutil.rmtree(self.rundir, ignore_errors=True)
 
 
+class GuestCommandError(StageError):
+    """The stage ran, but what it ran in the guest failed: exit with the guest's code, and say
+    so without the VMs' serial lines (the guest's own output is already in the log)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str = "stage") -> int:
+    """Run the stage, then collect(); on every path tear everything down.  The one failure
+    report: the reason (which step, which deadline), each VM's last serial lines and QEMU's
+    stderr, and where the logs are.  Returns the exit code."""
+    stage.sup.install_signals()
+    started = time.monotonic()
+    report = ""
+    try:
+        try:
+            stage.run()
+        finally:
+            with signals_blocked():
+                report = stage.report()
+                stage.close()
+        if collect is not None:
+            collect()
+    except GuestCommandError as exc:
+        log(f"{label} failed: {exc}")
+        return exc.code
+    except (StageError, QMPError, OSError) as exc:
+        what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        log(
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
+            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+        )
+        return 1
+    except Interrupted as exc:
+        log(f"{label} {exc}; everything was stopped\n{report}")
+        return 128 + exc.signum
+    finally:
+        stage.sup.restore_signals()
+    log(f"{label} done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
+    return 0
+
+
+def keep_hint(workdir: Path) -> str:
+    where = workdir.resolve()
+    return (
+        f"(the serial logs are wingen-*.serial.log in {where}; inside a Nix build, run it "
+        "again with --keep-failed to keep them)"
+    )
+
+
 # What each step action does (spec.ACTIONS lists the same names).
 STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
     "wait_file": Stage.wait_file,
@@ -234,6 +295,16 @@ STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
     "save": Stage.save,
     "quit": Stage.quit,
 }
+
+
+def saved_accel(spec: StageSpec) -> str | None:
+    """The accelerator the state a VM of this stage revives from was saved under, if known."""
+    for vm in spec.vms:
+        if vm.restore is not None:
+            accel = read_meta(vm.restore.path).get("accel")
+            if isinstance(accel, str):
+                return accel
+    return None
 
 
 def _tcp_open(host: str, port: int) -> bool:

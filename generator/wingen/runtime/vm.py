@@ -56,7 +56,7 @@ class VM:
             argv.append("-no-reboot")
         if restore is not None:
             argv += ["-incoming", "defer"]
-        return argv + list(s.args)
+        return argv + device_args(s) + list(s.args)
 
     def template_ram(self) -> Path:
         """The RAM file a template revive maps privately (share=off: never written back).
@@ -93,6 +93,17 @@ class VM:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def ended(self, code: int) -> str:
+        """How the VM ended: the reason the guest wrote into its failure file, if any, else
+        QEMU's exit code ("VM controller failed: ssh deadline: …", "VM guest exited (…)")."""
+        text = ""
+        if self.spec.failure_file:
+            with contextlib.suppress(OSError):
+                text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        if text:
+            return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
+        return f"VM {self.name} exited ({describe_exit(code)})"
+
     def status(self) -> str:
         code = self.exit_code()
         if self.proc is None:
@@ -127,6 +138,49 @@ class VM:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+def device_args(s: VMSpec) -> list[str]:
+    """The QEMU flags for a VM's typed fields: the one place they are written."""
+    argv = ["-smp", str(s.cpus)]
+    if s.rtc:
+        argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
+    if s.firmware is not None:
+        argv += [
+            "-drive",
+            f"if=pflash,format=raw,readonly=on,file={opt(s.firmware.code)}",
+            "-drive",
+            f"if=pflash,format=raw,file={opt(s.firmware.vars)}",
+        ]
+    if s.boot:
+        argv += ["-boot", s.boot]
+    if s.kernel is not None:
+        argv += ["-kernel", s.kernel.kernel]
+        if s.kernel.initrd:
+            argv += ["-initrd", s.kernel.initrd]
+        if s.kernel.append:
+            argv += ["-append", s.kernel.append]
+    for d in s.drives:
+        index = "" if d.index is None else f",index={d.index}"
+        if d.media == "cdrom":
+            spec = f"if=ide{index},media=cdrom,readonly=on"
+        elif d.media == "floppy":
+            spec = "if=floppy,format=raw,readonly=on"
+        else:
+            spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
+        argv += ["-drive", f"file={opt(d.file)},{spec}"]
+    for i, n in enumerate(s.nics):
+        net = f"wingen-net{i}"
+        argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
+        argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
+    for share in s.shares:
+        argv += [
+            "-virtfs",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
+        ]
+    if s.debug_exit:
+        argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    return argv
 
 
 def _ram_backend(path: Path, mib: int, *, share: bool) -> list[str]:
