@@ -11,10 +11,10 @@ from pathlib import Path
 from .firmware import write_bios
 from .supervise import Supervisor, log
 
-ACCEL_ARGS = {
-    "kvm": ["-accel", "kvm", "-cpu", "host"],
-    "tcg": ["-accel", "tcg", "-cpu", "max"],
-}
+# The probe's CPU: the host's own, as that is what a nested or broken KVM fails on.
+PROBE_ARGS = ["-accel", "kvm", "-cpu", "host"]
+# A VM's CPU when its spec names none.
+DEFAULT_CPU = {"kvm": "host", "tcg": "max"}
 
 PROBE_MARK = "WINGEN-KVM-OK"
 # Every deadline and fixed wait is this much longer under TCG (emulation is that much slower).
@@ -28,18 +28,47 @@ def scaled(seconds: float, accel: str, tcg_scale: float | None = None) -> float:
     return seconds * (TCG_SCALE if tcg_scale is None else tcg_scale)
 
 
-def resolve_accel(requested: str, qemu: str, saved: str | None = None) -> str:
+def resolve_accel(
+    requested: str, qemu: str, saved: str | None = None, *, kvm_required: bool = False
+) -> str:
     """The accelerator a stage runs under: the one asked for; for "auto", the one a revived
-    snapshot was saved under (its CPU state revives under no other), else what the probe finds."""
+    snapshot was saved under (its CPU state revives under no other), else what the probe finds.
+
+    A stage that required the `kvm` system feature but finds KVM unusable runs under TCG, and
+    says so in a banner.  It does not fail: Nix advertises `kvm` whenever /dev/kvm exists, also
+    where it cannot run a guest (a nested or broken KVM), and there TCG is the only way to
+    build at all; every deadline is scaled, so the stage still ends in bounded time."""
     if requested != "auto":
         return requested
     if saved is not None:
         log(f"accel: {saved}, as the snapshot was saved under it")
         return saved
-    return probe_accel(qemu)
+    accel = probe_accel(qemu)
+    if accel == "tcg" and kvm_required:
+        rule = "*" * 78
+        log(rule)
+        log("accel: this build required the kvm feature, but KVM cannot run a guest here:")
+        log(f"accel: running under TCG (emulation), every deadline x{TCG_SCALE:g}.")
+        log('accel: fix /dev/kvm on this builder, or set vm.acceleration = "tcg".')
+        log(rule)
+    return accel
 
 
-def probe_accel(qemu: str, deadline: float = 3.0) -> str:
+def probe_accel(qemu: str, deadline: float = 3.0, attempts: int = 3) -> str:
+    """probe_once, retried: one slow moment (a loaded host) must not decide an hours-long
+    stage."""
+    for attempt in range(1, attempts + 1):
+        if probe_once(qemu, deadline) == "kvm":
+            return "kvm"
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            break  # no KVM at all: nothing to retry
+        if attempt < attempts:
+            log(f"accel: probe {attempt}/{attempts} found no working KVM, trying again")
+            time.sleep(0.5)
+    return "tcg"
+
+
+def probe_once(qemu: str, deadline: float = 3.0) -> str:
     """Return "kvm" if a generated guest prints its marker under -accel kvm within deadline.
 
     /dev/kvm existing is not enough: under a nested PVM host QEMU may abort on -cpu host,
@@ -55,7 +84,7 @@ def probe_accel(qemu: str, deadline: float = 3.0) -> str:
         serial = d / "serial.log"
         argv = [
             qemu,
-            *ACCEL_ARGS["kvm"],
+            *PROBE_ARGS,
             "-bios",
             str(bios),
             "-m",

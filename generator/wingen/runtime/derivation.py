@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
-from .logs import Echo
 from .snapshot import read_meta
 from .spec import (
     ACCELS,
@@ -56,7 +55,7 @@ from .spec import (
     only_known,
     parse_vm,
 )
-from .stage import GuestCommandError, Stage, execute
+from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute
 from .supervise import StageError, log
 
 RECORD = "wingen"
@@ -206,12 +205,12 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
             ),
             Step("save", "guest", d["save"], to=str(dirs.out / "state"),
                  compression=rec["compression"]),
-            Step("quit", "controller", 10),
+            Step("quit", "controller", QUIT_BUDGET),
         ]  # fmt: skip
     else:
         steps = [
             Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
-            Step("quit", "guest", 10),
+            Step("quit", "guest", QUIT_BUDGET),
         ]
     return StageSpec(
         accel=accel,
@@ -373,31 +372,27 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     saved = None
     if rec.stage == "run":
         saved = read_meta(Path(rec["base"]) / "state").get("accel")
-    accel = resolve_accel(rec.accel, rec["qemu"], saved if isinstance(saved, str) else None)
+    accel = resolve_accel(
+        rec.accel,
+        rec["qemu"],
+        saved if isinstance(saved, str) else None,
+        kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
+    )
     try:
         spec = plan(rec, dirs, accel)
         prepare(rec, dirs, build_env, accel)
     except (SpecError, StageError, OSError) as exc:
         log(f"{label}: stage failed: {exc}")
         return 2 if isinstance(exc, SpecError) else 1
-    echo = Echo()
+    stage = Stage(spec)
     if rec.stage != "install":
         # The guest command's output, live (the controller writes it into xchg).
-        echo.follow(dirs.control / "build.log", "")
-    echo.start()
-    try:
-        code = execute(Stage(spec), lambda: _collect_after_echo(rec, dirs, echo))
-    finally:
-        echo.stop()
+        stage.echo.follow(dirs.control / "build.log", "")
+    code = execute(stage, lambda: collect(rec, dirs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
         log(f"{label}: stage failed")
     return code
-
-
-def _collect_after_echo(rec: Record, dirs: Dirs, echo: Echo) -> None:
-    echo.stop()  # the guest's output first, then the verdict
-    collect(rec, dirs)
 
 
 def _run(argv: list[str]) -> None:

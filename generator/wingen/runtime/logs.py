@@ -41,6 +41,7 @@ class Follow:
         if final and self.partial:
             chunks.append(self.partial)
             self.partial = b""
+        self._refill()
         out = []
         for raw in chunks:
             text = raw.decode("utf-8", "replace").replace("\r", "").rstrip()
@@ -54,13 +55,16 @@ class Follow:
             self.skipped = 0
         return out
 
-    def _allowed(self, final: bool) -> bool:
-        if not self.per_second:
-            return True
+    def _refill(self) -> None:
         now = time.monotonic()
         cap = self.per_second * 5
         self.allowance = min(cap, self.allowance + (now - self.last) * self.per_second)
         self.last = now
+
+    def _allowed(self, final: bool) -> bool:
+        if not self.per_second:
+            return True
+        self._refill()
         if self.allowance >= 1:
             self.allowance -= 1
             return True

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,11 +58,11 @@ def read_meta(state: Path) -> dict[str, Any]:
     return meta
 
 
-def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
-    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format.
+def check_meta(state: Path, want: dict[str, Any]) -> None:
+    """Refuse, with a fix, a revive that cannot work: the state was saved with other settings
+    (accel, CPU model, RAM size, format: whatever the stage records at save, it checks here).
     The one revive check: every stage that revives goes through it."""
     meta = read_meta(state)
-    want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
     for key, value in want.items():
         if key in meta and meta[key] != value:
             raise SnapshotError(
@@ -96,6 +97,7 @@ def save(
     name: str = "guest",
     meta: dict[str, Any] | None = None,
     fsync: bool = False,
+    quit_budget: float = 10.0,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
 
@@ -114,28 +116,34 @@ def save(
     end = start + deadline
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
-    comp: subprocess.Popen[bytes] | None = None
+    comp: Tool | None = None
     ok = False
     try:
-        client.execute("stop")
-        _set_ignore_shared(client, template)
-        client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
-        with tmp.open("wb") as out:
-            argv = tools.compressor(compression)
-            comp = _hand_fd(client, sup, argv, out, outgoing=True)
-            client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
-            info = _poll_migration(client, end, f"save {name}")
-            if comp is not None:
-                code = _wait_proc(comp, end)
-                if code != 0:
-                    raise SnapshotError(
-                        f"save {name}: compressor {argv and argv[0]} failed ({describe_exit(code)})"
-                    )
-            if fsync:
-                out.flush()
-                os.fsync(out.fileno())
+        try:
+            client.execute("stop")
+            _set_ignore_shared(client, template)
+            client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+            with tmp.open("wb") as out:
+                comp = _hand_fd(client, sup, tools.compressor(compression), out, outgoing=True)
+                client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+                info = _poll_migration(client, end, f"save {name}")
+                if comp is not None:
+                    code = _wait_proc(comp.proc, end)
+                    if code != 0:
+                        raise SnapshotError(f"save {name}: {comp.failure(code)}")
+                if fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (SnapshotError, QMPError, OSError) as exc:
+            # A compressor that failed (a full disk) makes QEMU's write fail ("Broken pipe"):
+            # its own error is the reason.
+            failed = comp.exited(1.0) if comp is not None else None
+            if comp is not None and failed:
+                raise SnapshotError(f"save {name}: {comp.failure(failed)}") from exc
+            raise
         saved = time.monotonic()
-        client.quit(timeout=max(0.1, end - time.monotonic()))
+        # quit has its own budget: a save that finished near its deadline is not thrown away.
+        client.quit(timeout=quit_budget)
         if template:
             assert ram_file is not None
             store_ram(ram_file, ram_path(to))
@@ -152,8 +160,8 @@ def save(
     except QMPError as exc:
         raise SnapshotError(f"save {name}: {exc}") from exc
     finally:
-        if comp is not None and comp.poll() is None:
-            sup.stop(comp, grace=0.5)
+        if comp is not None:
+            comp.close(sup)
         if not ok:
             tmp.unlink(missing_ok=True)
     size = to.stat().st_size
@@ -208,6 +216,32 @@ def _wait_proc(proc: subprocess.Popen[bytes], end: float) -> int:
         raise SnapshotError(f"deadline: {proc.args!r} still running") from exc
 
 
+@dataclass
+class Tool:
+    """A (de)compressor between QEMU and the state file; its stderr is kept in memory (a full
+    disk must not also swallow the message saying so)."""
+
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+
+    def exited(self, wait: float) -> int | None:
+        try:
+            return self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def failure(self, code: int) -> str:
+        self.stderr.seek(0)
+        text = self.stderr.read()[-500:].decode("utf-8", "replace").strip()
+        return f"{self.argv[0]} failed ({describe_exit(code)}){': ' + text if text else ''}"
+
+    def close(self, sup: Supervisor) -> None:
+        if self.proc.poll() is None:
+            sup.stop(self.proc, grace=0.5)
+        self.stderr.close()
+
+
 def _hand_fd(
     client: QMPClient,
     sup: Supervisor,
@@ -215,7 +249,7 @@ def _hand_fd(
     file: IO[bytes],
     *,
     outgoing: bool,
-) -> subprocess.Popen[bytes] | None:
+) -> Tool | None:
     """Give QEMU the migration stream's fd (as FD_NAME): the state file itself, or a pipe through
     argv, a compressor on the way out or a decompressor on the way in (returned, to be checked)."""
     if argv is None:
@@ -224,16 +258,24 @@ def _hand_fd(
     r, w = _big_pipe()
     qemu_end, tool_end = (w, r) if outgoing else (r, w)
     role = "compressor" if outgoing else "decompressor"
+    err = os.fdopen(os.memfd_create(f"wingen-{role}-stderr"), "w+b")
     try:
         stdin, stdout = (r, file) if outgoing else (file, w)
-        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout)
+        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout, stderr=err)
+    except BaseException:
+        err.close()
+        raise
     finally:
         os.close(tool_end)
+    tool = Tool(argv, proc, err)
     try:
         client.execute("getfd", {"fdname": FD_NAME}, fds=[qemu_end])
+    except BaseException:
+        tool.close(sup)
+        raise
     finally:
         os.close(qemu_end)  # QEMU holds its own copy now
-    return proc
+    return tool
 
 
 def restore(
@@ -254,12 +296,11 @@ def restore(
     for p in [src, ram_path(src)] if template else [src]:
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
-    decomp: subprocess.Popen[bytes] | None = None
+    decomp: Tool | None = None
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
-            argv = tools.decompressor(compression)
-            decomp = _hand_fd(client, sup, argv, f, outgoing=False)
+            decomp = _hand_fd(client, sup, tools.decompressor(compression), f, outgoing=False)
             client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
             while str(client.execute("query-status").get("status")) == "inmigrate":
@@ -267,17 +308,17 @@ def restore(
                     raise SnapshotError(
                         f"restore {name}: deadline: state not loaded after {deadline:g} s"
                     )
-                if decomp is not None and decomp.poll() not in (None, 0):
-                    raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
+                if decomp is not None and decomp.proc.poll() not in (None, 0):
+                    raise SnapshotError(_corrupt(name, src, decomp, decomp.proc.wait()))
                 time.sleep(pause)
                 pause = min(0.05, pause * 2)
             mig = client.execute("query-migrate")
             if mig.get("status") not in (None, "completed"):
                 raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
             if decomp is not None:
-                code = _wait_proc(decomp, end)
+                code = _wait_proc(decomp.proc, end)
                 if code != 0:
-                    raise SnapshotError(_corrupt(name, src, argv, code))
+                    raise SnapshotError(_corrupt(name, src, decomp, code))
         loaded = time.monotonic()
         if cont:
             client.execute("cont")
@@ -288,18 +329,15 @@ def restore(
     except QMPError as exc:
         raise SnapshotError(f"restore {name}: {exc}") from exc
     finally:
-        if decomp is not None and decomp.poll() is None:
-            sup.stop(decomp, grace=0.5)
+        if decomp is not None:
+            decomp.close(sup)
     took = time.monotonic() - start
     log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
     return took
 
 
-def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
-    tool = argv[0] if argv else "decompressor"
-    return (
-        f"restore {name}: state file {src} is corrupt or truncated ({tool} {describe_exit(code)})"
-    )
+def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:
+    return f"restore {name}: state file {src} is corrupt or truncated ({tool.failure(code)})"
 
 
 def _fsync_dir(path: Path) -> None:

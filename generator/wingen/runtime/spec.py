@@ -160,6 +160,7 @@ class StageSpec:
     workdir: Path
     vms: list[VMSpec]
     steps: list[Step]
+    heartbeat: float = 60.0  # seconds between "still running" lines in the build log
 
 
 def get(
@@ -211,6 +212,7 @@ def parse_spec(raw: Any) -> StageSpec:
             "workdir",
             "vms",
             "steps",
+            "heartbeat",
         },
         "spec",
     )
@@ -240,6 +242,7 @@ def parse_spec(raw: Any) -> StageSpec:
         workdir=Path(get(raw, "workdir", str, "spec", ".")),
         vms=vms,
         steps=steps,
+        heartbeat=float(get(raw, "heartbeat", (int, float), "spec", 60.0)),
     )
 
 

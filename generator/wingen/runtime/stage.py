@@ -13,11 +13,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .accel import resolve_accel, scaled
+from .logs import Echo
 from .qmp import QMPError
 from .snapshot import check_meta, read_meta, restore, save
-from .spec import StageSpec, Step
+from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
     StageError,
@@ -31,6 +33,7 @@ from .supervise import (
 from .vm import VM
 
 QUIT_BUDGET = 10.0  # seconds a QEMU gets to quit after the last step (scaled under TCG)
+SERIAL_LINES_PER_SECOND = 20.0  # per VM, into the build log (the whole log stays in the file)
 
 
 class Stage:
@@ -42,6 +45,10 @@ class Stage:
         self.rundir: Path | None = None
         self._switch_pipe: int | None = None
         self.switch_log = spec.workdir / "wingen-vde_switch.log"
+        self.echo = Echo(heartbeat=self.heartbeat, every=spec.heartbeat)
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self.current = "starting the VMs"
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -62,20 +69,24 @@ class Stage:
         for vs in spec.vms:
             if vs.restore is not None:
                 check_meta(
-                    vs.restore.path,
-                    accel=self.accel,
-                    memory_mib=vs.memory_mib,
-                    compression=vs.restore.compression,
+                    vs.restore.path, {**self.state_meta(vs), "compression": vs.restore.compression}
                 )
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
+            # Each serial console into the build log, as it comes (a flood is cut short).
+            self.echo.follow(vm.serial_log, f"[{vm.name}] ", per_second=SERIAL_LINES_PER_SECOND)
+        self.echo.start()
         for vm in self.vms.values():
             try:
                 vm.connect(self.deadline(20))
             except QMPError as exc:
+                if vm.proc is not None:  # it may be exiting: let its stderr be complete
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        vm.proc.wait(self.deadline(1))
+                said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
-                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}"
+                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
                 ) from exc
         for vm in self.vms.values():
             r = vm.spec.restore
@@ -91,7 +102,10 @@ class Stage:
                 )
         total = len(spec.steps)
         for i, step in enumerate(spec.steps, 1):
-            t0 = time.monotonic()
+            t0 = self.step_started = time.monotonic()
+            self.current = f"step {i}/{total} {step.describe()}, deadline " + self.deadline_text(
+                step.deadline
+            )
             log(f"step {i}/{total}: {step.describe()}")
             try:
                 STEP_ACTIONS[step.action](self, step)
@@ -100,6 +114,14 @@ class Stage:
             log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
             vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+
+    def heartbeat(self) -> str:
+        now = time.monotonic()
+        return (
+            f"wingen-runtime: still running [accel {self.accel}]: {self.current}; "
+            f"{_minutes(now - self.step_started)} in this step, {_minutes(now - self.started)} "
+            "in all"
+        )
 
     def _start_switch(self, sock: str) -> None:
         # No -d: the switch reads stdin, so it exits by itself when our pipe end closes,
@@ -119,6 +141,10 @@ class Stage:
                 f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
                 f"({tail(self.switch_log, 5) or 'no message'})"
             )
+
+    def state_meta(self, vm: VMSpec) -> dict[str, Any]:
+        """What a save records beside the state and a revive must match (snapshot.check_meta)."""
+        return {"accel": self.accel, "memory_mib": vm.memory_mib}
 
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
@@ -197,8 +223,9 @@ class Stage:
             tools=self.spec.tools,
             ram_file=vm.ram_file if vm.spec.template else None,
             name=vm.name,
-            meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
+            meta=self.state_meta(vm.spec),
             fsync=step.fsync,
+            quit_budget=self.deadline(QUIT_BUDGET),
         )
         if vm.proc is not None:
             budget = self.deadline(QUIT_BUDGET)
@@ -216,7 +243,7 @@ class Stage:
         for vm in self.vms.values():  # a QEMU that just closed QMP is exiting: let it finish
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    vm.proc.wait(0.5)
+                    vm.proc.wait(self.deadline(0.5))
         parts = [vm.report() for vm in self.vms.values()]
         switch = tail(self.switch_log, 5) if self.spec.switch else ""
         if switch:
@@ -224,6 +251,7 @@ class Stage:
         return "\n".join(parts)
 
     def close(self) -> None:
+        self.echo.stop()
         for vm in self.vms.values():
             vm.close(self.sup)
         if self._switch_pipe is not None:
@@ -305,6 +333,10 @@ def saved_accel(spec: StageSpec) -> str | None:
             if isinstance(accel, str):
                 return accel
     return None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
 def _tcp_open(host: str, port: int) -> bool:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from .accel import ACCEL_ARGS
+from .accel import DEFAULT_CPU
 from .qmp import QMPClient, QMPError
 from .snapshot import ram_path
 from .sparse import sparse_copy
@@ -35,7 +35,9 @@ class VM:
 
     def argv(self) -> list[str]:
         s = self.spec
-        argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
+        cpu = DEFAULT_CPU[self.accel]
+        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", cpu]
+        argv += ["-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
             argv += _ram_backend(self.template_ram(), s.memory_mib, share=False)
@@ -82,7 +84,9 @@ class VM:
         self.proc = sup.spawn(f"QEMU {self.name}", self.argv(), stderr=self._stderr)
 
     def connect(self, deadline: float) -> QMPClient:
-        self.qmp = QMPClient.connect(str(self.qmp_path), deadline=deadline)
+        self.qmp = QMPClient.connect(
+            str(self.qmp_path), deadline=deadline, alive=lambda: self.exit_code() is None
+        )
         return self.qmp
 
     def client(self) -> QMPClient:
