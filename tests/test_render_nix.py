@@ -114,6 +114,7 @@ def test_stages_carry_the_configured_vm(example: str, tmp_path: Path, kernel: Pa
         assert "-m 1536M" in guest
         assert "-usb" in vms["guest"]
         assert f"-smp {cfg.vm.cpus}" in guest
+        assert f"-cpu {cfg.vm.cpu_model}" in guest
         assert f"mac={cfg.network.guest_mac}" in guest
         assert re.search(r"-netdev vde,", guest), "-netdev vde, not -net"
         if "controller" in vms:  # the install stage runs the guest alone

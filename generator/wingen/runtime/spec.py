@@ -21,6 +21,7 @@ VM_KEYS = {
     "restore_deadline",
     "no_reboot",
     "cpus",
+    "cpu_model",
     "rtc",
     "firmware",
     "drives",
@@ -122,6 +123,7 @@ class VMSpec:
     restore_deadline: float = 120.0
     no_reboot: bool = True
     cpus: int = 1
+    cpu_model: str = ""  # a QEMU CPU model name; default accel.DEFAULT_CPU (host or max)
     rtc: str = ""  # -rtc base=…,clock=vm
     firmware: Firmware | None = None
     drives: list[Drive] = field(default_factory=list)
@@ -277,6 +279,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
         no_reboot=get(raw, "no_reboot", bool, where, True),
         cpus=cpus,
+        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
         rtc=get(raw, "rtc", str, where, ""),
         firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
         drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
@@ -287,6 +290,12 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         debug_exit=get(raw, "debug_exit", bool, where, False),
         failure_file=get(raw, "failure_file", str, where, ""),
     )
+
+
+def _cpu_model(model: str, where: str) -> str:
+    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
+        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
+    return model
 
 
 def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:

@@ -89,6 +89,8 @@ class Stage:
                     f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
                 ) from exc
         for vm in self.vms.values():
+            self._check_cpu(vm)
+        for vm in self.vms.values():
             r = vm.spec.restore
             if r is not None:
                 restore(
@@ -144,7 +146,26 @@ class Stage:
 
     def state_meta(self, vm: VMSpec) -> dict[str, Any]:
         """What a save records beside the state and a revive must match (snapshot.check_meta)."""
-        return {"accel": self.accel, "memory_mib": vm.memory_mib}
+        cpu = VM(vm, qemu="", accel=self.accel, rundir=Path(), logdir=Path()).cpu
+        return {"accel": self.accel, "memory_mib": vm.memory_mib, "cpu_model": cpu}
+
+    def _check_cpu(self, vm: VM) -> None:
+        """Refuse a named CPU model this host cannot fully provide (QEMU would quietly drop the
+        missing features, and a snapshot would then not be what the model promises)."""
+        if vm.cpu in ("host", "max") or vm.qmp is None:
+            return
+        try:
+            models = vm.qmp.execute("query-cpu-definitions")
+        except QMPError:
+            return  # a QEMU without it: nothing to check with
+        for model in models:
+            missing = model.get("unavailable-features") or []
+            if model.get("name") == vm.cpu and missing:
+                raise StageError(
+                    f"VM {vm.name}: this host cannot provide CPU model {vm.cpu!r} under "
+                    f"{self.accel} (it lacks {', '.join(missing)}); build and revive on hosts that "
+                    "have it, or set vm.cpu_model to a model they all provide"
+                )
 
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
@@ -223,7 +244,7 @@ class Stage:
             tools=self.spec.tools,
             ram_file=vm.ram_file if vm.spec.template else None,
             name=vm.name,
-            meta=self.state_meta(vm.spec),
+            meta={**self.state_meta(vm.spec), "host_cpu_flags": host_cpu_flags()},
             fsync=step.fsync,
             quit_budget=self.deadline(QUIT_BUDGET),
         )
@@ -333,6 +354,17 @@ def saved_accel(spec: StageSpec) -> str | None:
             if isinstance(accel, str):
                 return accel
     return None
+
+
+def host_cpu_flags() -> list[str]:
+    """The building host's CPU flags (/proc/cpuinfo), kept beside a saved state."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return []
 
 
 def _minutes(seconds: float) -> str:

@@ -35,8 +35,7 @@ class VM:
 
     def argv(self) -> list[str]:
         s = self.spec
-        cpu = DEFAULT_CPU[self.accel]
-        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", cpu]
+        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", self.cpu]
         argv += ["-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
@@ -59,6 +58,10 @@ class VM:
         if restore is not None:
             argv += ["-incoming", "defer"]
         return argv + device_args(s) + list(s.args)
+
+    @property
+    def cpu(self) -> str:
+        return self.spec.cpu_model or DEFAULT_CPU[self.accel]
 
     def template_ram(self) -> Path:
         """The RAM file a template revive maps privately (share=off: never written back).
