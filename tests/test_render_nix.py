@@ -180,3 +180,5 @@ def test_windows_setup_may_reboot_during_install(tmp_path: Path, kernel: Path) -
     by_stage = {json.loads(d["env"]["wingen"])["stage"]: _argvs(d) for d in stages}
     assert "-no-reboot" not in by_stage["install"]["guest"]
     assert "-no-reboot" in by_stage["suspend"]["guest"]
+    # A display device in every stage (Windows needs one; failures save its screen).
+    assert all("VGA" in vms["guest"] for vms in by_stage.values())

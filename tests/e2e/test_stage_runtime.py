@@ -36,6 +36,13 @@ in
       echo "$attrs" | sed -n 's/.*"note":"\\([^"]*\\)".*/\\1/p' > "$out/note"
     '' ];
   }});
+  # A build that stays silent for longer than the heartbeat's minute.
+  quiet = vm.runInLinuxVM (derivation {{
+    name = "{name}-quiet";
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" "sleep 65; mkdir $out" ];
+  }});
 }}
 """
 
@@ -76,3 +83,13 @@ def test_install_longer_than_the_ssh_deadline_succeeds(e2e: E2E) -> None:
     ssh_limit = 1 * (3 if accel == "tcg" else 1)
     assert int(seconds) > ssh_limit, "the install must outlast the SSH deadline"
     assert (Path(e2e.dir / "installed").resolve() / "disk.qcow2").exists()
+
+
+def test_build_log_shows_serial_lines_and_the_heartbeat(e2e: E2E) -> None:
+    """Issue 10 item 1: the VMs' consoles and a heartbeat reach the build log."""
+    top = write_top(e2e, "structured", CONFIG.format(name=e2e.name))
+    run = e2e.build("quiet", top=top, timeout=900)
+    assert run.returncode == 0, run.output
+    assert "[controller] wingen-controller: guest SSH up after" in run.output
+    beat = re.search(r"still running \[accel \w+\]: step 1/2 wait_exit controller", run.output)
+    assert beat, run.output

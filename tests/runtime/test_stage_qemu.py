@@ -178,15 +178,20 @@ def test_wait_exit_deadline(tmp_path: Path) -> None:
     assert "VM guest did not exit within 0.5 s" in p.stderr
 
 
-def test_save_deadline_in_a_stage(tmp_path: Path) -> None:
+def filled_vm(tmp_path: Path, memory_mib: int, fill_mib: int) -> dict[str, Any]:
+    """A guest whose RAM holds fill_mib of random bytes (slow to compress, big to save)."""
     fill = tmp_path / "fill.bin"
-    fill.write_bytes(os.urandom(96 << 20))
+    fill.write_bytes(os.urandom(fill_mib << 20))
     bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {
+    return {
         "name": "guest",
-        "memory_mib": 256,
+        "memory_mib": memory_mib,
         "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
     }
+
+
+def test_save_deadline_in_a_stage(tmp_path: Path) -> None:
+    vm = filled_vm(tmp_path, 256, 96)
     p = run(
         tmp_path,
         spec(

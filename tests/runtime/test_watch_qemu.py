@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from rthelpers import READY, processes_mentioning
-from test_stage_qemu import run, spec
+from test_stage_qemu import filled_vm, run, spec
 
 from wingen.runtime import accel as accel_module
 from wingen.runtime.firmware import write_bios
@@ -79,14 +79,7 @@ def small_disk(tmp_path: Path) -> Any:
 
 
 def test_full_disk_during_save_names_the_compressor_error(tmp_path: Path, small_disk: Path) -> None:
-    fill = tmp_path / "fill.bin"
-    fill.write_bytes(os.urandom(8 << 20))
-    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {
-        "name": "guest",
-        "memory_mib": 64,
-        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
-    }
+    vm = filled_vm(tmp_path, 64, 8)
     steps = [
         {"wait_serial": "guest", "pattern": READY, "deadline": 10},
         {"save": "guest", "to": str(small_disk / "state"), "compression": "zstd"},
@@ -101,14 +94,7 @@ def test_full_disk_during_save_names_the_compressor_error(tmp_path: Path, small_
 
 def test_guest_dying_during_the_save_ends_the_stage(tmp_path: Path) -> None:
     """A suspend-stage failure: the guest's QEMU dies mid-save; the reason, nothing left."""
-    fill = tmp_path / "fill.bin"
-    fill.write_bytes(os.urandom(96 << 20))
-    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {
-        "name": "guest",
-        "memory_mib": 256,
-        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
-    }
+    vm = filled_vm(tmp_path, 256, 96)
     steps = [
         {"wait_serial": "guest", "pattern": READY, "deadline": 10},
         {"save": "guest", "to": "out/state", "compression": "gzip", "deadline": 120},
@@ -200,3 +186,22 @@ def test_kvm_required_but_tcg_is_said_prominently(
     assert "every deadline x3" in err
     assert accel_module.resolve_accel("auto", "qemu") == "tcg"
     assert "required" not in capsys.readouterr().err
+
+
+def test_failing_stage_saves_a_screenshot(tmp_path: Path) -> None:
+    """Issue 8 item 18: a QMP screendump (PNG) beside the serial logs, its path printed."""
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vms = [
+        {"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)], "vga": True},
+        {"name": "headless", "memory_mib": 64, "args": ["-bios", str(bios)]},
+    ]
+    steps = [
+        {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+        {"wait_file": "never", "deadline": 0.3},
+    ]
+    p = run(tmp_path, spec(tmp_path, steps, vms=vms))
+    assert p.returncode == 1
+    png = tmp_path / "wingen-guest.screen.png"
+    assert f"VM guest: screen at the failure: {png}" in p.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "VM headless: no screenshot" in p.stderr

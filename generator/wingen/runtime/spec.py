@@ -31,6 +31,7 @@ VM_KEYS = {
     "boot",
     "debug_exit",
     "failure_file",
+    "vga",
 }
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
@@ -132,6 +133,7 @@ class VMSpec:
     shares: list[Share] = field(default_factory=list)
     boot: str = ""  # -boot …
     debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
+    vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
     failure_file: str = ""  # where the guest writes why it failed (the report shows it)
 
 
@@ -288,6 +290,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
         boot=get(raw, "boot", str, where, ""),
         debug_exit=get(raw, "debug_exit", bool, where, False),
+        vga=get(raw, "vga", bool, where, False),
         failure_file=get(raw, "failure_file", str, where, ""),
     )
 

@@ -49,6 +49,7 @@ class Stage:
         self.started = time.monotonic()
         self.step_started = self.started
         self.current = "starting the VMs"
+        self.screens: list[str] = []  # lines for the report: where each screenshot went
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -260,12 +261,30 @@ class Stage:
     def quit(self, step: Step) -> None:
         self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
 
+    def capture_screens(self) -> None:
+        """At a failure, each running VM's screen as a PNG beside its serial log (QMP
+        screendump): Windows shows its setup errors only there."""
+        for vm in self.vms.values():
+            if vm.exit_code() is not None or vm.qmp is None:
+                continue
+            path = self.spec.workdir / f"wingen-{vm.name}.screen.png"
+            try:
+                vm.qmp.execute(
+                    "screendump",
+                    {"filename": str(path.resolve()), "format": "png"},
+                    timeout=self.deadline(5),
+                )
+            except QMPError as exc:
+                self.screens.append(f"VM {vm.name}: no screenshot ({exc})")
+                continue
+            self.screens.append(f"VM {vm.name}: screen at the failure: {path.resolve()}")
+
     def report(self) -> str:
         for vm in self.vms.values():  # a QEMU that just closed QMP is exiting: let it finish
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     vm.proc.wait(self.deadline(0.5))
-        parts = [vm.report() for vm in self.vms.values()]
+        parts = [vm.report() for vm in self.vms.values()] + self.screens
         switch = tail(self.switch_log, 5) if self.spec.switch else ""
         if switch:
             parts.append(f"--- vde_switch stderr ---\n{switch}")
@@ -302,6 +321,9 @@ def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str 
     try:
         try:
             stage.run()
+        except (StageError, QMPError, OSError):
+            stage.capture_screens()
+            raise
         finally:
             with signals_blocked():
                 report = stage.report()

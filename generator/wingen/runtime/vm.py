@@ -185,6 +185,8 @@ def device_args(s: VMSpec) -> list[str]:
             "-virtfs",
             f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
         ]
+    if s.vga:
+        argv += ["-device", "VGA"]
     if s.debug_exit:
         argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
     return argv
