@@ -265,3 +265,19 @@ def test_tcg_scaling_is_written_once() -> None:
     for path in (ROOT / "templates").rglob("*.j2"):
         text = path.read_text()
         assert "tcg_deadline_scale" not in text and not re.search(r"scale=\d|\* ?3\b", text), path
+
+
+def test_revive_check_covers_the_typed_vm_fields(tmp_path: Path) -> None:
+    """One revive check (snapshot.check_meta) over what Stage.state_meta records."""
+    from wingen.runtime.snapshot import SnapshotError, check_meta
+    from wingen.runtime.stage import Stage
+
+    rec = parse_record(json.dumps(record("run")))
+    spec = plan(rec, dirs(tmp_path), "tcg")
+    meta = Stage(spec).state_meta(spec.vms[0])
+    assert meta["cpus"] == 2 and meta["nics"] == ["virtio-net-pci:52:54:00:12:01:01"]
+    state = tmp_path / "state"
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    check_meta(state, meta)
+    with pytest.raises(SnapshotError, match="saved with cpus=2 but is revived with cpus=4"):
+        check_meta(state, {**meta, "cpus": 4})

@@ -76,7 +76,16 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "state").stat().st_size > 0
     meta = json.loads((tmp_path / "out" / "state.json").read_text())
     flags = meta.pop("host_cpu_flags")
-    assert meta == {"accel": "tcg", "memory_mib": 64, "compression": "zstd", "cpu_model": "max"}
+    assert meta == {
+        "accel": "tcg",
+        "memory_mib": 64,
+        "compression": "zstd",
+        "cpu_model": "max",
+        "cpus": 1,
+        "firmware": False,
+        "drives": [],
+        "nics": [],
+    }
     assert isinstance(flags, list)
 
     vm["restore"] = {"from": "out/state", "compression": "zstd"}

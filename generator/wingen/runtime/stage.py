@@ -30,7 +30,7 @@ from .supervise import (
     tail,
     wait_until,
 )
-from .vm import VM
+from .vm import VM, cpu_of
 
 QUIT_BUDGET = 10.0  # seconds a QEMU gets to quit after the last step (scaled under TCG)
 SERIAL_LINES_PER_SECOND = 20.0  # per VM, into the build log (the whole log stays in the file)
@@ -146,9 +146,17 @@ class Stage:
             )
 
     def state_meta(self, vm: VMSpec) -> dict[str, Any]:
-        """What a save records beside the state and a revive must match (snapshot.check_meta)."""
-        cpu = VM(vm, qemu="", accel=self.accel, rundir=Path(), logdir=Path()).cpu
-        return {"accel": self.accel, "memory_mib": vm.memory_mib, "cpu_model": cpu}
+        """What a save records beside the state and a revive must match (snapshot.check_meta):
+        the VM's typed fields that its saved device state depends on."""
+        return {
+            "accel": self.accel,
+            "memory_mib": vm.memory_mib,
+            "cpu_model": cpu_of(vm, self.accel),
+            "cpus": vm.cpus,
+            "firmware": vm.firmware is not None,
+            "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
+            "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
+        }
 
     def _check_cpu(self, vm: VM) -> None:
         """Refuse a named CPU model this host cannot fully provide (QEMU would quietly drop the

@@ -61,7 +61,7 @@ class VM:
 
     @property
     def cpu(self) -> str:
-        return self.spec.cpu_model or DEFAULT_CPU[self.accel]
+        return cpu_of(self.spec, self.accel)
 
     def template_ram(self) -> Path:
         """The RAM file a template revive maps privately (share=off: never written back).
@@ -145,6 +145,11 @@ class VM:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+def cpu_of(s: VMSpec, accel: str) -> str:
+    """The CPU model the VM gets: its spec's, else the accelerator's default."""
+    return s.cpu_model or DEFAULT_CPU[accel]
 
 
 def device_args(s: VMSpec) -> list[str]:
