@@ -37,11 +37,11 @@ REMOVED = {
 TOP = """\
 let
   pkgs = import {standin} {{ kernelRoot = {kernel}; }};
-  w = pkgs.callPackage {rendered} {{ }};
+  vm = pkgs.callPackage {rendered} {{ }};
   probe = derivation {{
     name = "probe"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo" ];
   }};
-in {{ inherit (w) installed base; built = w.runInVM probe; }}
+in {{ inherit (vm) installed base; built = vm.runInVM probe; }}
 """
 
 

@@ -281,3 +281,16 @@ def test_revive_check_covers_the_typed_vm_fields(tmp_path: Path) -> None:
     check_meta(state, meta)
     with pytest.raises(SnapshotError, match="saved with cpus=2 but is revived with cpus=4"):
         check_meta(state, {**meta, "cpus": 4})
+
+
+def test_builder_without_a_record_is_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wingen.runtime.derivation import run_derivation
+
+    assert run_derivation({"NIX_BUILD_TOP": str(tmp_path)}) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "wingen-runtime: wingen: the derivation has no wingen attribute; render it anew"
+    (tmp_path / ".attrs.json").write_text("{not json")
+    assert run_derivation({"NIX_BUILD_TOP": str(tmp_path)}) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -53,6 +53,7 @@ Stage spec (JSON)
                                               #   it is our child, fed an open stdin pipe, so
                                               #   it exits even if the runtime is SIGKILLed)
     "workdir": ".",                           # optional: where logs go (default cwd)
+    "heartbeat": 60,                          # optional: seconds between "still running" lines
     "vms": [
       {"name": "guest", "memory_mib": 1024,
        "cpus": 2, "rtc": "2010-01-01",           # optional: -smp, -rtc base=…,clock=vm
@@ -65,6 +66,8 @@ Stage spec (JSON)
        "shares": [{"tag": "store", "path": "/nix/store"}],   # 9p (-virtfs)
        "boot": "order=c,once=d",                # optional -boot
        "debug_exit": false,                     # isa-debug-exit: the guest can end QEMU with a code
+       "vga": false,                            # a display (a failing stage saves its screen)
+       "cpu_model": "Nehalem-v1",               # default: host under KVM, max under TCG
        "failure_file": "xchg/wingen/failure",   # where the guest writes why it failed
        "args": ["-usb"],                        # anything else, verbatim
        "template": false,                    # optional: RAM in a share=on file so that a
@@ -102,11 +105,18 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit
   (the quit has its own budget, 10 s scaled, after the migration's deadline).
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
-  Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
-  memory or compression differs is refused up front with that reason.
+  Also writes ``to.json``: accel, memory, CPU model, cpus, firmware, drives, NICs and the
+  compression (and the host's CPU flags); a revive whose settings differ is refused up front
+  with that reason, and so is a CPU model this host cannot provide.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
+
+While a stage runs, each VM's serial console is echoed into the log as ``[NAME] line`` (at most
+20 lines a second each; the whole log stays in the file), and a "still running" line with the
+step, its deadline and the time spent follows every ``heartbeat`` seconds.  When a stage fails,
+each running VM's screen is saved as ``WORKDIR/wingen-NAME.screen.png`` (QMP screendump; a VM
+without a display says so) and the report names it.
 
 A VM that exits non-zero ends any wait at once; if it wrote its reason into its
 ``failure_file``, the report says "VM NAME failed: REASON" instead of QEMU's exit code.

@@ -359,26 +359,25 @@ def collect(rec: Record, dirs: Dirs) -> None:
 
 def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     """The Nix builder's entry point."""
-    build_env = BuildEnv.read(os.environ if environ is None else environ)
     try:
+        build_env = BuildEnv.read(os.environ if environ is None else environ)
         rec = parse_record(build_env.attr(RECORD))
-    except SpecError as exc:
-        log(str(exc))
+    except (SpecError, OSError, ValueError) as exc:
+        log(f"{RECORD}: {exc}" if not isinstance(exc, SpecError) else str(exc))
         return 2
     label = f"wingen[{rec.stage}]"
     started = time.monotonic()
-    out = None if rec.stage == "run" else build_env.output()
-    dirs = Dirs(work=build_env.top, out=out)
-    saved = None
-    if rec.stage == "run":
-        saved = read_meta(Path(rec["base"]) / "state").get("accel")
-    accel = resolve_accel(
-        rec.accel,
-        rec["qemu"],
-        saved if isinstance(saved, str) else None,
-        kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
-    )
+    accel = rec.accel
     try:
+        out = None if rec.stage == "run" else build_env.output()
+        dirs = Dirs(work=build_env.top, out=out)
+        saved = read_meta(Path(rec["base"]) / "state").get("accel") if rec.stage == "run" else None
+        accel = resolve_accel(
+            rec.accel,
+            rec["qemu"],
+            saved if isinstance(saved, str) else None,
+            kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
+        )
         spec = plan(rec, dirs, accel)
         prepare(rec, dirs, build_env, accel)
     except (SpecError, StageError, OSError) as exc:
