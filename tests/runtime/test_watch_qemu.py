@@ -170,7 +170,7 @@ def test_quit_has_its_own_budget(tmp_path: Path) -> None:
 
 
 def test_probe_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = iter(["tcg", "kvm"])
+    answers = iter(["no output from a test guest within 3 s", None])
     monkeypatch.setattr(accel_module, "probe_once", lambda _q, _d=3.0: next(answers))
     monkeypatch.setattr(accel_module.os, "access", lambda _p, _m: True)
     assert accel_module.probe_accel("qemu", attempts=3) == "kvm"

@@ -57,27 +57,30 @@ def resolve_accel(
 def probe_accel(qemu: str, deadline: float = 3.0, attempts: int = 3) -> str:
     """probe_once, retried: one slow moment (a loaded host) must not decide an hours-long
     stage."""
+    why: str | None = "/dev/kvm not usable"
     for attempt in range(1, attempts + 1):
-        if probe_once(qemu, deadline) == "kvm":
+        why = probe_once(qemu, deadline)
+        if why is None:
             return "kvm"
         if not os.access("/dev/kvm", os.R_OK | os.W_OK):
             break  # no KVM at all: nothing to retry
         if attempt < attempts:
             log(f"accel: probe {attempt}/{attempts} found no working KVM, trying again")
             time.sleep(0.5)
+    log(f"accel: kvm unusable ({why}), using tcg")
     return "tcg"
 
 
-def probe_once(qemu: str, deadline: float = 3.0) -> str:
-    """Return "kvm" if a generated guest prints its marker under -accel kvm within deadline.
+def probe_once(qemu: str, deadline: float = 3.0) -> str | None:
+    """None if a generated guest prints its marker under -accel kvm within deadline, else why
+    not.
 
     /dev/kvm existing is not enough: under a nested PVM host QEMU may abort on -cpu host,
     and guest code crawls (a 64M-iteration loop takes > 30 s there, 0.05 s under real KVM,
     0.25 s under TCG), so the probe must finish a busy loop within the deadline.
     """
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        log("accel: /dev/kvm not usable, using tcg")
-        return "tcg"
+        return "/dev/kvm not usable"
     with tempfile.TemporaryDirectory(prefix="wingen-probe-") as tmp:
         d = Path(tmp)
         bios = write_bios(d / "probe.bin", "", PROBE_MARK + "\n", spin=64 << 20)
@@ -104,7 +107,7 @@ def probe_once(qemu: str, deadline: float = 3.0) -> str:
             while time.monotonic() - start < deadline:
                 if serial.exists() and PROBE_MARK in serial.read_text("latin-1"):
                     log(f"accel: kvm works ({time.monotonic() - start:.2f} s), using kvm")
-                    return "kvm"
+                    return None
                 if proc.poll() is not None:
                     break
                 time.sleep(0.05)
@@ -113,5 +116,4 @@ def probe_once(qemu: str, deadline: float = 3.0) -> str:
                 why = f"QEMU exited ({code}): {(d / 'stderr').read_text('latin-1')[-300:]}"
             except subprocess.TimeoutExpired:
                 why = f"no output from a test guest within {deadline:g} s"
-        log(f"accel: kvm unusable ({why.strip()}), using tcg")
-        return "tcg"
+        return why.strip()
