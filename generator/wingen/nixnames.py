@@ -11,9 +11,8 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "writeText",
     "writeScript",
     "bash",
-    "coreutils",
     "python3",
-    "qemu",
+    "qemu_kvm",  # QEMU for the host architecture only (hostCpuOnly), as vmTools uses it
     "vde2",
     "samba",
     "openssh",

@@ -217,9 +217,11 @@ def test_structured_attrs_reach_the_runtime_and_the_guest(tmp_path: Path, named:
     hand_over(build, tmp_path / "xchg")
     attrs_dir = tmp_path / "xchg" / "attrs"
     assert json.loads((attrs_dir / ".attrs.json").read_text()) == attrs
-    assert sh_env(tmp_path / "xchg" / "saved-env", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE") == [
+    saved = tmp_path / "xchg" / "saved-env"
+    assert sh_env(saved, "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE", "out") == [
         "/tmp/xchg/attrs/.attrs.json",
         "/tmp/xchg/attrs/.attrs.sh",
+        "/nix/store/y-out",  # exported as stdenv exports outputs
     ]
 
 

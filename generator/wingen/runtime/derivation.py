@@ -311,6 +311,10 @@ def hand_over(build: BuildEnv, xchg: Path) -> None:
         if var in env:
             shutil.copyfile(env[var], attrs_dir / name)
             env[var] = f"{GUEST_XCHG}/attrs/{name}"
+    if build.attrs is not None:
+        # As stdenv does for structured attrs: each output's path under its name ($out, …).
+        for name, path in (build.attrs.get("outputs") or {}).items():
+            env.setdefault(name, path)
     for var, src in (
         ("NIX_ATTRS_JSON_FILE", build.attrs_json),
         ("NIX_ATTRS_SH_FILE", build.attrs_sh),
