@@ -7,7 +7,7 @@
 #   runInVM    - drv: drv's builder run inside a revived copy of base, outputs written to the store.
 # A guest VM and a small Linux controller VM share a private vde_switch LAN; the controller gets
 # the host's /nix/store and an exchange dir over 9p and serves both to the guest over Samba.
-{ runCommand, writeText, writeScript, bash, coreutils, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
+{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
 
 let
   system = "x86_64-linux";
@@ -20,6 +20,7 @@ let
     boot = 900;
     ssh = 600;
     build = 86400;
+    save = 900;
   };
   net = {
     guestMac = "52:54:00:12:01:01";
@@ -39,8 +40,21 @@ This package is embedded file by file into the rendered Nix and run by a bare py
 ``wingen/__init__.py`` (may be empty) and ``wingen/runtime/*.py``.  It imports nothing from
 the rest of wingen.
 
+Modules, one concern each: ``__main__`` (the CLI), ``derivation`` (a stage as a Nix builder:
+the derivation's record to a spec, files prepared, result collected), ``spec`` (the stage spec,
+parsed and checked), ``stage`` (orchestration: one method per step action; the one failure
+report), ``vm`` (one QEMU process; the one place spec fields become QEMU flags), ``logs`` (serial
+consoles and guest output echoed into the build log, the heartbeat),
+``qmp`` (the QMP client), ``snapshot`` (save and revive over QMP), ``sparse`` (sparse RAM files),
+``accel`` (KVM probe, TCG scaling), ``supervise`` (processes, signals, waits), ``firmware``
+(the tiny test BIOS).
+
 CLI
 ---
+``python3 -m wingen.runtime stage``
+    The builder of a wingen stage derivation: runs the stage its ``wingen`` attribute describes
+    (see ``derivation``).  Exit 0, 1 (failed, reason on stderr), the guest builder's own code,
+    or 2 (bad record).
 ``python3 -m wingen.runtime stage SPEC.json``
     Run one pipeline stage (below).  Exit 0 on success.  On failure exit 1 and print on
     stderr one paragraph saying which step/wait/deadline failed, then for each VM the last
@@ -63,7 +77,8 @@ Stage spec (JSON)
 
   {
     "accel": "auto" | "kvm" | "tcg",          # default "auto" (probe; falls back to tcg)
-    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default 3)
+    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default:
+                                              #   accel.TCG_SCALE)
     "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
     "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
     "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH
@@ -73,9 +88,23 @@ Stage spec (JSON)
                                               #   it is our child, fed an open stdin pipe, so
                                               #   it exits even if the runtime is SIGKILLed)
     "workdir": ".",                           # optional: where logs go (default cwd)
+    "heartbeat": 60,                          # optional: seconds between "still running" lines
     "vms": [
       {"name": "guest", "memory_mib": 1024,
-       "args": ["-netdev", "vde,id=n0,sock=vde.ctl", "-device", "...", "-drive", "..."],
+       "cpus": 2, "rtc": "2010-01-01",           # optional: -smp, -rtc base=…,clock=vm
+       "firmware": {"code": "OVMF_CODE.fd", "vars": "vars.fd"},   # optional: UEFI pflash
+       "drives": [{"file": "disk.qcow2", "interface": "virtio" | "ide" | "floppy",
+                   "media": "disk" | "cdrom" | "floppy", "index": 0}],
+       "nics": [{"mac": "52:54:00:12:01:01", "model": "virtio-net-pci",
+                 "switch": "vde.ctl"}],          # switch: default the spec's "switch"
+       "kernel": {"kernel": "bzImage", "initrd": "initrd", "append": "console=ttyS0"},
+       "shares": [{"tag": "store", "path": "/nix/store"}],   # 9p (-virtfs)
+       "boot": "order=c,once=d",                # optional -boot
+       "debug_exit": false,                     # isa-debug-exit: the guest can end QEMU with a code
+       "vga": false,                            # a display (a failing stage saves its screen)
+       "cpu_model": "Nehalem-v1",               # default: host under KVM, max under TCG
+       "failure_file": "xchg/wingen/failure",   # where the guest writes why it failed
+       "args": ["-usb"],                        # anything else, verbatim
        "template": false,                    # optional: RAM in a share=on file so that a
                                              #   later {"save", "compression": "template"} works
        "restore": {"from": "/nix/store/...-state/state",
@@ -108,20 +137,31 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
   write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
-* ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
+* ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit
+  (the quit has its own budget, 10 s scaled, after the migration's deadline).
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
   ``none`` writes a sparse mapped-ram file where QEMU has mapped-ram (>= 9.0, probed: faster
   to revive; mapped_ram.py) and records ``"format": "mapped-ram"`` in ``to.json``.
-  Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
-  memory or compression differs is refused up front with that reason.
+  Also writes ``to.json``: accel, memory, CPU model, cpus, firmware, drives, NICs and the
+  compression (and the host's CPU flags); a revive whose settings differ is refused up front
+  with that reason, and so is a CPU model this host cannot provide.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 
-The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max``,
+While a stage runs, each VM's serial console is echoed into the log as ``[NAME] line`` (at most
+20 lines a second each; the whole log stays in the file), and a "still running" line with the
+step, its deadline and the time spent follows every ``heartbeat`` seconds.  When a stage fails,
+each running VM's screen is saved as ``WORKDIR/wingen-NAME.screen.png`` (QMP screendump; a VM
+without a display says so) and the report names it.
+
+A VM that exits non-zero ends any wait at once; if it wrote its reason into its
+``failure_file``, the report says "VM NAME failed: REASON" instead of QEMU's exit code.
+
+The runtime adds to every VM: the accelerator and CPU model,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
 (``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
--nodefaults``, ``-no-reboot`` (unless "no_reboot": false), ``-pidfile``, and
+-nodefaults``, ``-no-reboot`` (unless "no_reboot": false), and
 ``-incoming defer`` when ``restore`` is set.
 QMP sockets live in a private short-path directory (TMPDIR, else /tmp or /dev/shm); the
 serial log and QEMU's stderr are ``WORKDIR/wingen-NAME.serial.log`` / ``.stderr.log``.
@@ -141,46 +181,87 @@ which costs time proportional to the RAM in use (template_ram.py).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from .accel import probe_accel
+from .derivation import run_derivation
 from .qmp import QMPClient, QMPError
-from .snapshot import Tools, restore, save
-from .stage import run_stage
-from .supervise import Interrupted, StageError, Supervisor
-from .vm import COMPRESSIONS
+from .snapshot import restore, save
+from .spec import COMPRESSIONS, SpecError, Tools, parse_spec
+from .stage import Stage, execute
+from .supervise import Interrupted, StageError, Supervisor, log
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m wingen.runtime")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("stage", help="run one pipeline stage from a JSON spec")
-    p.add_argument("spec", type=Path)
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python3 -m wingen.runtime", description="Run wingen's VM stages (stdlib only)."
+    )
+    sub = top.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser(
+        "stage", help="run one pipeline stage: the derivation's (as its builder) or a spec's"
+    )
+    p.add_argument(
+        "spec",
+        type=Path,
+        nargs="?",
+        help="a stage spec (JSON; see the package docstring); without it, run the stage the "
+        "Nix derivation being built describes (its `wingen` attribute)",
+    )
     p = sub.add_parser("probe-accel", help="print kvm if KVM really runs a guest, else tcg")
-    p.add_argument("--qemu", default="qemu-system-x86_64")
-    p.add_argument("--deadline", type=float, default=3.0)
+    p.add_argument("--qemu", default="qemu-system-x86_64", help="the QEMU binary to probe with")
+    p.add_argument(
+        "--deadline", type=float, default=3.0, help="seconds the test guest may take (default 3)"
+    )
     for name in ("save", "restore"):
         p = sub.add_parser(name, help=f"{name} a VM through its QMP socket")
         p.add_argument("--qmp", required=True, help="QEMU's QMP unix socket")
-        p.add_argument("--compression", choices=COMPRESSIONS, default="zstd")
-        p.add_argument("--deadline", type=float, default=600.0)
-        p.add_argument("--zstd", default="zstd")
-        p.add_argument("--gzip", default="gzip")
+        p.add_argument(
+            "--compression",
+            choices=COMPRESSIONS,
+            default="zstd",
+            help="how the state file is compressed (default zstd)",
+        )
+        p.add_argument(
+            "--deadline", type=float, default=600.0, help="seconds it may take (default 600)"
+        )
+        p.add_argument("--zstd", default="zstd", help="the zstd program (default: on PATH)")
+        p.add_argument("--gzip", default="gzip", help="the gzip program (default: on PATH)")
         if name == "save":
-            p.add_argument("--to", required=True, type=Path)
+            p.add_argument("--to", required=True, type=Path, help="the state file to write")
             p.add_argument("--ram-file", type=Path, help="the VM's share=on RAM file (template)")
             p.add_argument("--fsync", action="store_true", help="make the file power-loss safe")
         else:
-            p.add_argument("--from", dest="src", required=True, type=Path)
+            p.add_argument("--from", dest="src", required=True, type=Path, help="the state file")
             p.add_argument("--no-cont", action="store_true", help="leave the VM paused")
-    args = parser.parse_args(argv)
+    return top
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.cmd == "stage":
-        return run_stage(args.spec)
+        return run_derivation() if args.spec is None else run_stage(args.spec)
     if args.cmd == "probe-accel":
         print(probe_accel(args.qemu, args.deadline))
         return 0
+    return save_or_restore(args)
+
+
+def run_stage(spec_path: Path) -> int:
+    """Run the stage a spec file describes; the exit code and report as the docstring says."""
+    try:
+        spec = parse_spec(json.loads(spec_path.read_text()))
+    except (OSError, ValueError) as exc:
+        log(f"spec {spec_path}: cannot read ({exc}); pass a JSON stage spec")
+        return 2
+    except SpecError as exc:
+        log(str(exc))
+        return 2
+    return execute(Stage(spec))
+
+
+def save_or_restore(args: argparse.Namespace) -> int:
     tools = Tools(zstd=args.zstd, gzip=args.gzip)
     with Supervisor() as sup:
         sup.install_signals()
@@ -211,10 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 client.close()
         except (StageError, QMPError) as exc:
-            print(f"wingen-runtime: {args.cmd} failed: {exc}", file=sys.stderr)
+            log(f"{args.cmd} failed: {exc}")
             return 1
         except Interrupted as exc:
-            print(f"wingen-runtime: {args.cmd} {exc}", file=sys.stderr)
+            log(f"{args.cmd} {exc}")
             return 128 + exc.signum
     return 0
 
@@ -236,31 +317,83 @@ from pathlib import Path
 from .firmware import write_bios
 from .supervise import Supervisor, log
 
-ACCEL_ARGS = {
-    "kvm": ["-accel", "kvm", "-cpu", "host"],
-    "tcg": ["-accel", "tcg", "-cpu", "max"],
-}
+# The probe's CPU: the host's own, as that is what a nested or broken KVM fails on.
+PROBE_ARGS = ["-accel", "kvm", "-cpu", "host"]
+# A VM's CPU when its spec names none.
+DEFAULT_CPU = {"kvm": "host", "tcg": "max"}
 
 PROBE_MARK = "WINGEN-KVM-OK"
+# Every deadline and fixed wait is this much longer under TCG (emulation is that much slower).
+TCG_SCALE = 3.0
 
 
-def probe_accel(qemu: str, deadline: float = 3.0) -> str:
-    """Return "kvm" if a generated guest prints its marker under -accel kvm within deadline.
+def scaled(seconds: float, accel: str, tcg_scale: float | None = None) -> float:
+    """seconds, stretched under TCG by tcg_scale (default TCG_SCALE)."""
+    if accel != "tcg":
+        return seconds
+    return seconds * (TCG_SCALE if tcg_scale is None else tcg_scale)
+
+
+def resolve_accel(
+    requested: str, qemu: str, saved: str | None = None, *, kvm_required: bool = False
+) -> str:
+    """The accelerator a stage runs under: the one asked for; for "auto", the one a revived
+    snapshot was saved under (its CPU state revives under no other), else what the probe finds.
+
+    A stage that required the `kvm` system feature but finds KVM unusable runs under TCG, and
+    says so in a banner.  It does not fail: Nix advertises `kvm` whenever /dev/kvm exists, also
+    where it cannot run a guest (a nested or broken KVM), and there TCG is the only way to
+    build at all; every deadline is scaled, so the stage still ends in bounded time."""
+    if requested != "auto":
+        return requested
+    if saved is not None:
+        log(f"accel: {saved}, as the snapshot was saved under it")
+        return saved
+    accel = probe_accel(qemu)
+    if accel == "tcg" and kvm_required:
+        rule = "*" * 78
+        log(rule)
+        log("accel: this build required the kvm feature, but KVM cannot run a guest here:")
+        log(f"accel: running under TCG (emulation), every deadline x{TCG_SCALE:g}.")
+        log('accel: fix /dev/kvm on this builder, or set vm.acceleration = "tcg".')
+        log(rule)
+    return accel
+
+
+def probe_accel(qemu: str, deadline: float = 3.0, attempts: int = 3) -> str:
+    """probe_once, retried: one slow moment (a loaded host) must not decide an hours-long
+    stage."""
+    why: str | None = "/dev/kvm not usable"
+    for attempt in range(1, attempts + 1):
+        why = probe_once(qemu, deadline)
+        if why is None:
+            return "kvm"
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            break  # no KVM at all: nothing to retry
+        if attempt < attempts:
+            log(f"accel: probe {attempt}/{attempts} found no working KVM, trying again")
+            time.sleep(0.5)
+    log(f"accel: kvm unusable ({why}), using tcg")
+    return "tcg"
+
+
+def probe_once(qemu: str, deadline: float = 3.0) -> str | None:
+    """None if a generated guest prints its marker under -accel kvm within deadline, else why
+    not.
 
     /dev/kvm existing is not enough: under a nested PVM host QEMU may abort on -cpu host,
     and guest code crawls (a 64M-iteration loop takes > 30 s there, 0.05 s under real KVM,
     0.25 s under TCG), so the probe must finish a busy loop within the deadline.
     """
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        log("accel: /dev/kvm not usable, using tcg")
-        return "tcg"
+        return "/dev/kvm not usable"
     with tempfile.TemporaryDirectory(prefix="wingen-probe-") as tmp:
         d = Path(tmp)
         bios = write_bios(d / "probe.bin", "", PROBE_MARK + "\n", spin=64 << 20)
         serial = d / "serial.log"
         argv = [
             qemu,
-            *ACCEL_ARGS["kvm"],
+            *PROBE_ARGS,
             "-bios",
             str(bios),
             "-m",
@@ -280,7 +413,7 @@ def probe_accel(qemu: str, deadline: float = 3.0) -> str:
             while time.monotonic() - start < deadline:
                 if serial.exists() and PROBE_MARK in serial.read_text("latin-1"):
                     log(f"accel: kvm works ({time.monotonic() - start:.2f} s), using kvm")
-                    return "kvm"
+                    return None
                 if proc.poll() is not None:
                     break
                 time.sleep(0.05)
@@ -289,8 +422,415 @@ def probe_accel(qemu: str, deadline: float = 3.0) -> str:
                 why = f"QEMU exited ({code}): {(d / 'stderr').read_text('latin-1')[-300:]}"
             except subprocess.TimeoutExpired:
                 why = f"no output from a test guest within {deadline:g} s"
-        log(f"accel: kvm unusable ({why.strip()}), using tcg")
-        return "tcg"
+        return why.strip()
+''; }
+    { path = "wingen/runtime/derivation.py"; text = ''
+"""A stage as a Nix builder (`python3 -m wingen.runtime stage`, no spec): everything a stage
+decides, decided here once.
+
+The derivation carries one attribute, ``wingen``: a JSON record written by the rendered Nix::
+
+  {"stage": "install" | "suspend" | "run",
+   "accel": "auto" | "kvm" | "tcg",
+   "qemu": …, "qemu_img": …, "zstd": …, "gzip": …, "vde_switch": …,   # programs
+   "compression": "zstd" | "gzip" | "none" | "template",
+   "deadlines": {"install": s, "boot": s, "ssh": s, "build": s, "save": s},   # before scaling
+   "disk_size_gib": n,                                     # install: the new disk
+   "guest": {VM fields of the spec (cpus, memory_mib, firmware, nics, kernel, rtc, args, …),
+             "disk": "virtio" | "ide",                     # the stage's disk.qcow2 goes there
+             "install": {"kernel": …, "drives": [cdroms, floppy], "boot": …,
+                         "no_reboot": bool, "what": "…"}},  # what only the install adds
+   "controller": {VM fields (kernel, shares, nics, debug_exit, …)},
+   "base": "/nix/store/…",                                 # suspend, run: the stage before
+   "guest_command": "…",                                   # suspend, run: for the guest's sh
+   "build_script": "/nix/store/…", "builder": "…", "args": […]}   # run: the wrapped builder
+
+The runtime adds what depends on the build: the disk (created, or an overlay on the base's), the
+firmware variable store (copied along the stages), the exchange dir (``xchg``, shared with the
+controller over 9p), the switch every NIC is plugged into, the revive of the base's state.
+Install runs the guest alone (no controller: it has nothing to do there, and its SSH deadline
+would end an install that outlasts it).  Suspend boots the base's disk, lets the controller run
+the prepare command over SSH and saves the guest.  Run revives that, lets the controller run the
+builder in the guest, and fails with the builder's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .accel import resolve_accel, scaled
+from .snapshot import read_meta
+from .spec import (
+    ACCELS,
+    COMPRESSIONS,
+    SpecError,
+    StageSpec,
+    Step,
+    Tools,
+    VMSpec,
+    choice,
+    get,
+    only_known,
+    parse_vm,
+)
+from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute
+from .supervise import StageError, log
+
+RECORD = "wingen"
+STAGES = ("install", "suspend", "run")
+GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
+# The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
+NOT_HANDED_OVER = {
+    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
+    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
+}  # fmt: skip
+RECORD_KEYS = {
+    "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
+    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command",
+    "build_script", "builder", "args",
+}  # fmt: skip
+DEADLINES = ("install", "boot", "ssh", "build", "save")
+SSH_LOST = 255  # ssh's own exit code when the connection fails
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """What Nix gives the builder: the environment, and with __structuredAttrs the attributes
+    as JSON (.attrs.json; Nix >= 2.13 names it in NIX_ATTRS_JSON_FILE, older ones put it in the
+    build dir) beside their bash form (.attrs.sh)."""
+
+    env: Mapping[str, str]
+    top: Path
+    attrs: dict[str, Any] | None = None
+    attrs_json: Path | None = None
+    attrs_sh: Path | None = None
+
+    @staticmethod
+    def read(env: Mapping[str, str]) -> BuildEnv:
+        top = Path(env.get("NIX_BUILD_TOP") or Path.cwd())
+        json_file = Path(env.get("NIX_ATTRS_JSON_FILE") or top / ".attrs.json")
+        if not json_file.is_file():
+            return BuildEnv(env, top)
+        sh_file = Path(env.get("NIX_ATTRS_SH_FILE") or top / ".attrs.sh")
+        attrs = json.loads(json_file.read_text())
+        return BuildEnv(env, top, attrs, json_file, sh_file if sh_file.is_file() else None)
+
+    def attr(self, name: str) -> Any:
+        if self.attrs is not None:
+            return self.attrs.get(name)
+        return self.env.get(name)
+
+    def output(self, name: str = "out") -> Path:
+        path = self.env.get(name)
+        if path is None and self.attrs is not None:
+            path = self.attrs.get("outputs", {}).get(name)
+        if not path:
+            raise StageError(f"the derivation has no output {name!r}")
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class Record:
+    stage: str
+    accel: str
+    raw: dict[str, Any]
+    deadlines: dict[str, float]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+
+def parse_record(text: str | None) -> Record:
+    if not text:
+        raise SpecError(f"{RECORD}: the derivation has no {RECORD} attribute; render it anew")
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"{RECORD}: not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{RECORD}: not a JSON object")
+    only_known(raw, RECORD_KEYS, RECORD)
+    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    deadlines = get(raw, "deadlines", dict, RECORD)
+    for key in DEADLINES:
+        get(deadlines, key, (int, float), f"{RECORD}.deadlines")
+    get(raw, "guest", dict, RECORD)
+    choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
+    if stage != "install":
+        get(raw, "controller", dict, RECORD)
+        get(raw, "base", str, RECORD)
+        get(raw, "guest_command", str, RECORD)
+    if stage == "run":
+        get(raw, "build_script", str, RECORD)
+        get(raw, "builder", str, RECORD)
+        args = get(raw, "args", list, RECORD, [])
+        if not all(isinstance(a, str) for a in args):
+            raise SpecError(f"{RECORD}.args: every argument must be a string")
+    return Record(
+        stage=stage,
+        accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
+        raw=raw,
+        deadlines={k: float(deadlines[k]) for k in DEADLINES},
+    )
+
+
+@dataclass(frozen=True)
+class Dirs:
+    work: Path  # the build dir: disks and logs of this stage
+    out: Path | None  # the output, for install and suspend
+
+    @property
+    def xchg(self) -> Path:
+        return self.work / "xchg"
+
+    @property
+    def control(self) -> Path:
+        """The controller's files: its mode, deadline, the guest command and their results."""
+        return self.xchg / "wingen"
+
+    @property
+    def switch(self) -> Path:
+        return self.work / "vde.ctl"
+
+    def disk_dir(self, stage: str) -> Path:
+        """Where this stage's disk (and firmware variables) live: a suspend keeps them."""
+        if stage == "suspend":
+            assert self.out is not None
+            return self.out
+        return self.work
+
+
+def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
+    """The VMs and steps of a stage (no side effects: the tests read it)."""
+    disk_dir = dirs.disk_dir(rec.stage)
+    guest = _guest(rec, disk_dir, dirs)
+    vms = [guest]
+    if rec.stage != "install":
+        vms.append(_controller(rec, dirs))
+    d = rec.deadlines
+    steps: list[Step]
+    if rec.stage == "install":
+        what = rec["guest"].get("install", {}).get("what", "the installer")
+        steps = [Step("wait_exit", "guest", d["install"], what=what)]
+    elif rec.stage == "suspend":
+        assert dirs.out is not None
+        steps = [
+            Step(
+                "wait_file",
+                str(dirs.control / "suspend-now"),
+                d["boot"] + d["ssh"],
+                what="guest booted, SSH reachable, prepare command done",
+            ),
+            Step("save", "guest", d["save"], to=str(dirs.out / "state"),
+                 compression=rec["compression"]),
+            Step("quit", "controller", QUIT_BUDGET),
+        ]  # fmt: skip
+    else:
+        steps = [
+            Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
+            Step("quit", "guest", QUIT_BUDGET),
+        ]
+    return StageSpec(
+        accel=accel,
+        tcg_deadline_scale=None,
+        qemu=rec["qemu"],
+        tools=Tools(zstd=rec["zstd"], gzip=rec["gzip"]),
+        vde_switch=rec["vde_switch"],
+        switch=str(dirs.switch) if any(vm.nics for vm in vms) else None,
+        workdir=dirs.work,
+        vms=vms,
+        steps=steps,
+    )
+
+
+def _vm_fields(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """A VM record's spec fields: without the record-only ones, and unset (null) ones."""
+    fields = {k: v for k, v in raw.items() if v is not None and k not in ("disk", "install")}
+    return {**fields, "name": name}
+
+
+def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["guest"], "guest")
+    interface = rec["guest"].get("disk") or "virtio"
+    install = rec["guest"].get("install") or {}
+    drives = [{"file": str(disk_dir / "disk.qcow2"), "interface": interface, "index": 0}]
+    if rec.stage == "install":
+        only_known(install, {"kernel", "drives", "boot", "no_reboot", "what"}, "guest.install")
+        if install.get("kernel"):
+            raw["kernel"] = install["kernel"]
+        drives += install.get("drives", [])
+        raw["boot"] = install.get("boot", "")
+        raw["no_reboot"] = install.get("no_reboot", True)
+    raw["drives"] = drives
+    if raw.get("firmware"):
+        raw["firmware"] = {**raw["firmware"], "vars": str(disk_dir / "firmware-vars.fd")}
+    if rec.stage == "suspend" and rec["compression"] == "template":
+        raw["template"] = True  # its RAM in a share=on file, which the save keeps
+    if rec.stage == "run":
+        raw["restore"] = {"from": f"{rec['base']}/state", "compression": rec["compression"]}
+        raw["restore_deadline"] = rec.deadlines["boot"]
+    return parse_vm(raw, f"{RECORD}.guest", str(dirs.switch))
+
+
+def _controller(rec: Record, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["controller"], "controller")
+    raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
+    raw["failure_file"] = str(dirs.control / "failure")
+    return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
+
+
+def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
+    """The files the stage's VMs start from."""
+    stage = rec.stage
+    disk_dir = dirs.disk_dir(stage)
+    disk_dir.mkdir(parents=True, exist_ok=True)
+    disk = disk_dir / "disk.qcow2"
+    qemu_img = rec["qemu_img"]
+    if stage == "install":
+        _run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), f"{rec['disk_size_gib']}G"])
+    else:
+        # An overlay: the stored disk of the stage before is never written.
+        base_disk = f"{rec['base']}/disk.qcow2"
+        _run([qemu_img, "create", "-q", "-f", "qcow2", "-b", base_disk, "-F", "qcow2", str(disk)])
+    firmware = rec["guest"].get("firmware")  # null for BIOS guests
+    if firmware:
+        # UEFI: the variable store travels with the disk from stage to stage.
+        src = firmware["vars"] if stage == "install" else f"{rec['base']}/firmware-vars.fd"
+        shutil.copyfile(src, disk_dir / "firmware-vars.fd")
+        (disk_dir / "firmware-vars.fd").chmod(0o644)
+    if stage == "install":
+        return
+    dirs.control.mkdir(parents=True, exist_ok=True)
+    (dirs.control / "mode").write_text(stage + "\n")
+    ssh = scaled(rec.deadlines["ssh"], accel)
+    (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
+    (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
+    if stage == "run":
+        hand_over(build, dirs.xchg)
+        shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
+        words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
+        (dirs.control / "builder").write_text(f"exec {words}\n")
+
+
+def hand_over(build: BuildEnv, xchg: Path) -> None:
+    """The derivation's environment for the guest (xchg/saved-env, POSIX sh), and the files it
+    names: passAsFile files, and with __structuredAttrs .attrs.json / .attrs.sh."""
+    attrs_dir = xchg / "attrs"
+    attrs_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v
+        for k, v in build.env.items()
+        if k not in NOT_HANDED_OVER
+        and not k.startswith("wingen")
+        and k != RECORD
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+    }
+    # passAsFile attributes live in the host's build dir: hand them over through xchg.
+    for name in (build.env.get("passAsFile") or "").split():
+        var = f"{name}Path"
+        if var in env:
+            shutil.copyfile(env[var], attrs_dir / name)
+            env[var] = f"{GUEST_XCHG}/attrs/{name}"
+    if build.attrs is not None:
+        # As stdenv does for structured attrs: each output's path under its name (''$out, …).
+        for name, path in (build.attrs.get("outputs") or {}).items():
+            env.setdefault(name, path)
+    for var, src in (
+        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
+        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
+    ):
+        if src is not None:
+            shutil.copyfile(src, attrs_dir / src.name)
+            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
+    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
+    (xchg / "saved-env").write_text(text)
+
+
+def sh_quote(value: str) -> str:
+    """One POSIX shell word."""
+    return "'" + value.replace("'", "'\\'''") + "'"
+
+
+def collect(rec: Record, dirs: Dirs) -> None:
+    """After the VMs: the stage's result, or why it failed."""
+    if rec.stage == "install":
+        assert dirs.out is not None
+        dirs.out.mkdir(parents=True, exist_ok=True)
+        shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
+        vars_file = dirs.work / "firmware-vars.fd"
+        if vars_file.exists():
+            shutil.move(vars_file, dirs.out / "firmware-vars.fd")
+        return
+    exit_file = dirs.xchg / "in-vm-exit"
+    try:
+        code = int(exit_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StageError(
+            "the controller ended without the guest command's exit code "
+            f"({exit_file}: {exc.__class__.__name__})"
+        ) from exc
+    if code == 0:
+        return
+    what = "the preparing command" if rec.stage == "suspend" else "the builder"
+    if code == SSH_LOST:
+        raise GuestCommandError(
+            f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})", 1
+        )
+    if rec.stage == "suspend":
+        raise StageError(f"{what} in the guest exited with code {code}")
+    raise GuestCommandError(f"{what} in the guest failed with exit code {code}", code)
+
+
+def run_derivation(environ: Mapping[str, str] | None = None) -> int:
+    """The Nix builder's entry point."""
+    try:
+        build_env = BuildEnv.read(os.environ if environ is None else environ)
+        rec = parse_record(build_env.attr(RECORD))
+    except (SpecError, OSError, ValueError) as exc:
+        log(f"{RECORD}: {exc}" if not isinstance(exc, SpecError) else str(exc))
+        return 2
+    label = f"wingen[{rec.stage}]"
+    started = time.monotonic()
+    accel = rec.accel
+    try:
+        out = None if rec.stage == "run" else build_env.output()
+        dirs = Dirs(work=build_env.top, out=out)
+        saved = read_meta(Path(rec["base"]) / "state").get("accel") if rec.stage == "run" else None
+        accel = resolve_accel(
+            rec.accel,
+            rec["qemu"],
+            saved if isinstance(saved, str) else None,
+            kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
+        )
+        spec = plan(rec, dirs, accel)
+        prepare(rec, dirs, build_env, accel)
+    except (SpecError, StageError, OSError) as exc:
+        log(f"{label}: stage failed: {exc}")
+        return 2 if isinstance(exc, SpecError) else 1
+    stage = Stage(spec)
+    if rec.stage != "install":
+        # The guest command's output, live (the controller writes it into xchg).
+        stage.echo.follow(dirs.control / "build.log", "")
+    code = execute(stage, lambda: collect(rec, dirs))
+    log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
+    if code:
+        log(f"{label}: stage failed")
+    return code
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StageError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
 ''; }
     { path = "wingen/runtime/firmware.py"; text = ''
 """A tiny x86 "BIOS" generated here: prints to COM1 in real mode, optionally spins, halts.
@@ -349,6 +889,132 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
 def write_bios(path: Path, before: str, after: str = "", spin: int = 0, end: str = "halt") -> Path:
     path.write_bytes(bios_image(before, after, spin, end))
     return path
+''; }
+    { path = "wingen/runtime/logs.py"; text = ''
+"""Into the build log as it happens: files (serial consoles, the guest's build output) echoed line
+by line, rate-limited, and a heartbeat, so that a long stage is never silent (Nix's
+max-silent-time, Hydra's maxSilent) and a slow stage can be told from a stuck one."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+POLL = 0.25  # seconds between looks at the files
+
+
+class Follow:
+    """A file followed from its start; complete lines are echoed with a prefix."""
+
+    def __init__(self, path: Path, prefix: str, *, per_second: float = 0.0) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.per_second = per_second  # 0: no limit
+        self.pos = 0
+        self.partial = b""
+        self.allowance = per_second * 5  # a burst of 5 s worth
+        self.skipped = 0
+        self.last = time.monotonic()
+
+    def lines(self, final: bool = False) -> list[str]:
+        """The new complete lines (and on the final call, the unterminated rest)."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read(1 << 20)
+        except OSError:
+            return []
+        self.pos += len(data)
+        chunks = (self.partial + data).split(b"\n")
+        self.partial = chunks.pop()
+        if final and self.partial:
+            chunks.append(self.partial)
+            self.partial = b""
+        self._refill()
+        out = []
+        for raw in chunks:
+            text = raw.decode("utf-8", "replace").replace("\r", "").rstrip()
+            if text and self._allowed(final):
+                out.append(f"{self.prefix}{text}")
+        if self.skipped and (final or self.allowance >= 1):
+            out.append(
+                f"{self.prefix}({self.skipped} lines not shown: more than "
+                f"{self.per_second:g} a second; the whole log is {self.path})"
+            )
+            self.skipped = 0
+        return out
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        cap = self.per_second * 5
+        self.allowance = min(cap, self.allowance + (now - self.last) * self.per_second)
+        self.last = now
+
+    def _allowed(self, final: bool) -> bool:
+        if not self.per_second:
+            return True
+        self._refill()
+        if self.allowance >= 1:
+            self.allowance -= 1
+            return True
+        self.skipped += 1
+        return False
+
+
+class Echo:
+    """A daemon thread that echoes followed files, and a heartbeat, to the build log."""
+
+    def __init__(
+        self,
+        heartbeat: Callable[[], str] | None = None,
+        every: float = 60.0,
+        out: TextIO | None = None,
+    ) -> None:
+        self.follows: list[Follow] = []
+        self.heartbeat = heartbeat
+        self.every = every
+        self.out = out or sys.stderr
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, path: Path, prefix: str, *, per_second: float = 0.0) -> None:
+        with self._lock:
+            self.follows.append(Follow(path, prefix, per_second=per_second))
+
+    def start(self) -> Echo:
+        self._thread = threading.Thread(target=self._run, name="wingen-echo", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        beat = time.monotonic() + self.every
+        while not self._stop.wait(POLL):
+            self.flush()
+            if self.heartbeat is not None and time.monotonic() >= beat:
+                beat = time.monotonic() + self.every
+                self._print([self.heartbeat()])
+
+    def flush(self, final: bool = False) -> None:
+        with self._lock:
+            for f in self.follows:
+                self._print(f.lines(final))
+
+    def _print(self, lines: list[str]) -> None:
+        if lines:
+            self.out.write("".join(line + "\n" for line in lines))
+            self.out.flush()
+
+    def stop(self) -> None:
+        """Echo what is left and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.flush(final=True)
 ''; }
     { path = "wingen/runtime/mapped_ram.py"; text = ''
 """Uncompressed saves as mapped-ram files (QEMU >= 9.0, where the probe finds it).
@@ -540,6 +1206,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 JSON = dict[str, Any]
@@ -584,8 +1251,16 @@ class QMPClient:
         self._next_id = 0
 
     @classmethod
-    def connect(cls, path: str, *, deadline: float = 10.0, timeout: float = 10.0) -> QMPClient:
-        """Connect to a unix socket (retrying until it exists), read the greeting, negotiate."""
+    def connect(
+        cls,
+        path: str,
+        *,
+        deadline: float = 10.0,
+        timeout: float = 10.0,
+        alive: Callable[[], bool] | None = None,
+    ) -> QMPClient:
+        """Connect to a unix socket (retrying until it exists), read the greeting, negotiate.
+        alive() false (QEMU has exited) ends the wait at once."""
         end = time.monotonic() + deadline
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -594,6 +1269,10 @@ class QMPClient:
                 break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 sock.close()
+                if alive is not None and not alive():
+                    raise QMPDisconnectedError(
+                        f"QEMU exited before its QMP socket {path} was up"
+                    ) from exc
                 if time.monotonic() >= end:
                     raise QMPTimeoutError(
                         f"QMP socket {path} not ready after {deadline:g} s"
@@ -677,6 +1356,27 @@ class QMPClient:
                 )
             self._queue(msg)
 
+    def wait_closed(self, *, timeout: float) -> None:
+        """Read (queueing events) until QEMU closes the socket, i.e. has exited."""
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                msg = self._read_message(end)
+                if "event" not in msg:
+                    raise QMPProtocolError(f"unexpected message while closing: {_short(msg)}")
+                self._queue(msg)
+        except QMPDisconnectedError:
+            return
+
+    def quit(self, *, timeout: float) -> None:
+        """QMP quit, then wait until QEMU has closed the socket (QMPTimeoutError if it has not)."""
+        end = time.monotonic() + timeout
+        try:
+            self.execute("quit", timeout=timeout)
+        except QMPDisconnectedError:
+            return  # gone before it answered
+        self.wait_closed(timeout=max(0.1, end - time.monotonic()))
+
     def _queue(self, event: JSON) -> None:
         self.events.append(event)
         del self.events[:-MAX_EVENTS]  # a long stage must not grow without bound
@@ -728,7 +1428,6 @@ whole stream is faster and smaller.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -741,37 +1440,19 @@ from typing import IO, Any
 from . import mapped_ram
 from .qemu_caps import probe_client
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
+from .sparse import store_ram
+from .spec import Tools
 from .supervise import StageError, Supervisor, describe_exit, log
 
 FD_NAME = "wingen-migration"
 MAX_BANDWIDTH = 64 << 30  # bytes/s: never let QEMU's 128 MiB/s default throttle a save
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+DEFAULT_TOOLS = Tools()
 
 
 class SnapshotError(StageError):
     """Saving or reviving failed (QEMU, the (de)compressor or the state file)."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    zstd: str = "zstd"
-    gzip: str = "gzip"
-    zstd_level: int = 2  # -2 -T0: ~5% smaller than gzip -6 here, 25% less CPU than -3
-
-    def compressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-c"]  # the seed's choice, level 6
-        return None
-
-    def decompressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, "-d", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-d", "-c"]
-        return None
 
 
 def ram_path(state: Path) -> Path:
@@ -784,15 +1465,24 @@ def meta_path(state: Path) -> Path:
     return state.with_name(state.name + ".json")
 
 
-def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
-    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format."""
+def read_meta(state: Path) -> dict[str, Any]:
+    """What the state was saved with ({} if saved without a stage, e.g. by the CLI)."""
     try:
         meta = json.loads(meta_path(state).read_text())
     except FileNotFoundError:
-        return  # saved without a stage (CLI): nothing to compare
+        return {}
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"{meta_path(state)}: unreadable ({exc})") from exc
-    want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
+    if not isinstance(meta, dict):
+        raise SnapshotError(f"{meta_path(state)}: not a JSON object")
+    return meta
+
+
+def check_meta(state: Path, want: dict[str, Any]) -> None:
+    """Refuse, with a fix, a revive that cannot work: the state was saved with other settings
+    (accel, CPU model, RAM size, format: whatever the stage records at save, it checks here).
+    The one revive check: every stage that revives goes through it."""
+    meta = read_meta(state)
     for key, value in want.items():
         if key in meta and meta[key] != value:
             raise SnapshotError(
@@ -822,11 +1512,12 @@ def save(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     ram_file: Path | None = None,
     name: str = "guest",
     meta: dict[str, Any] | None = None,
     fsync: bool = False,
+    quit_budget: float = 10.0,
     mapped: bool | None = None,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
@@ -847,39 +1538,46 @@ def save(
     end = start + deadline
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
-    comp: subprocess.Popen[bytes] | None = None
+    comp: Tool | None = None
     ok = False
     try:
-        client.execute("stop")
-        _set_ignore_shared(client, template)
-        client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
-        if mapped is None:
-            mapped = mapped_ram.wanted(compression, probe_client(client))
-        if mapped:
-            mapped_ram.enable(client)
-            meta = {**(meta or {}), "format": mapped_ram.FORMAT}
-        with tmp.open("wb") as out:
-            argv = None if mapped else tools.compressor(compression)
+        try:
+            client.execute("stop")
+            _set_ignore_shared(client, template)
+            client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+            if mapped is None:
+                mapped = mapped_ram.wanted(compression, probe_client(client))
             if mapped:
-                client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
-            else:
-                comp = _hand_fd(client, sup, argv, out, outgoing=True)
-                client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
-            info = _poll_migration(client, end, f"save {name}")
-            if comp is not None:
-                code = _wait_proc(comp, end)
-                if code != 0:
-                    raise SnapshotError(
-                        f"save {name}: compressor {argv and argv[0]} failed ({describe_exit(code)})"
-                    )
-            if fsync:
-                out.flush()
-                os.fsync(out.fileno())
+                mapped_ram.enable(client)
+                meta = {**(meta or {}), "format": mapped_ram.FORMAT}
+            with tmp.open("wb") as out:
+                if mapped:
+                    client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
+                else:
+                    argv = tools.compressor(compression)
+                    comp = _hand_fd(client, sup, argv, out, outgoing=True)
+                    client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+                info = _poll_migration(client, end, f"save {name}")
+                if comp is not None:
+                    code = _wait_proc(comp.proc, end)
+                    if code != 0:
+                        raise SnapshotError(f"save {name}: {comp.failure(code)}")
+                if fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (SnapshotError, QMPError, OSError) as exc:
+            # A compressor that failed (a full disk) makes QEMU's write fail ("Broken pipe"):
+            # its own error is the reason.
+            failed = comp.exited(1.0) if comp is not None else None
+            if comp is not None and failed:
+                raise SnapshotError(f"save {name}: {comp.failure(failed)}") from exc
+            raise
         saved = time.monotonic()
-        _quit(client, end)
+        # quit has its own budget: a save that finished near its deadline is not thrown away.
+        client.quit(timeout=quit_budget)
         if template:
             assert ram_file is not None
-            _store_ram(ram_file, ram_path(to))
+            store_ram(ram_file, ram_path(to))
         if meta is not None:
             mtmp = meta_path(to).with_name(f".{to.name}.json.tmp-{os.getpid()}")
             mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
@@ -893,8 +1591,8 @@ def save(
     except QMPError as exc:
         raise SnapshotError(f"save {name}: {exc}") from exc
     finally:
-        if comp is not None and comp.poll() is None:
-            sup.stop(comp, grace=0.5)
+        if comp is not None:
+            comp.close(sup)
         if not ok:
             tmp.unlink(missing_ok=True)
     size = to.stat().st_size
@@ -949,12 +1647,30 @@ def _wait_proc(proc: subprocess.Popen[bytes], end: float) -> int:
         raise SnapshotError(f"deadline: {proc.args!r} still running") from exc
 
 
-def _quit(client: QMPClient, end: float) -> None:
-    """quit, then read until QEMU closes the socket (it has exited)."""
-    with contextlib.suppress(QMPDisconnectedError):
-        client.execute("quit", timeout=max(0.1, end - time.monotonic()))
-        while True:
-            client.wait_event("never", timeout=max(0.1, end - time.monotonic()))
+@dataclass
+class Tool:
+    """A (de)compressor between QEMU and the state file; its stderr is kept in memory (a full
+    disk must not also swallow the message saying so)."""
+
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+
+    def exited(self, wait: float) -> int | None:
+        try:
+            return self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def failure(self, code: int) -> str:
+        self.stderr.seek(0)
+        text = self.stderr.read()[-500:].decode("utf-8", "replace").strip()
+        return f"{self.argv[0]} failed ({describe_exit(code)}){': ' + text if text else '''}"
+
+    def close(self, sup: Supervisor) -> None:
+        if self.proc.poll() is None:
+            sup.stop(self.proc, grace=0.5)
+        self.stderr.close()
 
 
 def _hand_fd(
@@ -964,7 +1680,7 @@ def _hand_fd(
     file: IO[bytes],
     *,
     outgoing: bool,
-) -> subprocess.Popen[bytes] | None:
+) -> Tool | None:
     """Give QEMU the migration stream's fd (as FD_NAME): the state file itself, or a pipe through
     argv, a compressor on the way out or a decompressor on the way in (returned, to be checked)."""
     if argv is None:
@@ -973,16 +1689,24 @@ def _hand_fd(
     r, w = _big_pipe()
     qemu_end, tool_end = (w, r) if outgoing else (r, w)
     role = "compressor" if outgoing else "decompressor"
+    err = os.fdopen(os.memfd_create(f"wingen-{role}-stderr"), "w+b")
     try:
         stdin, stdout = (r, file) if outgoing else (file, w)
-        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout)
+        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout, stderr=err)
+    except BaseException:
+        err.close()
+        raise
     finally:
         os.close(tool_end)
+    tool = Tool(argv, proc, err)
     try:
         client.execute("getfd", {"fdname": FD_NAME}, fds=[qemu_end])
+    except BaseException:
+        tool.close(sup)
+        raise
     finally:
         os.close(qemu_end)  # QEMU holds its own copy now
-    return proc
+    return tool
 
 
 def restore(
@@ -992,7 +1716,7 @@ def restore(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     cont: bool = True,
     name: str = "guest",
 ) -> float:
@@ -1003,16 +1727,16 @@ def restore(
     for p in [src, ram_path(src)] if template else [src]:
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
-    decomp: subprocess.Popen[bytes] | None = None
+    decomp: Tool | None = None
     mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
-            argv = None if mapped else tools.decompressor(compression)
             if mapped:
                 mapped_ram.enable(client)
                 client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
             else:
+                argv = tools.decompressor(compression)
                 decomp = _hand_fd(client, sup, argv, f, outgoing=False)
                 client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
@@ -1021,17 +1745,17 @@ def restore(
                     raise SnapshotError(
                         f"restore {name}: deadline: state not loaded after {deadline:g} s"
                     )
-                if decomp is not None and decomp.poll() not in (None, 0):
-                    raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
+                if decomp is not None and decomp.proc.poll() not in (None, 0):
+                    raise SnapshotError(_corrupt(name, src, decomp, decomp.proc.wait()))
                 time.sleep(pause)
                 pause = min(0.05, pause * 2)
             mig = client.execute("query-migrate")
             if mig.get("status") not in (None, "completed"):
                 raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
             if decomp is not None:
-                code = _wait_proc(decomp, end)
+                code = _wait_proc(decomp.proc, end)
                 if code != 0:
-                    raise SnapshotError(_corrupt(name, src, argv, code))
+                    raise SnapshotError(_corrupt(name, src, decomp, code))
         loaded = time.monotonic()
         if cont:
             client.execute("cont")
@@ -1042,21 +1766,35 @@ def restore(
     except QMPError as exc:
         raise SnapshotError(f"restore {name}: {exc}") from exc
     finally:
-        if decomp is not None and decomp.poll() is None:
-            sup.stop(decomp, grace=0.5)
+        if decomp is not None:
+            decomp.close(sup)
     took = time.monotonic() - start
     log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
     return took
 
 
-def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
-    tool = argv[0] if argv else "decompressor"
-    return (
-        f"restore {name}: state file {src} is corrupt or truncated ({tool} {describe_exit(code)})"
-    )
+def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:
+    return f"restore {name}: state file {src} is corrupt or truncated ({tool.failure(code)})"
 
 
-# --- template RAM files: sparse where zero, never shared with a revived guest -------------
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+''; }
+    { path = "wingen/runtime/sparse.py"; text = ''
+"""Sparse files: the template-mode RAM file is stored with its zero blocks as holes, and copied
+without filling them in (a revive maps it privately, so the stored file is never written)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Any
 
 _FALLOC_KEEP_SIZE_PUNCH_HOLE = 0x01 | 0x02
 _BLOCK = 4096
@@ -1134,7 +1872,7 @@ def sparse_copy(src: Path, dst: Path) -> None:
         fo.truncate(size)
 
 
-def _store_ram(ram_file: Path, dest: Path) -> None:
+def store_ram(ram_file: Path, dest: Path) -> None:
     punch_zero_holes(ram_file)
     try:
         ram_file.replace(dest)
@@ -1146,53 +1884,43 @@ def _store_ram(ram_file: Path, dest: Path) -> None:
         finally:
             tmp.unlink(missing_ok=True)
         ram_file.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 ''; }
-    { path = "wingen/runtime/stage.py"; text = ''
-"""Run one pipeline stage from a JSON spec (see the package docstring for the format)."""
+    { path = "wingen/runtime/spec.py"; text = ''
+"""The stage spec (JSON, see the package docstring): parsed whole into typed records, or refused
+with one line naming the field, the value and the fix."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .accel import probe_accel
-from .qmp import QMPError
-from .snapshot import Tools, check_meta, restore, save
-from .supervise import (
-    Interrupted,
-    StageError,
-    Supervisor,
-    describe_exit,
-    log,
-    scaled,
-    tail,
-    wait_until,
-)
-from .vm import COMPRESSIONS, VM, Restore, VMSpec
-
-ACTIONS = ("wait_file", "wait_tcp", "wait_serial", "wait_exit", "save", "quit")
-STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
+COMPRESSIONS = ("zstd", "gzip", "none", "template")
+ACCELS = ("auto", "kvm", "tcg")
+INTERFACES = ("virtio", "ide", "floppy")
+MEDIA = ("disk", "cdrom", "floppy")
+VM_KEYS = {
+    "name",
+    "memory_mib",
+    "args",
+    "template",
+    "restore",
+    "restore_deadline",
+    "no_reboot",
+    "cpus",
+    "cpu_model",
+    "rtc",
+    "firmware",
+    "drives",
+    "nics",
+    "kernel",
+    "shares",
+    "boot",
+    "debug_exit",
+    "failure_file",
+    "vga",
+}
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
     "wait_tcp": 600.0,
@@ -1201,6 +1929,8 @@ DEFAULT_DEADLINE = {
     "save": 600.0,
     "quit": 10.0,
 }
+ACTIONS = tuple(DEFAULT_DEADLINE)
+STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
 
 
 class SpecError(Exception):
@@ -1208,19 +1938,124 @@ class SpecError(Exception):
 
 
 @dataclass(frozen=True)
+class Tools:
+    """The (de)compressors a save or revive pipes the migration stream through."""
+
+    zstd: str = "zstd"
+    gzip: str = "gzip"
+    zstd_level: int = 2  # -2 -T0: ~5% smaller than gzip -6 here, 25% less CPU than -3
+
+    def compressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-c"]  # the seed's choice, level 6
+        return None
+
+    def decompressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, "-d", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-d", "-c"]
+        return None
+
+
+@dataclass(frozen=True)
+class Restore:
+    path: Path
+    compression: str
+
+
+@dataclass(frozen=True)
+class Firmware:
+    code: str  # UEFI code, read-only
+    vars: str  # this VM's own (writable) variable store
+
+
+@dataclass(frozen=True)
+class Drive:
+    file: str
+    interface: str = "virtio"  # one of INTERFACES
+    media: str = "disk"  # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only)
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    model: str = "virtio-net-pci"
+    switch: str = ""  # the vde_switch socket; default: the stage's switch
+
+
+@dataclass(frozen=True)
+class Kernel:
+    kernel: str
+    initrd: str = ""
+    append: str = ""
+
+
+@dataclass(frozen=True)
+class Share:
+    tag: str  # the 9p mount tag
+    path: str
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    """One VM: typed fields the runtime turns into QEMU flags (vm.py), plus raw args."""
+
+    name: str
+    memory_mib: int
+    args: list[str] = field(default_factory=list)
+    template: bool = False  # RAM in a share=on file so a template-mode save is possible
+    restore: Restore | None = None
+    restore_deadline: float = 120.0
+    no_reboot: bool = True
+    cpus: int = 1
+    cpu_model: str = ""  # a QEMU CPU model name; default accel.DEFAULT_CPU (host or max)
+    rtc: str = ""  # -rtc base=…,clock=vm
+    firmware: Firmware | None = None
+    drives: list[Drive] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+    kernel: Kernel | None = None
+    shares: list[Share] = field(default_factory=list)
+    boot: str = ""  # -boot …
+    debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
+    vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
+    failure_file: str = ""  # where the guest writes why it failed (the report shows it)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # one of ACTIONS
+    target: str  # a VM name, a path (wait_file) or HOST:PORT (wait_tcp)
+    deadline: float  # seconds, before TCG scaling
+    what: str = ""  # for messages only
+    pattern: str = ""  # wait_serial
+    to: str = ""  # save
+    compression: str = "zstd"  # save
+    fsync: bool = False  # save
+
+    def describe(self) -> str:
+        text = f"{self.action} {self.target}"
+        return f"{text} ({self.what})" if self.what else text
+
+
+@dataclass(frozen=True)
 class StageSpec:
     accel: str
-    tcg_deadline_scale: float
+    tcg_deadline_scale: float | None  # None: the runtime's own factor (accel.TCG_SCALE)
     qemu: str
     tools: Tools
     vde_switch: str
     switch: str | None
     workdir: Path
     vms: list[VMSpec]
-    steps: list[dict[str, Any]]
+    steps: list[Step]
+    heartbeat: float = 60.0  # seconds between "still running" lines in the build log
 
 
-def _get(
+def get(
     d: dict[str, Any],
     key: str,
     typ: type | tuple[type, ...],
@@ -1228,6 +2063,7 @@ def _get(
     default: Any = ...,
     fix: str = "",
 ) -> Any:
+    """d[key] checked against typ (a bool is never an int here), or default if absent."""
     if key not in d:
         if default is ...:
             raise SpecError(f"{where}.{key}: missing; {fix or 'add it'}")
@@ -1238,135 +2074,250 @@ def _get(
     return value
 
 
+def only_known(d: dict[str, Any], known: set[str], where: str) -> None:
+    for key in d:
+        if key not in known:
+            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
+
+
+def choice(d: dict[str, Any], key: str, allowed: tuple[str, ...], where: str, default: str) -> str:
+    value: str = get(d, key, str, where, default)
+    if value not in allowed:
+        raise SpecError(f"{where}.{key}: {value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+
+
 def parse_spec(raw: Any) -> StageSpec:
     if not isinstance(raw, dict):
         raise SpecError('spec: not a JSON object; the spec is {"qemu": ..., "vms": [...], ...}')
-    known = {
-        "accel",
-        "tcg_deadline_scale",
-        "qemu",
-        "zstd",
-        "gzip",
-        "zstd_level",
-        "vde_switch",
-        "switch",
-        "workdir",
-        "vms",
-        "steps",
-    }
-    for key in raw:
-        if key not in known:
-            raise SpecError(f"spec.{key}: unknown field; use one of {sorted(known)}")
-    accel = _get(raw, "accel", str, "spec", "auto")
-    if accel not in ("auto", "kvm", "tcg"):
-        raise SpecError(f"spec.accel: {accel!r} is not allowed; use auto, kvm or tcg")
-    scale = float(_get(raw, "tcg_deadline_scale", (int, float), "spec", 3.0))
-    if scale <= 0:
+    only_known(
+        raw,
+        {
+            "accel",
+            "tcg_deadline_scale",
+            "qemu",
+            "zstd",
+            "gzip",
+            "zstd_level",
+            "vde_switch",
+            "switch",
+            "workdir",
+            "vms",
+            "steps",
+            "heartbeat",
+        },
+        "spec",
+    )
+    accel = choice(raw, "accel", ACCELS, "spec", "auto")
+    scale = get(raw, "tcg_deadline_scale", (int, float), "spec", None)
+    if scale is not None and scale <= 0:
         raise SpecError(f"spec.tcg_deadline_scale: {scale} must be > 0")
-    vms = [_parse_vm(v, i) for i, v in enumerate(_get(raw, "vms", list, "spec"))]
+    switch = get(raw, "switch", str, "spec", None)
+    vms = [
+        parse_vm(v, f"spec.vms[{i}]", switch) for i, v in enumerate(get(raw, "vms", list, "spec"))
+    ]
     names = [vm.name for vm in vms]
     if len(set(names)) != len(names):
         raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
-    steps = [_parse_step(s, i, names) for i, s in enumerate(_get(raw, "steps", list, "spec"))]
+    steps = [parse_step(s, i, names) for i, s in enumerate(get(raw, "steps", list, "spec"))]
     return StageSpec(
         accel=accel,
-        tcg_deadline_scale=scale,
-        qemu=_get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
+        tcg_deadline_scale=None if scale is None else float(scale),
+        qemu=get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
         tools=Tools(
-            zstd=_get(raw, "zstd", str, "spec", "zstd"),
-            gzip=_get(raw, "gzip", str, "spec", "gzip"),
-            zstd_level=_get(raw, "zstd_level", int, "spec", 2),
+            zstd=get(raw, "zstd", str, "spec", "zstd"),
+            gzip=get(raw, "gzip", str, "spec", "gzip"),
+            zstd_level=get(raw, "zstd_level", int, "spec", 2),
         ),
-        vde_switch=_get(raw, "vde_switch", str, "spec", "vde_switch"),
-        switch=_get(raw, "switch", str, "spec", None),
-        workdir=Path(_get(raw, "workdir", str, "spec", ".")),
+        vde_switch=get(raw, "vde_switch", str, "spec", "vde_switch"),
+        switch=switch,
+        workdir=Path(get(raw, "workdir", str, "spec", ".")),
         vms=vms,
         steps=steps,
+        heartbeat=float(get(raw, "heartbeat", (int, float), "spec", 60.0)),
     )
 
 
-def _parse_vm(raw: Any, i: int) -> VMSpec:
-    where = f"spec.vms[{i}]"
+def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: not an object; give name, memory_mib and args")
-    known = {"name", "memory_mib", "args", "template", "restore", "restore_deadline", "no_reboot"}
-    for key in raw:
-        if key not in known:
-            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
-    name = _get(raw, "name", str, where)
+    only_known(raw, VM_KEYS, where)
+    name = get(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
         raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
-    mem = _get(raw, "memory_mib", int, where)
+    mem = get(raw, "memory_mib", int, where)
     if mem < 16:
         raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
-    args = _get(raw, "args", list, where, [])
+    args = get(raw, "args", list, where, [])
     if not all(isinstance(a, str) for a in args):
         raise SpecError(f"{where}.args: every argument must be a string")
     rest = None
     if "restore" in raw:
-        r = _get(raw, "restore", dict, where)
-        comp = _get(r, "compression", str, f"{where}.restore", "zstd")
-        if comp not in COMPRESSIONS:
-            raise SpecError(
-                f"{where}.restore.compression: {comp!r} is not allowed; "
-                f"use one of {', '.join(COMPRESSIONS)}"
-            )
-        rest = Restore(Path(_get(r, "from", str, f"{where}.restore")), comp)
+        r = get(raw, "restore", dict, where)
+        comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
+        rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
+    cpus = get(raw, "cpus", int, where, 1)
+    if not 1 <= cpus <= 256:
+        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
+    fw = get(raw, "firmware", (dict, type(None)), where, None)
     return VMSpec(
         name=name,
         memory_mib=mem,
         args=list(args),
-        template=_get(raw, "template", bool, where, False),
+        template=get(raw, "template", bool, where, False),
         restore=rest,
-        restore_deadline=float(_get(raw, "restore_deadline", (int, float), where, 120.0)),
-        no_reboot=_get(raw, "no_reboot", bool, where, True),
+        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
+        no_reboot=get(raw, "no_reboot", bool, where, True),
+        cpus=cpus,
+        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
+        rtc=get(raw, "rtc", str, where, ""),
+        firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
+        drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
+        nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
+        kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
+        shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
+        boot=get(raw, "boot", str, where, ""),
+        debug_exit=get(raw, "debug_exit", bool, where, False),
+        vga=get(raw, "vga", bool, where, False),
+        failure_file=get(raw, "failure_file", str, where, ""),
     )
 
 
-def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
+def _cpu_model(model: str, where: str) -> str:
+    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
+        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
+    return model
+
+
+def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    items = get(raw, key, list, where, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}.{key}[{i}]: not an object")
+    return list(enumerate(items))
+
+
+def _firmware(raw: dict[str, Any], where: str) -> Firmware:
+    only_known(raw, {"code", "vars"}, where)
+    return Firmware(code=get(raw, "code", str, where), vars=get(raw, "vars", str, where))
+
+
+def _drive(raw: dict[str, Any], where: str) -> Drive:
+    only_known(raw, {"file", "interface", "media", "index"}, where)
+    return Drive(
+        file=get(raw, "file", str, where),
+        interface=choice(raw, "interface", INTERFACES, where, "virtio"),
+        media=choice(raw, "media", MEDIA, where, "disk"),
+        index=get(raw, "index", int, where, None),
+    )
+
+
+def _nic(raw: dict[str, Any], where: str, switch: str | None) -> Nic:
+    only_known(raw, {"mac", "model", "switch"}, where)
+    mac = get(raw, "mac", str, where)
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+        raise SpecError(f"{where}.mac: {mac!r} is not a MAC address; write 52:54:00:12:01:01")
+    sw = get(raw, "switch", str, where, switch or "")
+    if not sw:
+        raise SpecError(f"{where}.switch: missing; set it, or the spec's switch")
+    model = get(raw, "model", str, where, "virtio-net-pci")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        raise SpecError(f"{where}.model: {model!r} is not a QEMU device name")
+    return Nic(mac=mac, model=model, switch=sw)
+
+
+def _kernel(raw: Any, where: str) -> Kernel:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give kernel, initrd and append")
+    only_known(raw, {"kernel", "initrd", "append"}, where)
+    return Kernel(
+        kernel=get(raw, "kernel", str, where),
+        initrd=get(raw, "initrd", str, where, ""),
+        append=get(raw, "append", str, where, ""),
+    )
+
+
+def _share(raw: dict[str, Any], where: str) -> Share:
+    only_known(raw, {"tag", "path"}, where)
+    tag = get(raw, "tag", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
+        raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
+    return Share(tag=tag, path=get(raw, "path", str, where))
+
+
+def parse_step(raw: Any, i: int, names: list[str]) -> Step:
     where = f"spec.steps[{i}]"
     if not isinstance(raw, dict):
         raise SpecError(f'{where}: not an object; use e.g. {{"wait_exit": "guest"}}')
     actions = [k for k in raw if k in ACTIONS]
     if len(actions) != 1:
         raise SpecError(f"{where}: needs exactly one of {', '.join(ACTIONS)}; got {sorted(raw)}")
-    for key in raw:
-        if key not in STEP_KEYS:
-            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(STEP_KEYS)}")
+    only_known(raw, STEP_KEYS, where)
     action = actions[0]
-    target = _get(raw, action, str, where)
+    target = get(raw, action, str, where)
     if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
         raise SpecError(
             f'{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "127.0.0.1:10022"'
         )
     if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
-    step = dict(raw)
-    step["action"] = action
-    step["deadline"] = float(_get(raw, "deadline", (int, float), where, DEFAULT_DEADLINE[action]))
-    if action == "save":
-        _get(raw, "to", str, where)
-        comp = _get(raw, "compression", str, where, "zstd")
-        if comp not in COMPRESSIONS:
-            raise SpecError(
-                f"{where}.compression: {comp!r} is not allowed; "
-                f"use one of {', '.join(COMPRESSIONS)}"
-            )
-        step["compression"] = comp
+    pattern = ""
     if action == "wait_serial":
-        pattern = _get(raw, "pattern", str, where)
+        pattern = get(raw, "pattern", str, where)
         try:
             re.compile(pattern)
         except re.error as exc:
             raise SpecError(
                 f"{where}.pattern: {pattern!r} is not a regular expression ({exc})"
             ) from exc
-    return step
+    return Step(
+        action=action,
+        target=target,
+        deadline=float(get(raw, "deadline", (int, float), where, DEFAULT_DEADLINE[action])),
+        what=get(raw, "what", str, where, ""),
+        pattern=pattern,
+        to=get(raw, "to", str, where) if action == "save" else "",
+        compression=choice(raw, "compression", COMPRESSIONS, where, "zstd"),
+        fsync=get(raw, "fsync", bool, where, False),
+    )
+''; }
+    { path = "wingen/runtime/stage.py"; text = ''
+"""Run one stage: start the switch and the VMs, revive those with a state, run the steps in
+order (each action is one method, looked up in STEP_ACTIONS), tear everything down."""
 
+from __future__ import annotations
 
-def _describe(step: dict[str, Any]) -> str:
-    text = f"{step['action']} {step[step['action']]}"
-    return f"{text} ({step['what']})" if step.get("what") else text
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .accel import resolve_accel, scaled
+from .logs import Echo
+from .qmp import QMPError
+from .snapshot import check_meta, read_meta, restore, save
+from .spec import StageSpec, Step, VMSpec
+from .supervise import (
+    Interrupted,
+    StageError,
+    Supervisor,
+    describe_exit,
+    log,
+    signals_blocked,
+    tail,
+    wait_until,
+)
+from .vm import VM, cpu_of
+
+QUIT_BUDGET = 10.0  # seconds a QEMU gets to quit after the last step (scaled under TCG)
+SERIAL_LINES_PER_SECOND = 20.0  # per VM, into the build log (the whole log stays in the file)
 
 
 class Stage:
@@ -1378,21 +2329,24 @@ class Stage:
         self.rundir: Path | None = None
         self._switch_pipe: int | None = None
         self.switch_log = spec.workdir / "wingen-vde_switch.log"
+        self.echo = Echo(heartbeat=self.heartbeat, every=spec.heartbeat)
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self.current = "starting the VMs"
+        self.screens: list[str] = []  # lines for the report: where each screenshot went
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
 
     def deadline_text(self, seconds: float) -> str:
-        if self.accel == "tcg" and self.spec.tcg_deadline_scale != 1:
-            return (
-                f"{self.deadline(seconds):g} s ({seconds:g} s x "
-                f"{self.spec.tcg_deadline_scale:g} under TCG)"
-            )
+        limit = self.deadline(seconds)
+        if limit != seconds:
+            return f"{limit:g} s ({seconds:g} s x {limit / seconds:g} under TCG)"
         return f"{seconds:g} s"
 
     def run(self) -> None:
         spec = self.spec
-        self.accel = probe_accel(spec.qemu) if spec.accel == "auto" else spec.accel
+        self.accel = resolve_accel(spec.accel, spec.qemu, saved_accel(spec))
         spec.workdir.mkdir(parents=True, exist_ok=True)
         self.rundir = short_rundir()
         if spec.switch:
@@ -1400,24 +2354,30 @@ class Stage:
         for vs in spec.vms:
             if vs.restore is not None:
                 check_meta(
-                    vs.restore.path,
-                    accel=self.accel,
-                    memory_mib=vs.memory_mib,
-                    compression=vs.restore.compression,
+                    vs.restore.path, {**self.state_meta(vs), "compression": vs.restore.compression}
                 )
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
+            # Each serial console into the build log, as it comes (a flood is cut short).
+            self.echo.follow(vm.serial_log, f"[{vm.name}] ", per_second=SERIAL_LINES_PER_SECOND)
+        self.echo.start()
         for vm in self.vms.values():
             try:
                 vm.connect(self.deadline(20))
             except QMPError as exc:
+                if vm.proc is not None:  # it may be exiting: let its stderr be complete
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        vm.proc.wait(self.deadline(1))
+                said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
-                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}"
+                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
                 ) from exc
         for vm in self.vms.values():
-            if vm.spec.restore is not None:
-                r = vm.spec.restore
+            self._check_cpu(vm)
+        for vm in self.vms.values():
+            r = vm.spec.restore
+            if r is not None:
                 restore(
                     vm.client(),
                     r.path,
@@ -1427,19 +2387,28 @@ class Stage:
                     deadline=self.deadline(vm.spec.restore_deadline),
                     name=vm.name,
                 )
-        for i, step in enumerate(spec.steps):
-            t0 = time.monotonic()
-            log(f"step {i + 1}/{len(spec.steps)}: {_describe(step)}")
+        total = len(spec.steps)
+        for i, step in enumerate(spec.steps, 1):
+            t0 = self.step_started = time.monotonic()
+            self.current = f"step {i}/{total} {step.describe()}, deadline " + self.deadline_text(
+                step.deadline
+            )
+            log(f"step {i}/{total}: {step.describe()}")
             try:
-                self.run_step(step)
+                STEP_ACTIONS[step.action](self, step)
             except StageError as exc:
-                raise StageError(
-                    f"step {i + 1}/{len(spec.steps)} ({_describe(step)}) failed: {exc}"
-                ) from exc
-            log(f"step {i + 1}/{len(spec.steps)}: done in {time.monotonic() - t0:.1f} s")
+                raise StageError(f"step {i}/{total} ({step.describe()}) failed: {exc}") from exc
+            log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
-            if vm.exit_code() is None:
-                self._quit(vm, 10)
+            vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+
+    def heartbeat(self) -> str:
+        now = time.monotonic()
+        return (
+            f"wingen-runtime: still running [accel {self.accel}]: {self.current}; "
+            f"{_minutes(now - self.step_started)} in this step, {_minutes(now - self.started)} "
+            "in all"
+        )
 
     def _start_switch(self, sock: str) -> None:
         # No -d: the switch reads stdin, so it exits by itself when our pipe end closes,
@@ -1460,122 +2429,161 @@ class Stage:
                 f"({tail(self.switch_log, 5) or 'no message'})"
             )
 
+    def state_meta(self, vm: VMSpec) -> dict[str, Any]:
+        """What a save records beside the state and a revive must match (snapshot.check_meta):
+        the VM's typed fields that its saved device state depends on."""
+        return {
+            "accel": self.accel,
+            "memory_mib": vm.memory_mib,
+            "cpu_model": cpu_of(vm, self.accel),
+            "cpus": vm.cpus,
+            "firmware": vm.firmware is not None,
+            "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
+            "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
+        }
+
+    def _check_cpu(self, vm: VM) -> None:
+        """Refuse a named CPU model this host cannot fully provide (QEMU would quietly drop the
+        missing features, and a snapshot would then not be what the model promises)."""
+        if vm.cpu in ("host", "max") or vm.qmp is None:
+            return
+        try:
+            models = vm.qmp.execute("query-cpu-definitions")
+        except QMPError:
+            return  # a QEMU without it: nothing to check with
+        for model in models:
+            missing = model.get("unavailable-features") or []
+            if model.get("name") == vm.cpu and missing:
+                raise StageError(
+                    f"VM {vm.name}: this host cannot provide CPU model {vm.cpu!r} under "
+                    f"{self.accel} (it lacks {', '.join(missing)}); build and revive on hosts that "
+                    "have it, or set vm.cpu_model to a model they all provide"
+                )
+
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
         codes = {name: vm.exit_code() for name, vm in self.vms.items()}
         for name, code in codes.items():
             if code is not None and code != 0 and name != waited:
-                return f"VM {name} exited ({describe_exit(code)}) while waiting"
+                return f"{self.vms[name].ended(code)} while waiting"
         if waited is None and codes and all(c is not None for c in codes.values()):
             return "every VM has exited, nothing can satisfy the wait"
         return None
 
-    def run_step(self, step: dict[str, Any]) -> None:
-        action = step["action"]
-        target = step[action]
-        limit = self.deadline(step["deadline"])
-        if action == "wait_file":
-            path = Path(target)
-            if not wait_until(path.exists, limit, poll=0.1, abort=lambda: self.abort_reason(None)):
-                raise StageError(
-                    f"deadline: {path} did not appear within {self.deadline_text(step['deadline'])}"
-                )
-            return
-        if action == "wait_tcp":
-            host, _, port = target.rpartition(":")
-            if not wait_until(
-                lambda: _tcp_open(host, int(port)),
-                limit,
-                poll=0.2,
-                abort=lambda: self.abort_reason(None),
-            ):
-                raise StageError(
-                    f"deadline: nothing accepted connections on {target} within "
-                    f"{self.deadline_text(step['deadline'])}"
-                )
-            return
-        vm = self.vms[target]
-        if action == "wait_serial":
-            rx = re.compile(step["pattern"])
+    def wait(
+        self,
+        step: Step,
+        check: Callable[[], bool],
+        missed: str,
+        abort: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Wait for check() within the step's (scaled) deadline, or fail saying what was missed."""
+        limit = self.deadline(step.deadline)
+        if not wait_until(check, limit, poll=0.1, abort=abort or (lambda: self.abort_reason(None))):
+            raise StageError(f"deadline: {missed} within {self.deadline_text(step.deadline)}")
 
-            def seen() -> bool:
-                try:
-                    return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
-                except OSError:
-                    return False
+    def wait_file(self, step: Step) -> None:
+        path = Path(step.target)
+        self.wait(step, path.exists, f"{path} did not appear")
 
-            def why() -> str | None:
-                code = vm.exit_code()
-                if code is not None:
-                    return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
-                return self.abort_reason(target)
+    def wait_tcp(self, step: Step) -> None:
+        host, _, port = step.target.rpartition(":")
+        self.wait(
+            step,
+            lambda: _tcp_open(host, int(port)),
+            f"nothing accepted connections on {step.target}",
+        )
 
-            if not wait_until(seen, limit, poll=0.1, abort=why):
-                raise StageError(
-                    f"deadline: {step['pattern']!r} not on {vm.name}'s serial "
-                    f"console within {self.deadline_text(step['deadline'])}"
-                )
-        elif action == "wait_exit":
-            if not wait_until(
-                lambda: vm.exit_code() is not None,
-                limit,
-                poll=0.1,
-                abort=lambda: self.abort_reason(target),
-            ):
-                raise StageError(
-                    f"deadline: VM {vm.name} still running after "
-                    f"{self.deadline_text(step['deadline'])}"
-                )
-            code = vm.exit_code()
-            if code != 0:
-                raise StageError(f"VM {vm.name} ended with {describe_exit(code or 0)}")
-        elif action == "save":
-            if vm.exit_code() is not None:
-                raise StageError(f"VM {vm.name} is not running ({vm.status()})")
-            save(
-                vm.client(),
-                Path(step["to"]),
-                step["compression"],
-                sup=self.sup,
-                deadline=limit,
-                tools=self.spec.tools,
-                ram_file=vm.ram_file if vm.spec.template else None,
-                name=vm.name,
-                meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
-                fsync=bool(step.get("fsync", False)),
-            )
-            if vm.proc is not None:
-                try:
-                    vm.proc.wait(10)
-                except subprocess.TimeoutExpired as exc:
-                    raise StageError(
-                        f"VM {vm.name}: QEMU still running 10 s after the save and quit"
-                    ) from exc
-        elif action == "quit":
-            self._quit(vm, limit)
+    def wait_serial(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        rx = re.compile(step.pattern)
 
-    def _quit(self, vm: VM, limit: float) -> None:
-        if vm.exit_code() is None and vm.qmp is not None:
-            with contextlib.suppress(QMPError):
-                vm.qmp.execute("quit", timeout=limit)
-        if vm.proc is not None:
+        def seen() -> bool:
             try:
-                vm.proc.wait(limit)
-            except subprocess.TimeoutExpired:
-                self.sup.stop(vm.proc)
+                return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
+            except OSError:
+                return False
+
+        def why() -> str | None:
+            code = vm.exit_code()
+            if code is not None:
+                return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
+            return self.abort_reason(vm.name)
+
+        self.wait(step, seen, f"{step.pattern!r} not on {vm.name}'s serial console", abort=why)
+
+    def wait_exit(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        self.wait(
+            step,
+            lambda: vm.exit_code() is not None,
+            f"VM {vm.name} did not exit",
+            abort=lambda: self.abort_reason(vm.name),
+        )
+        code = vm.exit_code()
+        if code:
+            raise StageError(vm.ended(code))
+
+    def save(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        if vm.exit_code() is not None:
+            raise StageError(f"VM {vm.name} is not running ({vm.status()})")
+        save(
+            vm.client(),
+            Path(step.to),
+            step.compression,
+            sup=self.sup,
+            deadline=self.deadline(step.deadline),
+            tools=self.spec.tools,
+            ram_file=vm.ram_file if vm.spec.template else None,
+            name=vm.name,
+            meta={**self.state_meta(vm.spec), "host_cpu_flags": host_cpu_flags()},
+            fsync=step.fsync,
+            quit_budget=self.deadline(QUIT_BUDGET),
+        )
+        if vm.proc is not None:
+            budget = self.deadline(QUIT_BUDGET)
+            try:
+                vm.proc.wait(budget)
+            except subprocess.TimeoutExpired as exc:
+                raise StageError(
+                    f"VM {vm.name}: QEMU still running {budget:g} s after the save and quit"
+                ) from exc
+
+    def quit(self, step: Step) -> None:
+        self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
+
+    def capture_screens(self) -> None:
+        """At a failure, each running VM's screen as a PNG beside its serial log (QMP
+        screendump): Windows shows its setup errors only there."""
+        for vm in self.vms.values():
+            if vm.exit_code() is not None or vm.qmp is None:
+                continue
+            path = self.spec.workdir / f"wingen-{vm.name}.screen.png"
+            try:
+                vm.qmp.execute(
+                    "screendump",
+                    {"filename": str(path.resolve()), "format": "png"},
+                    timeout=self.deadline(5),
+                )
+            except QMPError as exc:
+                self.screens.append(f"VM {vm.name}: no screenshot ({exc})")
+                continue
+            self.screens.append(f"VM {vm.name}: screen at the failure: {path.resolve()}")
 
     def report(self) -> str:
         for vm in self.vms.values():  # a QEMU that just closed QMP is exiting: let it finish
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    vm.proc.wait(0.5)
-        parts = [vm.report() for vm in self.vms.values()]
+                    vm.proc.wait(self.deadline(0.5))
+        parts = [vm.report() for vm in self.vms.values()] + self.screens
         switch = tail(self.switch_log, 5) if self.spec.switch else ""
         if switch:
             parts.append(f"--- vde_switch stderr ---\n{switch}")
         return "\n".join(parts)
 
     def close(self) -> None:
+        self.echo.stop()
         for vm in self.vms.values():
             vm.close(self.sup)
         if self._switch_pipe is not None:
@@ -1584,6 +2592,97 @@ class Stage:
         self.sup.close()
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+class GuestCommandError(StageError):
+    """The stage ran, but what it ran in the guest failed: exit with the guest's code, and say
+    so without the VMs' serial lines (the guest's own output is already in the log)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str = "stage") -> int:
+    """Run the stage, then collect(); on every path tear everything down.  The one failure
+    report: the reason (which step, which deadline), each VM's last serial lines and QEMU's
+    stderr, and where the logs are.  Returns the exit code."""
+    stage.sup.install_signals()
+    started = time.monotonic()
+    report = ""
+    try:
+        try:
+            stage.run()
+        except (StageError, QMPError, OSError):
+            stage.capture_screens()
+            raise
+        finally:
+            with signals_blocked():
+                report = stage.report()
+                stage.close()
+        if collect is not None:
+            collect()
+    except GuestCommandError as exc:
+        log(f"{label} failed: {exc}")
+        return exc.code
+    except (StageError, QMPError, OSError) as exc:
+        what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        log(
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
+            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+        )
+        return 1
+    except Interrupted as exc:
+        log(f"{label} {exc}; everything was stopped\n{report}")
+        return 128 + exc.signum
+    finally:
+        stage.sup.restore_signals()
+    log(f"{label} done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
+    return 0
+
+
+def keep_hint(workdir: Path) -> str:
+    where = workdir.resolve()
+    return (
+        f"(the serial logs are wingen-*.serial.log in {where}; inside a Nix build, run it "
+        "again with --keep-failed to keep them)"
+    )
+
+
+# What each step action does (spec.ACTIONS lists the same names).
+STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
+    "wait_file": Stage.wait_file,
+    "wait_tcp": Stage.wait_tcp,
+    "wait_serial": Stage.wait_serial,
+    "wait_exit": Stage.wait_exit,
+    "save": Stage.save,
+    "quit": Stage.quit,
+}
+
+
+def saved_accel(spec: StageSpec) -> str | None:
+    """The accelerator the state a VM of this stage revives from was saved under, if known."""
+    for vm in spec.vms:
+        if vm.restore is not None:
+            accel = read_meta(vm.restore.path).get("accel")
+            if isinstance(accel, str):
+                return accel
+    return None
+
+
+def host_cpu_flags() -> list[str]:
+    """The building host's CPU flags (/proc/cpuinfo), kept beside a saved state."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return []
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -1611,56 +2710,6 @@ def short_rundir() -> Path:
 def _exited(name: str, proc: subprocess.Popen[bytes]) -> str | None:
     code = proc.poll()
     return None if code is None else f"{name} exited ({describe_exit(code)})"
-
-
-def run_stage(spec_path: Path) -> int:
-    try:
-        spec = parse_spec(json.loads(spec_path.read_text()))
-    except (OSError, ValueError) as exc:
-        print(
-            f"wingen-runtime: spec {spec_path}: cannot read ({exc}); pass a JSON stage spec",
-            file=sys.stderr,
-        )
-        return 2
-    except SpecError as exc:
-        print(f"wingen-runtime: {exc}", file=sys.stderr)
-        return 2
-    stage = Stage(spec)
-    stage.sup.install_signals()
-    started = time.monotonic()
-    try:
-        try:
-            stage.run()
-        finally:
-            # Blocks the signals while tearing down so a second SIGTERM cannot cut it short.
-            old = signal.pthread_sigmask(
-                signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-            )
-            try:
-                report = stage.report()
-                stage.close()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    except StageError as exc:
-        print(
-            f"wingen-runtime: stage failed after {time.monotonic() - started:.1f} s "
-            f"[accel {stage.accel}]: {exc}\n{report}",
-            file=sys.stderr,
-        )
-        return 1
-    except QMPError as exc:
-        print(f"wingen-runtime: stage failed: QMP: {exc}\n{report}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. no space left for the state file
-        print(f"wingen-runtime: stage failed: {exc}\n{report}", file=sys.stderr)
-        return 1
-    except Interrupted as exc:
-        print(f"wingen-runtime: stage {exc}; everything was stopped\n{report}", file=sys.stderr)
-        return 128 + exc.signum
-    finally:
-        stage.sup.restore_signals()
-    log(f"stage done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
-    return 0
 ''; }
     { path = "wingen/runtime/supervise.py"; text = ''
 """Processes, deadlines and teardown: whatever a stage starts is stopped on every exit path."""
@@ -1680,6 +2729,7 @@ from types import FrameType
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
+TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - not Linux
@@ -1713,7 +2763,6 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.extra_pids: list[tuple[str, int]] = []
         self._old_handlers: dict[int, Any] = {}
 
     def spawn(
@@ -1752,9 +2801,6 @@ class Supervisor:
         return proc.wait()
 
     def close(self) -> None:
-        for _name, pid in reversed(self.extra_pids):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
         for _name, proc in reversed(self.procs):
             self.stop(proc, grace=2.0)
 
@@ -1762,7 +2808,7 @@ class Supervisor:
         def handler(signum: int, _frame: FrameType | None) -> None:
             raise Interrupted(signum)
 
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in TERMINATING:
             self._old_handlers[sig] = signal.signal(sig, handler)
 
     def restore_signals(self) -> None:
@@ -1774,16 +2820,16 @@ class Supervisor:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        # Signals stay blocked out of the way while tearing down.
-        with _signals_ignored():
+        with signals_blocked():
             self.close()
         self.restore_signals()
 
 
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+def signals_blocked() -> Iterator[None]:
+    """Hold termination signals back (they arrive after): a second SIGTERM cannot cut a
+    teardown short."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
     try:
         yield
     finally:
@@ -1840,10 +2886,6 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def scaled(deadline: float, accel: str, tcg_scale: float) -> float:
-    return deadline * tcg_scale if accel == "tcg" else deadline
 ''; }
     { path = "wingen/runtime/template_ram.py"; text = ''
 """How a template revive maps the stored guest RAM: zero-copy where QEMU can, a copy where not.
@@ -1868,7 +2910,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .qemu_caps import QemuCaps, probe_qemu
-from .snapshot import sparse_copy
+from .sparse import sparse_copy
 from .supervise import log
 
 
@@ -1908,35 +2950,19 @@ def prepare_ram(ram: TemplateRam, name: str) -> None:
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .accel import ACCEL_ARGS
-from .qmp import QMPClient
+from .accel import DEFAULT_CPU
+from .qmp import QMPClient, QMPError
 from .snapshot import ram_path
+from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
 from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
 
-COMPRESSIONS = ("zstd", "gzip", "none", "template")
-
-
-@dataclass(frozen=True)
-class Restore:
-    path: Path
-    compression: str
-
-
-@dataclass(frozen=True)
-class VMSpec:
-    name: str
-    memory_mib: int
-    args: list[str] = field(default_factory=list)
-    template: bool = False  # RAM in a share=on file so a template-mode save is possible
-    restore: Restore | None = None
-    restore_deadline: float = 120.0
-    no_reboot: bool = True
+__all__ = ["VM", "Restore", "VMSpec", "opt"]
 
 
 class VM:
@@ -1946,7 +2972,6 @@ class VM:
         self.qemu = qemu
         self.accel = accel
         self.qmp_path = rundir / f"{spec.name}.qmp"
-        self.pidfile = rundir / f"{spec.name}.pid"
         self.serial_log = logdir / f"wingen-{spec.name}.serial.log"
         self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
         self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
@@ -1957,7 +2982,8 @@ class VM:
 
     def argv(self) -> list[str]:
         s = self.spec
-        argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
+        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", self.cpu]
+        argv += ["-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
             ram = self.template_ram()
@@ -1974,14 +3000,16 @@ class VM:
             f"file,id=wingen-serial,path={opt(self.serial_log)}",
             "-serial",
             "chardev:wingen-serial",
-            "-pidfile",
-            str(self.pidfile),
         ]
         if s.no_reboot:
             argv.append("-no-reboot")
         if restore is not None:
             argv += ["-incoming", "defer"]
-        return argv + list(s.args)
+        return argv + device_args(s) + list(s.args)
+
+    @property
+    def cpu(self) -> str:
+        return cpu_of(self.spec, self.accel)
 
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py)."""
@@ -1999,7 +3027,9 @@ class VM:
         self.proc = sup.spawn(f"QEMU {self.name}", self.argv(), stderr=self._stderr)
 
     def connect(self, deadline: float) -> QMPClient:
-        self.qmp = QMPClient.connect(str(self.qmp_path), deadline=deadline)
+        self.qmp = QMPClient.connect(
+            str(self.qmp_path), deadline=deadline, alive=lambda: self.exit_code() is None
+        )
         return self.qmp
 
     def client(self) -> QMPClient:
@@ -2010,11 +3040,33 @@ class VM:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def ended(self, code: int) -> str:
+        """How the VM ended: the reason the guest wrote into its failure file, if any, else
+        QEMU's exit code ("VM controller failed: ssh deadline: …", "VM guest exited (…)")."""
+        text = ""
+        if self.spec.failure_file:
+            with contextlib.suppress(OSError):
+                text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        if text:
+            return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
+        return f"VM {self.name} exited ({describe_exit(code)})"
+
     def status(self) -> str:
         code = self.exit_code()
         if self.proc is None:
             return "not started"
         return "running" if code is None else describe_exit(code)
+
+    def quit(self, sup: Supervisor, budget: float) -> None:
+        """Ask QEMU to quit; stop it (SIGTERM, then SIGKILL) if it is still there after budget."""
+        if self.exit_code() is None and self.qmp is not None:
+            with contextlib.suppress(QMPError):
+                self.qmp.quit(timeout=budget)
+        if self.proc is not None:
+            try:
+                self.proc.wait(budget)
+            except subprocess.TimeoutExpired:
+                sup.stop(self.proc)
 
     def report(self, lines: int = 20) -> str:
         serial = tail(self.serial_log, lines) or "(no serial output)"
@@ -2033,6 +3085,56 @@ class VM:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+def cpu_of(s: VMSpec, accel: str) -> str:
+    """The CPU model the VM gets: its spec's, else the accelerator's default."""
+    return s.cpu_model or DEFAULT_CPU[accel]
+
+
+def device_args(s: VMSpec) -> list[str]:
+    """The QEMU flags for a VM's typed fields: the one place they are written."""
+    argv = ["-smp", str(s.cpus)]
+    if s.rtc:
+        argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
+    if s.firmware is not None:
+        argv += [
+            "-drive",
+            f"if=pflash,format=raw,readonly=on,file={opt(s.firmware.code)}",
+            "-drive",
+            f"if=pflash,format=raw,file={opt(s.firmware.vars)}",
+        ]
+    if s.boot:
+        argv += ["-boot", s.boot]
+    if s.kernel is not None:
+        argv += ["-kernel", s.kernel.kernel]
+        if s.kernel.initrd:
+            argv += ["-initrd", s.kernel.initrd]
+        if s.kernel.append:
+            argv += ["-append", s.kernel.append]
+    for d in s.drives:
+        index = "" if d.index is None else f",index={d.index}"
+        if d.media == "cdrom":
+            spec = f"if=ide{index},media=cdrom,readonly=on"
+        elif d.media == "floppy":
+            spec = "if=floppy,format=raw,readonly=on"
+        else:
+            spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
+        argv += ["-drive", f"file={opt(d.file)},{spec}"]
+    for i, n in enumerate(s.nics):
+        net = f"wingen-net{i}"
+        argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
+        argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
+    for share in s.shares:
+        argv += [
+            "-virtfs",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
+        ]
+    if s.vga:
+        argv += ["-device", "VGA"]
+    if s.debug_exit:
+        argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    return argv
 
 
 def _ram_backend(path: Path, mib: int, *, share: bool, options: str = "") -> list[str]:
@@ -2554,12 +3656,15 @@ if __name__ == "__main__":
     find . | ${cpio}/bin/cpio -o -H newc --quiet | ${gzip}/bin/gzip -1 > $out/initrd
   '';
 
-  # The args for the runtime spec are lists of strings; @work@ and @out@ are filled in by the
-  # stage script at build time (the build dir and $out).
-  netArgs = mac: [
-    "-netdev" "vde,id=wingen-net,sock=@work@/vde.ctl"
-    "-device" "virtio-net-pci,netdev=wingen-net,mac=${mac}"
-  ];
+  # --- one runtime record per VM ---------------------------------------------------------------
+  # The VM fields of the runtime's spec (runtime/spec.py): the runtime turns them into QEMU flags
+  # in one place (runtime/vm.py) and records them in the state's metadata. Every VM record is
+  # made here, so a misspelt field fails at evaluation.
+  vmRecord = { memory_mib, cpus ? 1, cpu_model ? "", rtc ? "", args ? [ ], firmware ? null,
+    disk ? null, nics ? [ ], kernel ? null, shares ? [ ], debug_exit ? false, vga ? false,
+    install ? null }:
+    { inherit memory_mib cpus cpu_model rtc args firmware disk nics kernel shares debug_exit vga
+      install; };
 
   # The kernel's modules: a `modules` output of their own since nixos-25.11 (nixpkgs PR #423933),
   # in `out` before; what vmTools takes as lib.getOutput "modules" linux.
@@ -2650,16 +3755,18 @@ poweroff -f
 # wingen controller, stage 2 (chrooted into the 9p-backed root): share the store and xchg with
 # the guest over Samba, wait for the guest's SSH (with a deadline), run the stage's guest command,
 # record its exit code in xchg/in-vm-exit. The Nix wrapper sets PATH and WINGEN_SSH_KEY first.
+# The runtime wrote this stage's files into ''$control (mode, ssh-deadline, guest-command) and
+# reads back what this writes there (failure, build.log, suspend-now).
 set -u
 xchg=/tmp/xchg
-w=''$xchg/wingen
-mode=''$(cat "''$w/mode")
-ssh_deadline=''$(cat "''$w/ssh-deadline")
+control=''$xchg/wingen
+mode=''$(cat "''$control/mode")
+ssh_deadline=''$(cat "''$control/ssh-deadline")
 guest=192.168.0.1
 user=wingen
 
 fail() {
-    echo "''$1" > "''$w/failure"
+    echo "''$1" > "''$control/failure"
     echo "wingen-controller: ''$1" >&2
     exit 1
 }
@@ -2695,19 +3802,13 @@ map archive = no
 kernel oplocks = no
 posix locking = no
 strict sync = no
-
-[nixstore]
-path = /nix/store
-read only = no
-guest ok = yes
-force user = root
-
-[xchg]
-path = /tmp/xchg
-read only = no
-guest ok = yes
-force user = root
 CONF
+share() {  # NAME PATH: a writable guest share
+    printf '\n[%s]\npath = %s\nread only = no\nguest ok = yes\nforce user = root\n' "''$1" "''$2" \
+        >> /etc/smb.conf
+}
+share nixstore /nix/store
+share xchg /tmp/xchg
 smbd -D -s /etc/smb.conf || fail "smbd did not start"
 
 cp "''$WINGEN_SSH_KEY" /root/key && chmod 600 /root/key
@@ -2726,244 +3827,41 @@ until ssh_to_guest true 2>/dev/null; do
     sleep 1
 done
 echo "wingen-controller: guest SSH up after ''$((''$(date +%s) - start))s"
-touch "''$w/ssh-ready"
 
-case ''$mode in
-    install) exit 0 ;;
-esac
-ssh_to_guest sh -s < "''$w/guest-command" > "''$w/build.log" 2>&1
+ssh_to_guest sh -s < "''$control/guest-command" > "''$control/build.log" 2>&1
 echo ''$? > "''$xchg/in-vm-exit"
 if [ "''$mode" = suspend ]; then
-    touch "''$w/suspend-now"
+    touch "''$control/suspend-now"
     # The host saves the guest and then stops this VM.
     while :; do sleep 3600; done
 fi
 '');
-  controllerVM = {
-    name = "controller";
+  controller = vmRecord {
     memory_mib = 512;
-    args = [
-      "-kernel" "${linux}/bzImage"
-      "-initrd" "${controllerInitrd}/initrd"
-      "-append" "console=ttyS0 panic=1 loglevel=4 wingen.command=${controllerInit}"
-      "-virtfs" "local,path=${builtins.storeDir},security_model=none,mount_tag=store"
-      "-virtfs" "local,path=@work@/xchg,security_model=none,mount_tag=xchg"
-      # The controller reports a failure by making QEMU exit non-zero.
-      "-device" "isa-debug-exit,iobase=0xf4,iosize=0x04"
-    ] ++ netArgs net.controllerMac;
+    kernel = {
+      kernel = "${linux}/bzImage";
+      initrd = "${controllerInitrd}/initrd";
+      append = "console=ttyS0 panic=1 loglevel=4 wingen.command=${controllerInit}";
+    };
+    # The host's store over 9p (the runtime adds the exchange dir).
+    shares = [ { tag = "store"; path = builtins.storeDir; } ];
+    nics = [ { model = "virtio-net-pci"; mac = net.controllerMac; } ];
+    # The controller reports a failure by making QEMU exit non-zero; its reason is in xchg.
+    debug_exit = true;
   };
 
-  # --- the stages ------------------------------------------------------------------------------
-  # One derivation per stage; the host side is scripts/stage.sh, the VMs are run by the runtime.
-  stagePath = builtins.concatStringsSep ":" (map (p: "${p}/bin") [ coreutils qemu_kvm python3 zstd gzip vde2 bash ]);
-  stageAttrs = stage: spec: {
-    inherit system;
-    builder = "${bash}/bin/bash";
-    args = [ "-e" (writeScript "wingen-stage" ''
-#!/bin/bash
-# wingen host-side stage glue, run as a Nix builder (bash -e stage.sh). The derivation sets:
-#   wingenStage     install | suspend | run
-#   wingenPath      PATH for this script (qemu, python3, coreutils, ...)
-#   wingenRuntime   directory holding wingen/runtime (run as python3 -m wingen.runtime)
-#   wingenSpec      the runtime's stage spec (JSON) with @work@ / @out@ placeholders
-#   wingenAccel     auto | kvm | tcg
-#   wingenSshDeadline  seconds the controller waits for the guest's SSH (x3 under TCG)
-#   wingenDiskGiB   (install) size of the new disk
-#   wingenBase      (suspend, run) the stage before: holds disk.qcow2 (and state)
-#   wingenGuestCommand  (suspend, run) shell text the controller feeds to the guest's sh
-#   wingenBuildScript   (run) the script that restores the environment and runs origBuilder
-# shellcheck disable=SC2154  # those, and ''$out, come from the derivation's environment
-set -euo pipefail
-# A __structuredAttrs derivation gets its attributes only in .attrs.sh (sourced, as vmTools does);
-# its outputs are exported as stdenv exports them, origBuilder/origArgs for the guest.
-if [ -n "''${NIX_ATTRS_SH_FILE:-}" ]; then
-    # shellcheck source=/dev/null
-    source "''$NIX_ATTRS_SH_FILE"
-    for o in "''${!outputs[@]}"; do export "''$o=''${outputs[''$o]}"; done
-    export origBuilder origArgs
-fi
-export PATH=''$wingenPath
-export PYTHONPATH=''$wingenRuntime
-work=''$PWD
-w=''$work/xchg/wingen
-mkdir -p "''$w"
-started=''$(date +%s)
-
-say() { echo "wingen[''$wingenStage]: ''$*" >&2; }
-
-# The derivation's environment for the guest, as POSIX shell (not bash's declare -x).
-# Listed by env -0, not compgen: nixpkgs' bash has no programmable completion.
-save_env() {
-    local kv v val q="'" e="'\\'''"
-    while IFS= read -r -d ''' kv; do
-        v=''${kv%%=*}
-        val=''${kv#*=}
-        case ''$v in
-            '''|[0-9]*|*[!A-Za-z0-9_]*) continue ;;  # not a shell name (e.g. BASH_FUNC_f%%)
-            PATH|HOME|PWD|OLDPWD|SHLVL|SHELL|TERM|TMPDIR|TMP|TEMP|TEMPDIR|NIX_BUILD_TOP|NIX_LOG_FD|_|wingen*|PYTHONPATH) continue ;;
-        esac
-        printf 'export %s=%s\n' "''$v" "''$q''${val//''$q/''$e}''$q"
-    done < <(env -0)
-}
-
-case ''$wingenStage in
-    install)
-        qemu-img create -q -f qcow2 "''$work/disk.qcow2" "''${wingenDiskGiB}G"
-        ;;
-    suspend)
-        mkdir -p "''$out"
-        qemu-img create -q -f qcow2 -b "''$wingenBase/disk.qcow2" -F qcow2 "''$out/disk.qcow2"
-        printf '%s\n' "''$wingenGuestCommand" > "''$w/guest-command"
-        ;;
-    run)
-        # A throwaway overlay: the stored snapshot disk is never written.
-        qemu-img create -q -f qcow2 -b "''$wingenBase/disk.qcow2" -F qcow2 "''$work/disk.qcow2"
-        # passAsFile attributes live in the host's build dir: hand them over through xchg.
-        mkdir -p "''$work/xchg/attrs"
-        if [ -n "''${NIX_ATTRS_SH_FILE:-}" ]; then
-            cp "''$NIX_ATTRS_SH_FILE" "''$NIX_ATTRS_JSON_FILE" "''$work/xchg/attrs/"
-            export NIX_ATTRS_SH_FILE=/tmp/xchg/attrs/.attrs.sh
-            export NIX_ATTRS_JSON_FILE=/tmp/xchg/attrs/.attrs.json
-            passAsFile=  # Nix ignores it for structured attrs
-        fi
-        for a in ''${passAsFile:-}; do
-            src_var=''${a}Path
-            cp "''${!src_var}" "''$work/xchg/attrs/''$a"
-            printf -v "''$src_var" '%s' "/tmp/xchg/attrs/''$a"
-        done
-        save_env > "''$work/xchg/saved-env"
-        cp "''$wingenBuildScript" "''$w/build.sh"
-        printf '%s\n' "''$wingenGuestCommand" > "''$w/guest-command"
-        ;;
-    *)
-        say "unknown stage ''$wingenStage"
-        exit 2
-        ;;
-esac
-# UEFI guests: the firmware's variable store travels with the disk from stage to stage.
-if [ -n "''${wingenFirmwareVars:-}" ]; then
-    case ''$wingenStage in
-        install) cp "''$wingenFirmwareVars" "''$work/firmware-vars.fd" ;;
-        suspend) cp "''$wingenBase/firmware-vars.fd" "''$out/firmware-vars.fd" ;;
-        run) cp "''$wingenBase/firmware-vars.fd" "''$work/firmware-vars.fd" ;;
-    esac
-    chmod u+w "''$work"/firmware-vars.fd "''${out:-/nonexistent}"/firmware-vars.fd 2>/dev/null || true
-fi
-echo "''$wingenStage" > "''$w/mode"
-
-accel=''$wingenAccel
-if [ "''$accel" = auto ] && [ "''$wingenStage" = run ] && [ -e "''$wingenBase/state.json" ]; then
-    # A snapshot revives only under the accelerator (CPU model) it was saved with.
-    accel=''$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["accel"])' \
-        "''$wingenBase/state.json")
-fi
-if [ "''$accel" = auto ]; then
-    accel=''$(python3 -m wingen.runtime probe-accel --qemu "''$(command -v qemu-system-x86_64)")
-fi
-scale=1
-if [ "''$accel" = tcg ]; then scale=3; fi
-echo ''$((wingenSshDeadline * scale)) > "''$w/ssh-deadline"
-
-spec=''$wingenSpec
-spec=''${spec//@work@/''$work}
-spec=''${spec//@out@/''${out:-}}
-spec=''${spec//@accel@/''$accel}
-printf '%s\n' "''$spec" > "''$work/spec.json"
-
-rc=0
-python3 -m wingen.runtime stage "''$work/spec.json" &
-runtime_pid=''$!
-# Nix stopping the build stops the runtime, which tears its VMs down.
-trap 'kill -TERM "''$runtime_pid" 2>/dev/null' TERM INT HUP
-if [ "''$wingenStage" = run ]; then
-    # The guest's build output, live; tail reads what is left and exits once the runtime has.
-    tail -n +1 -F -s 0.5 --pid="''$runtime_pid" "''$w/build.log" 2>/dev/null &
-    tail_pid=''$!
-fi
-wait "''$runtime_pid" || rc=''$?
-if [ -n "''${tail_pid:-}" ]; then wait "''$tail_pid" || true; fi
-say "''$accel, ''$((''$(date +%s) - started)) s"
-
-report_failure() {
-    if [ -e "''$w/failure" ]; then
-        say "''$(cat "''$w/failure")"
-    fi
-    # A failed runtime has printed each VM's last serial lines already.
-    if [ "''$rc" -ne 0 ]; then return; fi
-    for vm in guest controller; do
-        if [ -e "''$work/wingen-''$vm.serial.log" ]; then
-            echo "--- last serial lines of the ''$vm ---" >&2
-            if [ -s "''$work/wingen-''$vm.serial.log" ]; then
-                tail -n 20 "''$work/wingen-''$vm.serial.log" >&2
-            else
-                echo "(no output in this stage)" >&2
-            fi
-        fi
-    done
-}
-
-if [ "''$rc" -ne 0 ] || [ -e "''$w/failure" ]; then
-    report_failure
-    say "stage failed"
-    exit 1
-fi
-
-case ''$wingenStage in
-    install)
-        mkdir -p "''$out"
-        mv "''$work/disk.qcow2" "''$out/disk.qcow2"
-        if [ -e "''$work/firmware-vars.fd" ]; then mv "''$work/firmware-vars.fd" "''$out/"; fi
-        ;;
-    suspend)
-        code=''$(cat "''$work/xchg/in-vm-exit" 2>/dev/null || echo missing)
-        if [ "''$code" != 0 ]; then
-            cat "''$w/build.log" >&2 || true
-            say "the preparing command in the guest exited with code ''$code"
-            exit 1
-        fi
-        ;;
-    run)
-        if [ ! -e "''$work/xchg/in-vm-exit" ]; then
-            report_failure
-            say "the controller ended without an exit code from the guest"
-            exit 1
-        fi
-        code=''$(cat "''$work/xchg/in-vm-exit")
-        if [ "''$code" != 0 ]; then
-            say "the builder in the guest failed with exit code ''$code"
-            exit "''$code"
-        fi
-        ;;
-esac
-'') ];
-    wingenStage = stage;
-    wingenPath = stagePath;
-    wingenRuntime = runtime;
-    wingenAccel = accel;
-    wingenSshDeadline = deadlines.ssh;
-    wingenSpec = builtins.toJSON ({
-      accel = "@accel@";
-      tcg_deadline_scale = 3;
-      qemu = "${qemu_kvm}/bin/qemu-system-x86_64";
-      zstd = "${zstd}/bin/zstd";
-      gzip = "${gzip}/bin/gzip";
-      vde_switch = "${vde2}/bin/vde_switch";
-      workdir = "@work@";
-    } // spec);
-    requiredSystemFeatures = vmFeatures;
+  # The guest's settings of every kind (the guest templates add disk, NIC model, boot media).
+  guestSettings = {
+    memory_mib = 4096;
+    cpus = 2;
+    cpu_model = "Nehalem-v1";
+    rtc = "2010-01-01";
+    args = [ ];
   };
-
-  guestCommon = [
-    "-smp" "2"
-    "-rtc" "base=2010-01-01,clock=vm"
-  ] ++ [ ];
-  guestMemory = 4096;
-  compression = "zstd";
 
   # --- the Windows guest ---------------------------------------------------------------------
   # Install media (the user's ISO, the answer file, the offline Cygwin ISO, virtio drivers) come
   # from nix/windows-media.nix.j2; this part boots them.
-  sshPublicKey = "${sshKey}/key.pub";
   # --- Windows install media (wingen: nix/windows-media.nix) ---
   # A file from the config: fetched when it has a URL, else added to the store by hand.
   wingenMedia = { name, url, sha256, what }:
@@ -3198,7 +4096,6 @@ esac
       -graft-points "/$answerFileName=$answerFile"
   '';
 
-  answerMedia = answerIso;
 
   # Nothing to put on the Cygwin ISO yet: it evaluates, and building it says what to do. It takes
   # the Windows ISO as an input so that a missing ISO is reported first.
@@ -3212,26 +4109,6 @@ esac
 
   uefi = true;
   hasVirtio = virtioIso != null;
-  # Without the virtio drivers Windows only knows IDE disks and the e1000 NIC; XP/2003 have no
-  # inbox driver for QEMU's e1000 (82540EM) but do for the RTL8139 (dockur/windows src/legacy.sh
-  # gives XP and 2003 guests rtl8139 too).
-  guestNic = if hasVirtio then "virtio-net-pci" else "e1000";
-  # A display: the runtime starts QEMU with -nodefaults, and Windows under UEFI needs a GOP
-  # framebuffer (OVMF gives one for the standard VGA; dockur/windows uses "std" too). It also
-  # shows setup's screen to a screendump.
-  guestDisplay = [ "-device" "VGA" ];
-  diskArgs = disk: [ "-drive" "file=${disk},if=${if hasVirtio then "virtio" else "ide"},index=0,format=qcow2,cache=unsafe" ];
-  # UEFI: OVMF's code read-only, its variable store per VM (copied along the stages by stage.sh).
-  firmwareArgs = dir: if uefi then [
-    "-drive" "if=pflash,format=raw,readonly=on,file=${OVMF.fd}/FV/OVMF_CODE.fd"
-    "-drive" "if=pflash,format=raw,file=${dir}/firmware-vars.fd"
-  ] else [ ];
-  firmwareVars = if uefi then "${OVMF.fd}/FV/OVMF_VARS.fd" else "";
-  guestNet = [
-    "-netdev" "vde,id=wingen-net,sock=@work@/vde.ctl"
-    "-device" "${guestNic},netdev=wingen-net,mac=${net.guestMac}"
-  ];
-  guestBootArgs = dir: firmwareArgs dir ++ diskArgs "${dir}/disk.qcow2" ++ guestNet ++ guestDisplay ++ guestCommon;
   mapShares = ''
 #!/bin/sh
 # Map the controller's shares in Cygwin after every revive (SMB sessions do not survive one):
@@ -3264,32 +4141,37 @@ map xchg X: /tmp/xchg
     ++ (if uefi then [ answerIso ] else [ ])
     ++ (if hasVirtio then [ virtioIso ] else [ ]);
   firstCd = if hasVirtio then 0 else 1;
-  cdArgs = builtins.concatLists (builtins.genList (i: [
-    "-drive" "file=${builtins.elemAt cdroms i},if=ide,index=${toString (firstCd + i)},media=cdrom,readonly=on"
-  ]) (builtins.length cdroms));
-  floppyArgs = if uefi then [ ] else [ "-drive" "file=${answerFloppy},if=floppy,format=raw,readonly=on" ];
+  cdDrives = builtins.genList (i: {
+    file = "${builtins.elemAt cdroms i}"; interface = "ide"; media = "cdrom"; index = firstCd + i;
+  }) (builtins.length cdroms);
+  floppyDrives = if uefi then [ ] else [ { file = "${answerFloppy}"; interface = "floppy"; media = "floppy"; } ];
+  # Built before the install: a configured edition the ISO lacks fails there in seconds.
+  installDeps = { wingenEditionCheck = editionCheck; };
 
-  # Install: Windows setup from the ISO, the answer file runs the Cygwin install and bootstrap.sh
-  # at first logon, which powers the guest off. The controller only watches for sshd.
-  installed = derivation (stageAttrs "install" {
-    switch = "@work@/vde.ctl";
-    vms = [
-      # Setup reboots several times on its way: only the bootstrap's power-off ends this VM.
-      { name = "guest"; memory_mib = guestMemory; no_reboot = false;
-        args = (if uefi then [ ] else [ "-boot" "order=c,once=d" ])
-          ++ firmwareArgs "@work@" ++ diskArgs "@work@/disk.qcow2" ++ cdArgs ++ floppyArgs
-          ++ guestNet ++ guestDisplay ++ guestCommon; }
-      controllerVM
-    ];
-    steps = [
-      { wait_exit = "guest"; deadline = deadlines.install; what = "Windows setup, Cygwin, bootstrap"; }
-    ];
-  } // {
-    name = "${name}-installed";
-    # Built first: a configured edition the ISO lacks fails here in seconds, not hours later.
-    wingenEditionCheck = editionCheck;
-    wingenDiskGiB = 64;
-    wingenFirmwareVars = firmwareVars;
+  guest = vmRecord (guestSettings // {
+    # Without the virtio drivers Windows only knows IDE disks and the e1000 NIC; XP/2003 have no
+    # inbox driver for QEMU's e1000 (82540EM) but do for the RTL8139 (dockur/windows src/legacy.sh
+    # gives XP and 2003 guests rtl8139 too).
+    disk = if hasVirtio then "virtio" else "ide";
+    nics = [ { mac = net.guestMac; model = if hasVirtio then "virtio-net-pci"
+      else "e1000"; } ];
+    # A display: the runtime starts QEMU with -nodefaults, and Windows under UEFI needs a GOP
+    # framebuffer (OVMF gives one for the standard VGA; dockur/windows uses "std" too). It also
+    # shows setup's screen to the screendump a failing stage saves.
+    vga = true;
+    # UEFI: OVMF's code read-only; the runtime gives each stage its own copy of the variables.
+    firmware = if uefi then {
+      code = "${OVMF.fd}/FV/OVMF_CODE.fd";
+      vars = "${OVMF.fd}/FV/OVMF_VARS.fd";
+    } else null;
+    # Setup from the ISO; the answer file runs the Cygwin install and bootstrap.sh at first logon,
+    # which powers the guest off. Setup reboots on its way: only that power-off ends the VM.
+    install = {
+      drives = cdDrives ++ floppyDrives;
+      boot = if uefi then "" else "order=c,once=d";
+      no_reboot = false;
+      what = "Windows setup, Cygwin, bootstrap";
+    };
   });
 
   # --- running derivations in Windows ----------------------------------------------------------
@@ -3319,56 +4201,63 @@ map xchg X: /tmp/xchg
       args = [ "-e" "${writeText "${name}-script.sh" script}" ];
     } // env));
 
+  # --- the stages ------------------------------------------------------------------------------
+  # One derivation per stage. Its builder hands everything to the runtime (python3 -m
+  # wingen.runtime stage), which reads the stage's record (the `wingen` attribute) and decides
+  # the rest: disks, firmware variables, the exchange dir, accelerator, deadlines, result.
+  stageBuilder = writeScript "wingen-stage" (''
+    #!${bash}/bin/bash
+    python=${python3}/bin/python3
+    export PYTHONPATH=${runtime}
+  '' + ''
+#!/bin/bash
+# wingen's stage builder. The runtime decides and does everything: it reads the derivation's
+# `wingen` record (from the environment, or .attrs.json with __structuredAttrs), prepares the
+# disks and the exchange dir, runs the VMs, reports, and exits with the stage's result.
+# The Nix expression puts `python` and `PYTHONPATH` (the runtime's files) before this text.
+# shellcheck disable=SC2154  # python comes from that prefix
+exec "''$python" -m wingen.runtime stage
+'');
+  stageAttrs = stage: record: {
+    inherit system;
+    builder = "${bash}/bin/bash";
+    args = [ stageBuilder ];
+    wingen = builtins.toJSON ({
+      inherit stage accel deadlines guest controller;
+      compression = "zstd";
+      qemu = "${qemu_kvm}/bin/qemu-system-x86_64";
+      qemu_img = "${qemu_kvm}/bin/qemu-img";
+      zstd = "${zstd}/bin/zstd";
+      gzip = "${gzip}/bin/gzip";
+      vde_switch = "${vde2}/bin/vde_switch";
+    } // record);
+    requiredSystemFeatures = vmFeatures;
+  };
+
+  # Install the guest onto a new disk; the guest powers off when done. $out: disk.qcow2.
+  installed = derivation (stageAttrs "install" { disk_size_gib = 64; }
+    // installDeps // { name = "${name}-installed"; });
+
   # Boot the installed disk (through an overlay), wait for SSH, run `prepare` in the guest, save
   # the running guest: $out holds disk.qcow2 (backed by the installed disk) and state.
   suspend = { prepare ? "sync" }: derivation (stageAttrs "suspend" {
-    switch = "@work@/vde.ctl";
-    vms = [
-      { name = "guest"; memory_mib = guestMemory; args = guestBootArgs "@out@";
-        template = compression == "template"; }
-      controllerVM
-    ];
-    steps = [
-      { wait_file = "@work@/xchg/wingen/suspend-now"; deadline = deadlines.boot + deadlines.ssh;
-        what = "guest booted, SSH reachable, prepare command done"; }
-      { save = "guest"; to = "@out@/state"; inherit compression; deadline = deadlines.boot; }
-      { quit = "controller"; }
-    ];
-  } // {
-    name = "${name}-base";
-    wingenBase = installed;
-    wingenFirmwareVars = firmwareVars;
-    wingenGuestCommand = prepare;
-  });
+    base = "${installed}";
+    guest_command = prepare;
+  } // { name = "${name}-base"; });
 
   base = suspend { };
-
-  # Quote a string as one POSIX shell word.
-  shellWord = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
 
   # drv, built inside a revived copy of `snapshot`: its builder and args run in the guest with
   # its environment; outputs go straight to the store through the shares; the build fails with
   # the guest's exit code.
   runInVMWith = snapshot: drv: derivation (drv.drvAttrs // stageAttrs "run" {
-    switch = "@work@/vde.ctl";
-    vms = [
-      { name = "guest"; memory_mib = guestMemory; args = guestBootArgs "@work@";
-        restore = { from = "${snapshot}/state"; inherit compression; };
-        restore_deadline = deadlines.boot; }
-      controllerVM
-    ];
-    steps = [
-      { wait_exit = "controller"; deadline = deadlines.ssh + deadlines.build;
-        what = "the build in the guest"; }
-      { quit = "guest"; }
-    ];
-  } // {
-    wingenBase = snapshot;
-    wingenFirmwareVars = firmwareVars;
-    wingenBuildScript = writeScript "wingen-guest-build" ''
+    base = "${snapshot}";
+    guest_command = mapShares + "\nexec sh " + "/tmp/xchg/wingen/build.sh"
+      + " </dev/null\n";
+    build_script = "${writeScript "wingen-guest-build" ''
 #!/bin/sh
 # Run inside the guest (Linux or Cygwin) once the shares are mapped: restore the derivation's
-# environment saved by the host, then run its original builder.
+# environment the runtime handed over, then run its original builder with its arguments.
 # shellcheck source=/dev/null
 . /tmp/xchg/saved-env
 export NIX_BUILD_TOP=/tmp/wingen-build TMPDIR=/tmp/wingen-build TMP=/tmp/wingen-build
@@ -3376,20 +4265,19 @@ export TEMP=/tmp/wingen-build TEMPDIR=/tmp/wingen-build HOME=/homeless-shelter
 export PATH=/usr/bin:/bin NIX_STORE=/nix/store
 rm -rf "''$NIX_BUILD_TOP"
 mkdir -p "''$NIX_BUILD_TOP" && cd "''$NIX_BUILD_TOP" || exit 98
-# origArgs holds the builder's arguments as shell words (quoted by the Nix expression).
-# shellcheck disable=SC2154
-eval "exec \"\''$origBuilder\" ''$origArgs"
-'';
-    wingenGuestCommand = mapShares + "\nexec sh /tmp/xchg/wingen/build.sh </dev/null\n";
-    origBuilder = drv.drvAttrs.builder;
-    origArgs = builtins.concatStringsSep " " (map shellWord (drv.drvAttrs.args or [ ]));
+# `exec BUILDER ARGS…`, each a quoted shell word (written by the runtime).
+# shellcheck source=/dev/null
+. /tmp/xchg/wingen/builder
+''}";
+    builder = "${drv.drvAttrs.builder}";
+    args = map (a: "${a}") (drv.drvAttrs.args or [ ]);
   });
 
 in
 {
   inherit installed base suspend runtime sshKey;
   # The config the stages were rendered from, as Nix data.
-  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; }; };
+  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
   # Windows: derivations with a Linux builder are refused (nix/windows-guest.nix.j2).
   runInVM = runInWindowsVMWith base;
   runInVMWith = runInWindowsVMWith;

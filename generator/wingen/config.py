@@ -398,6 +398,17 @@ def _extra_args(args: list[str]) -> list[str]:
 
 
 class VM(Model):
+    # A named CPU model keeps a snapshot portable between builders (-cpu host ties it to the
+    # building machine's CPU). Nehalem-v1 is x86-64-v2 (SSE4.2, POPCNT: what Windows 11 24H2
+    # needs); "host" trades that for speed.
+    cpu_model: Annotated[
+        str,
+        _matching(
+            r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+            "is not a QEMU CPU model name",
+            "use one `qemu-system-x86_64 -cpu help` lists",
+        ),
+    ] = "Nehalem-v1"
     memory_mib: Annotated[int, Field(ge=128, le=1024 * 1024)] = 2048
     cpus: Annotated[int, Field(ge=1, le=256)] = 2
     disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 64  # Windows 11 needs 64
@@ -532,6 +543,7 @@ class Deadlines(Model):
     boot: Seconds = 900
     ssh: Seconds = 600
     build: Seconds = 24 * 3600
+    save: Seconds = 900  # stopping the guest and writing its memory state
 
 
 class Config(Model):

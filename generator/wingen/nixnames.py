@@ -11,7 +11,6 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "writeText",
     "writeScript",
     "bash",
-    "coreutils",
     "python3",
     "qemu_kvm",  # QEMU for the host architecture only (hostCpuOnly), as vmTools uses it
     "vde2",

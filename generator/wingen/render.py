@@ -23,6 +23,7 @@ from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
 from .media import check_files, media_context
 from .nixnames import names_for
+from .shares import DRIVE_LETTERS, SHARES, XCHG
 
 PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
@@ -105,6 +106,9 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "version": __version__,
         "names": names_for(cfg.guest),
         "config_dir": config_dir,
+        "shares": SHARES,
+        "drive_letters": DRIVE_LETTERS,
+        "xchg": XCHG,
     }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)
     return ctx

@@ -15,6 +15,8 @@ import pytest
 from helpers import ROOT, nix_eval, windows_example
 from wingen.loader import parse_config
 from wingen.render import render
+from wingen.runtime.derivation import Dirs, parse_record, plan
+from wingen.runtime.vm import VM
 
 from .helpers import TIME_MACHINE
 
@@ -31,14 +33,20 @@ def guest_args(tmp: Path, **windows: Any) -> dict[str, list[str]]:
         data["cygwin"]["mirror"] = TIME_MACHINE
     rendered = tmp / "default.nix"
     rendered.write_text(render(parse_config(data), tmp).expression)
-    spec = "stage: builtins.fromJSON (builtins.unsafeDiscardStringContext stage.wingenSpec)"
-    got = nix_eval(
-        f"let w = (import {STANDIN} {{ }}).callPackage {rendered} {{ }}; spec = {spec}; "
-        'guest = s: (builtins.head (builtins.filter (v: v.name == "guest") (spec s).vms)).args; '
-        "in { install = guest w.installed; base = guest w.base; }"
+    records = nix_eval(
+        f"let vm = (import {STANDIN} {{ }}).callPackage {rendered} {{ }}; "
+        "record = stage: builtins.unsafeDiscardStringContext stage.wingen; "
+        "in { install = record vm.installed; base = record vm.base; }"
     )
-    assert isinstance(got, dict)
-    return got
+    assert isinstance(records, dict)
+    # The command line the runtime builds from each stage's record.
+    return {stage: guest_argv(record) for stage, record in records.items()}
+
+
+def guest_argv(record: str) -> list[str]:
+    spec = plan(parse_record(record), Dirs(Path("/build"), Path("/out")), "tcg")
+    guest = next(vm for vm in spec.vms if vm.name == "guest")
+    return VM(guest, qemu="qemu", accel="tcg", rundir=Path("/r"), logdir=Path("/l")).argv()
 
 
 def device(args: list[str], prefix: str) -> list[str]:

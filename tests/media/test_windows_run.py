@@ -73,10 +73,11 @@ def test_windows_run_command_runs_the_script_in_cygwin_bash(tmp_path: Path) -> N
     )  # fmt: skip
     (attrs,) = drv.values()
     e = attrs["env"]
-    assert e["wingenStage"] == "run"
-    assert e["origBuilder"] == "/bin/bash"  # Cygwin's, in the guest
-    words = re.fullmatch(r"'-e' '(/nix/store/[a-z0-9]{32}-hi-script\.sh)'", e["origArgs"])
-    assert words, e["origArgs"]
+    record = json.loads(e["wingen"])
+    assert record["stage"] == "run"
+    assert record["builder"] == "/bin/bash"  # Cygwin's, in the guest
+    words = re.fullmatch(r"-e (/nix/store/[a-z0-9]{32}-hi-script\.sh)", " ".join(record["args"]))
+    assert words, record["args"]
     (script_drv,) = [d for d in attrs["inputDrvs"] if d.endswith("-hi-script.sh.drv")]
     subprocess.run(
         ["nix-store", "--realise", script_drv], capture_output=True, env=env(), check=True

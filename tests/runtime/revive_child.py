@@ -27,7 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "generator"))
 
 from wingen.runtime.qemu_caps import probe_qemu
-from wingen.runtime.snapshot import restore, sparse_copy
+from wingen.runtime.snapshot import restore
+from wingen.runtime.sparse import sparse_copy
 from wingen.runtime.supervise import Supervisor
 from wingen.runtime.vm import VM, Restore, VMSpec
 

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from rthelpers import alive
 
+from wingen.runtime.accel import TCG_SCALE, scaled
 from wingen.runtime.firmware import BIOS_SIZE, bios_image
-from wingen.runtime.snapshot import Tools, punch_zero_holes, sparse_copy
-from wingen.runtime.stage import SpecError, parse_spec
-from wingen.runtime.supervise import Supervisor, scaled, tail, wait_until
+from wingen.runtime.sparse import punch_zero_holes, sparse_copy
+from wingen.runtime.spec import SpecError, Tools, parse_spec
+from wingen.runtime.supervise import Supervisor, tail, wait_until
 
 GOOD: dict[str, Any] = {
     "accel": "tcg",
@@ -43,16 +44,16 @@ GOOD: dict[str, Any] = {
 def test_good_spec() -> None:
     spec = parse_spec(GOOD)
     assert spec.accel == "tcg"
-    assert spec.tcg_deadline_scale == 3.0
+    assert spec.tcg_deadline_scale is None  # the runtime's own TCG_SCALE
     assert spec.vms[0].restore is not None and spec.vms[0].restore.compression == "template"
-    assert [s["action"] for s in spec.steps] == [
+    assert [s.action for s in spec.steps] == [
         "wait_file",
         "save",
         "wait_exit",
         "wait_serial",
         "quit",
     ]
-    assert spec.steps[2]["deadline"] == 3600.0
+    assert spec.steps[2].deadline == 3600.0
     assert spec.tools == Tools()
 
 
@@ -97,6 +98,7 @@ def test_bad_spec_names_field_and_value(change: dict[str, Any], message: str) ->
 def test_scaled_deadline() -> None:
     assert scaled(10, "tcg", 3) == 30
     assert scaled(10, "kvm", 3) == 10
+    assert scaled(10, "tcg") == 10 * TCG_SCALE
 
 
 def test_wait_until() -> None:

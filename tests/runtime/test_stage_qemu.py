@@ -75,7 +75,18 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "out" / "state").stat().st_size > 0
     meta = json.loads((tmp_path / "out" / "state.json").read_text())
-    assert meta == {"accel": "tcg", "memory_mib": 64, "compression": "zstd"}
+    flags = meta.pop("host_cpu_flags")
+    assert meta == {
+        "accel": "tcg",
+        "memory_mib": 64,
+        "compression": "zstd",
+        "cpu_model": "max",
+        "cpus": 1,
+        "firmware": False,
+        "drives": [],
+        "nics": [],
+    }
+    assert isinstance(flags, list)
 
     vm["restore"] = {"from": "out/state", "compression": "zstd"}
     threading.Timer(0.5, (tmp_path / "xchg-done").touch).start()
@@ -173,18 +184,23 @@ def test_wait_serial_deadline(tmp_path: Path) -> None:
 def test_wait_exit_deadline(tmp_path: Path) -> None:
     p = run(tmp_path, spec(tmp_path, [{"wait_exit": "guest", "deadline": 0.5, "what": "build"}]))
     assert p.returncode == 1
-    assert "VM guest still running after 0.5 s" in p.stderr
+    assert "VM guest did not exit within 0.5 s" in p.stderr
+
+
+def filled_vm(tmp_path: Path, memory_mib: int, fill_mib: int) -> dict[str, Any]:
+    """A guest whose RAM holds fill_mib of random bytes (slow to compress, big to save)."""
+    fill = tmp_path / "fill.bin"
+    fill.write_bytes(os.urandom(fill_mib << 20))
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    return {
+        "name": "guest",
+        "memory_mib": memory_mib,
+        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
+    }
 
 
 def test_save_deadline_in_a_stage(tmp_path: Path) -> None:
-    fill = tmp_path / "fill.bin"
-    fill.write_bytes(os.urandom(96 << 20))
-    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
-    vm = {
-        "name": "guest",
-        "memory_mib": 256,
-        "args": ["-bios", str(bios), "-device", f"loader,file={fill},addr=0x1000000,force-raw=on"],
-    }
+    vm = filled_vm(tmp_path, 256, 96)
     p = run(
         tmp_path,
         spec(
@@ -267,7 +283,7 @@ def test_signal_tears_everything_down(tmp_path: Path, sig: signal.Signals) -> No
     assert sorted(Path(exe).name for _, exe in kids) == [Path(QEMU).name, "vde_switch"]
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 128 + sig
+    assert proc.returncode == 128 + sig, err
     assert f"interrupted by {sig.name}" in err
     assert processes_mentioning(str(tmp_path)) == []
     assert [pid for pid, _ in kids if alive(pid)] == []
@@ -319,3 +335,40 @@ def test_wait_tcp(tmp_path: Path) -> None:
     p = run(tmp_path, spec(tmp_path, [{"wait_tcp": f"127.0.0.1:{port}", "deadline": 0.5}]))
     assert p.returncode == 1
     assert f"nothing accepted connections on 127.0.0.1:{port} within 0.5 s" in p.stderr
+
+
+def test_cpu_model_recorded_checked_and_refused(tmp_path: Path) -> None:
+    """vm.cpu_model: recorded with the host's CPU flags; a revive with another model, or on a
+    host (here: TCG) that cannot provide the model, is refused in one line."""
+    bios = write_bios(tmp_path / "guest.bin", READY + "\r\n")
+    vm: dict[str, Any] = {
+        "name": "guest",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios)],
+        "cpu_model": "Nehalem-v1",
+    }
+    steps = [
+        {"wait_serial": "guest", "pattern": READY, "deadline": 10},
+        {"save": "guest", "to": "out/state", "compression": "none"},
+    ]
+    p = run(tmp_path, spec(tmp_path, steps, vms=[vm]))
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert meta["cpu_model"] == "Nehalem-v1"
+    assert "sse2" in meta["host_cpu_flags"]
+
+    revive = {
+        **vm,
+        "cpu_model": "qemu64-v1",
+        "restore": {"from": "out/state", "compression": "none"},
+    }
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[revive]))
+    assert p.returncode == 1
+    assert "saved with cpu_model='Nehalem-v1' but is revived with cpu_model='qemu64-v1'" in p.stderr
+
+    haswell = {**vm, "cpu_model": "Haswell-v1"}  # TCG lacks some of its features (rtm, hle, ...)
+    p = run(tmp_path, spec(tmp_path, [{"quit": "guest"}], vms=[haswell]))
+    assert p.returncode == 1
+    line = next(x for x in p.stderr.splitlines() if "cannot provide" in x)
+    assert "this host cannot provide CPU model 'Haswell-v1' under tcg (it lacks " in line
+    assert "set vm.cpu_model" in line

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..config import Config, Windows
 from ..editions import xp_time_zone
+from ..shares import SHARES
 
 # Drive letters Windows may give the CD-ROMs (Windows ISO, Cygwin ISO, answer ISO, virtio ISO).
 CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")
@@ -15,8 +16,6 @@ INSTALL_SCRIPT = r"wingen\install.cmd"
 # assets/win11x64.xml sets the first three; storage and CPU are checked by setup as well).
 LABCONFIG = ("BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "BypassStorageCheck",
              "BypassCPUCheck")  # fmt: skip
-# The controller's Samba shares and where the guest mounts them (see bootstrap.sh).
-SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
 
 _LEGACY = ("Windows Vista", "Windows 7", "Windows Server 2008")
 

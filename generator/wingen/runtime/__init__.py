@@ -5,8 +5,21 @@ This package is embedded file by file into the rendered Nix and run by a bare py
 ``wingen/__init__.py`` (may be empty) and ``wingen/runtime/*.py``.  It imports nothing from
 the rest of wingen.
 
+Modules, one concern each: ``__main__`` (the CLI), ``derivation`` (a stage as a Nix builder:
+the derivation's record to a spec, files prepared, result collected), ``spec`` (the stage spec,
+parsed and checked), ``stage`` (orchestration: one method per step action; the one failure
+report), ``vm`` (one QEMU process; the one place spec fields become QEMU flags), ``logs`` (serial
+consoles and guest output echoed into the build log, the heartbeat),
+``qmp`` (the QMP client), ``snapshot`` (save and revive over QMP), ``sparse`` (sparse RAM files),
+``accel`` (KVM probe, TCG scaling), ``supervise`` (processes, signals, waits), ``firmware``
+(the tiny test BIOS).
+
 CLI
 ---
+``python3 -m wingen.runtime stage``
+    The builder of a wingen stage derivation: runs the stage its ``wingen`` attribute describes
+    (see ``derivation``).  Exit 0, 1 (failed, reason on stderr), the guest builder's own code,
+    or 2 (bad record).
 ``python3 -m wingen.runtime stage SPEC.json``
     Run one pipeline stage (below).  Exit 0 on success.  On failure exit 1 and print on
     stderr one paragraph saying which step/wait/deadline failed, then for each VM the last
@@ -29,7 +42,8 @@ Stage spec (JSON)
 
   {
     "accel": "auto" | "kvm" | "tcg",          # default "auto" (probe; falls back to tcg)
-    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default 3)
+    "tcg_deadline_scale": 3.0,                # every deadline x this under TCG (default:
+                                              #   accel.TCG_SCALE)
     "qemu": "/nix/store/...-qemu/bin/qemu-system-x86_64",
     "zstd": "/nix/store/.../bin/zstd",         # optional, default "zstd" on PATH
     "gzip": "/nix/store/.../bin/gzip",         # optional, default "gzip" on PATH
@@ -39,9 +53,23 @@ Stage spec (JSON)
                                               #   it is our child, fed an open stdin pipe, so
                                               #   it exits even if the runtime is SIGKILLed)
     "workdir": ".",                           # optional: where logs go (default cwd)
+    "heartbeat": 60,                          # optional: seconds between "still running" lines
     "vms": [
       {"name": "guest", "memory_mib": 1024,
-       "args": ["-netdev", "vde,id=n0,sock=vde.ctl", "-device", "...", "-drive", "..."],
+       "cpus": 2, "rtc": "2010-01-01",           # optional: -smp, -rtc base=…,clock=vm
+       "firmware": {"code": "OVMF_CODE.fd", "vars": "vars.fd"},   # optional: UEFI pflash
+       "drives": [{"file": "disk.qcow2", "interface": "virtio" | "ide" | "floppy",
+                   "media": "disk" | "cdrom" | "floppy", "index": 0}],
+       "nics": [{"mac": "52:54:00:12:01:01", "model": "virtio-net-pci",
+                 "switch": "vde.ctl"}],          # switch: default the spec's "switch"
+       "kernel": {"kernel": "bzImage", "initrd": "initrd", "append": "console=ttyS0"},
+       "shares": [{"tag": "store", "path": "/nix/store"}],   # 9p (-virtfs)
+       "boot": "order=c,once=d",                # optional -boot
+       "debug_exit": false,                     # isa-debug-exit: the guest can end QEMU with a code
+       "vga": false,                            # a display (a failing stage saves its screen)
+       "cpu_model": "Nehalem-v1",               # default: host under KVM, max under TCG
+       "failure_file": "xchg/wingen/failure",   # where the guest writes why it failed
+       "args": ["-usb"],                        # anything else, verbatim
        "template": false,                    # optional: RAM in a share=on file so that a
                                              #   later {"save", "compression": "template"} works
        "restore": {"from": "/nix/store/...-state/state",
@@ -74,20 +102,31 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
   write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
 * ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
-* ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit.
+* ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit
+  (the quit has its own budget, 10 s scaled, after the migration's deadline).
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
   ``none`` writes a sparse mapped-ram file where QEMU has mapped-ram (>= 9.0, probed: faster
   to revive; mapped_ram.py) and records ``"format": "mapped-ram"`` in ``to.json``.
-  Also writes ``to.json`` ({"accel", "memory_mib", "compression"}); a revive whose accel,
-  memory or compression differs is refused up front with that reason.
+  Also writes ``to.json``: accel, memory, CPU model, cpus, firmware, drives, NICs and the
+  compression (and the host's CPU flags); a revive whose settings differ is refused up front
+  with that reason, and so is a CPU model this host cannot provide.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 
-The runtime adds to every VM: ``-accel kvm -cpu host`` or ``-accel tcg -cpu max``,
+While a stage runs, each VM's serial console is echoed into the log as ``[NAME] line`` (at most
+20 lines a second each; the whole log stays in the file), and a "still running" line with the
+step, its deadline and the time spent follows every ``heartbeat`` seconds.  When a stage fails,
+each running VM's screen is saved as ``WORKDIR/wingen-NAME.screen.png`` (QMP screendump; a VM
+without a display says so) and the report names it.
+
+A VM that exits non-zero ends any wait at once; if it wrote its reason into its
+``failure_file``, the report says "VM NAME failed: REASON" instead of QEMU's exit code.
+
+The runtime adds to every VM: the accelerator and CPU model,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
 (``-chardev file`` logging to ``WORKDIR/wingen-NAME.serial.log``), ``-display none
--nodefaults``, ``-no-reboot`` (unless "no_reboot": false), ``-pidfile``, and
+-nodefaults``, ``-no-reboot`` (unless "no_reboot": false), and
 ``-incoming defer`` when ``restore`` is set.
 QMP sockets live in a private short-path directory (TMPDIR, else /tmp or /dev/shm); the
 serial log and QEMU's stderr are ``WORKDIR/wingen-NAME.serial.log`` / ``.stderr.log``.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 JSON = dict[str, Any]
@@ -49,8 +50,16 @@ class QMPClient:
         self._next_id = 0
 
     @classmethod
-    def connect(cls, path: str, *, deadline: float = 10.0, timeout: float = 10.0) -> QMPClient:
-        """Connect to a unix socket (retrying until it exists), read the greeting, negotiate."""
+    def connect(
+        cls,
+        path: str,
+        *,
+        deadline: float = 10.0,
+        timeout: float = 10.0,
+        alive: Callable[[], bool] | None = None,
+    ) -> QMPClient:
+        """Connect to a unix socket (retrying until it exists), read the greeting, negotiate.
+        alive() false (QEMU has exited) ends the wait at once."""
         end = time.monotonic() + deadline
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -59,6 +68,10 @@ class QMPClient:
                 break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 sock.close()
+                if alive is not None and not alive():
+                    raise QMPDisconnectedError(
+                        f"QEMU exited before its QMP socket {path} was up"
+                    ) from exc
                 if time.monotonic() >= end:
                     raise QMPTimeoutError(
                         f"QMP socket {path} not ready after {deadline:g} s"
@@ -141,6 +154,27 @@ class QMPClient:
                     f"unexpected message while waiting for {name}: {_short(msg)}"
                 )
             self._queue(msg)
+
+    def wait_closed(self, *, timeout: float) -> None:
+        """Read (queueing events) until QEMU closes the socket, i.e. has exited."""
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                msg = self._read_message(end)
+                if "event" not in msg:
+                    raise QMPProtocolError(f"unexpected message while closing: {_short(msg)}")
+                self._queue(msg)
+        except QMPDisconnectedError:
+            return
+
+    def quit(self, *, timeout: float) -> None:
+        """QMP quit, then wait until QEMU has closed the socket (QMPTimeoutError if it has not)."""
+        end = time.monotonic() + timeout
+        try:
+            self.execute("quit", timeout=timeout)
+        except QMPDisconnectedError:
+            return  # gone before it answered
+        self.wait_closed(timeout=max(0.1, end - time.monotonic()))
 
     def _queue(self, event: JSON) -> None:
         self.events.append(event)

@@ -10,7 +10,6 @@ whole stream is faster and smaller.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -23,37 +22,19 @@ from typing import IO, Any
 from . import mapped_ram
 from .qemu_caps import probe_client
 from .qmp import QMPClient, QMPDisconnectedError, QMPError
+from .sparse import store_ram
+from .spec import Tools
 from .supervise import StageError, Supervisor, describe_exit, log
 
 FD_NAME = "wingen-migration"
 MAX_BANDWIDTH = 64 << 30  # bytes/s: never let QEMU's 128 MiB/s default throttle a save
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
+DEFAULT_TOOLS = Tools()
 
 
 class SnapshotError(StageError):
     """Saving or reviving failed (QEMU, the (de)compressor or the state file)."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    zstd: str = "zstd"
-    gzip: str = "gzip"
-    zstd_level: int = 2  # -2 -T0: ~5% smaller than gzip -6 here, 25% less CPU than -3
-
-    def compressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-c"]  # the seed's choice, level 6
-        return None
-
-    def decompressor(self, compression: str) -> list[str] | None:
-        if compression == "zstd":
-            return [self.zstd, "-d", "-q", "-c"]
-        if compression == "gzip":
-            return [self.gzip, "-d", "-c"]
-        return None
 
 
 def ram_path(state: Path) -> Path:
@@ -66,15 +47,24 @@ def meta_path(state: Path) -> Path:
     return state.with_name(state.name + ".json")
 
 
-def check_meta(state: Path, *, accel: str, memory_mib: int, compression: str) -> None:
-    """Refuse, with a fix, a revive that cannot work: other accel (CPU model), RAM size, format."""
+def read_meta(state: Path) -> dict[str, Any]:
+    """What the state was saved with ({} if saved without a stage, e.g. by the CLI)."""
     try:
         meta = json.loads(meta_path(state).read_text())
     except FileNotFoundError:
-        return  # saved without a stage (CLI): nothing to compare
+        return {}
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"{meta_path(state)}: unreadable ({exc})") from exc
-    want = {"accel": accel, "memory_mib": memory_mib, "compression": compression}
+    if not isinstance(meta, dict):
+        raise SnapshotError(f"{meta_path(state)}: not a JSON object")
+    return meta
+
+
+def check_meta(state: Path, want: dict[str, Any]) -> None:
+    """Refuse, with a fix, a revive that cannot work: the state was saved with other settings
+    (accel, CPU model, RAM size, format: whatever the stage records at save, it checks here).
+    The one revive check: every stage that revives goes through it."""
+    meta = read_meta(state)
     for key, value in want.items():
         if key in meta and meta[key] != value:
             raise SnapshotError(
@@ -104,11 +94,12 @@ def save(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     ram_file: Path | None = None,
     name: str = "guest",
     meta: dict[str, Any] | None = None,
     fsync: bool = False,
+    quit_budget: float = 10.0,
     mapped: bool | None = None,
 ) -> dict[str, float]:
     """Stop the guest, migrate it into `to` (atomically), quit QEMU and wait until it is gone.
@@ -129,39 +120,46 @@ def save(
     end = start + deadline
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
-    comp: subprocess.Popen[bytes] | None = None
+    comp: Tool | None = None
     ok = False
     try:
-        client.execute("stop")
-        _set_ignore_shared(client, template)
-        client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
-        if mapped is None:
-            mapped = mapped_ram.wanted(compression, probe_client(client))
-        if mapped:
-            mapped_ram.enable(client)
-            meta = {**(meta or {}), "format": mapped_ram.FORMAT}
-        with tmp.open("wb") as out:
-            argv = None if mapped else tools.compressor(compression)
+        try:
+            client.execute("stop")
+            _set_ignore_shared(client, template)
+            client.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+            if mapped is None:
+                mapped = mapped_ram.wanted(compression, probe_client(client))
             if mapped:
-                client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
-            else:
-                comp = _hand_fd(client, sup, argv, out, outgoing=True)
-                client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
-            info = _poll_migration(client, end, f"save {name}")
-            if comp is not None:
-                code = _wait_proc(comp, end)
-                if code != 0:
-                    raise SnapshotError(
-                        f"save {name}: compressor {argv and argv[0]} failed ({describe_exit(code)})"
-                    )
-            if fsync:
-                out.flush()
-                os.fsync(out.fileno())
+                mapped_ram.enable(client)
+                meta = {**(meta or {}), "format": mapped_ram.FORMAT}
+            with tmp.open("wb") as out:
+                if mapped:
+                    client.execute("migrate", {"uri": mapped_ram.uri(tmp)})
+                else:
+                    argv = tools.compressor(compression)
+                    comp = _hand_fd(client, sup, argv, out, outgoing=True)
+                    client.execute("migrate", {"uri": f"fd:{FD_NAME}"})
+                info = _poll_migration(client, end, f"save {name}")
+                if comp is not None:
+                    code = _wait_proc(comp.proc, end)
+                    if code != 0:
+                        raise SnapshotError(f"save {name}: {comp.failure(code)}")
+                if fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (SnapshotError, QMPError, OSError) as exc:
+            # A compressor that failed (a full disk) makes QEMU's write fail ("Broken pipe"):
+            # its own error is the reason.
+            failed = comp.exited(1.0) if comp is not None else None
+            if comp is not None and failed:
+                raise SnapshotError(f"save {name}: {comp.failure(failed)}") from exc
+            raise
         saved = time.monotonic()
-        _quit(client, end)
+        # quit has its own budget: a save that finished near its deadline is not thrown away.
+        client.quit(timeout=quit_budget)
         if template:
             assert ram_file is not None
-            _store_ram(ram_file, ram_path(to))
+            store_ram(ram_file, ram_path(to))
         if meta is not None:
             mtmp = meta_path(to).with_name(f".{to.name}.json.tmp-{os.getpid()}")
             mtmp.write_text(json.dumps({**meta, "compression": compression}, sort_keys=True))
@@ -175,8 +173,8 @@ def save(
     except QMPError as exc:
         raise SnapshotError(f"save {name}: {exc}") from exc
     finally:
-        if comp is not None and comp.poll() is None:
-            sup.stop(comp, grace=0.5)
+        if comp is not None:
+            comp.close(sup)
         if not ok:
             tmp.unlink(missing_ok=True)
     size = to.stat().st_size
@@ -231,12 +229,30 @@ def _wait_proc(proc: subprocess.Popen[bytes], end: float) -> int:
         raise SnapshotError(f"deadline: {proc.args!r} still running") from exc
 
 
-def _quit(client: QMPClient, end: float) -> None:
-    """quit, then read until QEMU closes the socket (it has exited)."""
-    with contextlib.suppress(QMPDisconnectedError):
-        client.execute("quit", timeout=max(0.1, end - time.monotonic()))
-        while True:
-            client.wait_event("never", timeout=max(0.1, end - time.monotonic()))
+@dataclass
+class Tool:
+    """A (de)compressor between QEMU and the state file; its stderr is kept in memory (a full
+    disk must not also swallow the message saying so)."""
+
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+
+    def exited(self, wait: float) -> int | None:
+        try:
+            return self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def failure(self, code: int) -> str:
+        self.stderr.seek(0)
+        text = self.stderr.read()[-500:].decode("utf-8", "replace").strip()
+        return f"{self.argv[0]} failed ({describe_exit(code)}){': ' + text if text else ''}"
+
+    def close(self, sup: Supervisor) -> None:
+        if self.proc.poll() is None:
+            sup.stop(self.proc, grace=0.5)
+        self.stderr.close()
 
 
 def _hand_fd(
@@ -246,7 +262,7 @@ def _hand_fd(
     file: IO[bytes],
     *,
     outgoing: bool,
-) -> subprocess.Popen[bytes] | None:
+) -> Tool | None:
     """Give QEMU the migration stream's fd (as FD_NAME): the state file itself, or a pipe through
     argv, a compressor on the way out or a decompressor on the way in (returned, to be checked)."""
     if argv is None:
@@ -255,16 +271,24 @@ def _hand_fd(
     r, w = _big_pipe()
     qemu_end, tool_end = (w, r) if outgoing else (r, w)
     role = "compressor" if outgoing else "decompressor"
+    err = os.fdopen(os.memfd_create(f"wingen-{role}-stderr"), "w+b")
     try:
         stdin, stdout = (r, file) if outgoing else (file, w)
-        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout)
+        proc = sup.spawn(f"{role} {argv[0]}", argv, stdin=stdin, stdout=stdout, stderr=err)
+    except BaseException:
+        err.close()
+        raise
     finally:
         os.close(tool_end)
+    tool = Tool(argv, proc, err)
     try:
         client.execute("getfd", {"fdname": FD_NAME}, fds=[qemu_end])
+    except BaseException:
+        tool.close(sup)
+        raise
     finally:
         os.close(qemu_end)  # QEMU holds its own copy now
-    return proc
+    return tool
 
 
 def restore(
@@ -274,7 +298,7 @@ def restore(
     *,
     sup: Supervisor,
     deadline: float,
-    tools: Tools = Tools(),
+    tools: Tools = DEFAULT_TOOLS,
     cont: bool = True,
     name: str = "guest",
 ) -> float:
@@ -285,16 +309,16 @@ def restore(
     for p in [src, ram_path(src)] if template else [src]:
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
-    decomp: subprocess.Popen[bytes] | None = None
+    decomp: Tool | None = None
     mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
-            argv = None if mapped else tools.decompressor(compression)
             if mapped:
                 mapped_ram.enable(client)
                 client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
             else:
+                argv = tools.decompressor(compression)
                 decomp = _hand_fd(client, sup, argv, f, outgoing=False)
                 client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
             pause = 0.001
@@ -303,17 +327,17 @@ def restore(
                     raise SnapshotError(
                         f"restore {name}: deadline: state not loaded after {deadline:g} s"
                     )
-                if decomp is not None and decomp.poll() not in (None, 0):
-                    raise SnapshotError(_corrupt(name, src, argv, decomp.wait()))
+                if decomp is not None and decomp.proc.poll() not in (None, 0):
+                    raise SnapshotError(_corrupt(name, src, decomp, decomp.proc.wait()))
                 time.sleep(pause)
                 pause = min(0.05, pause * 2)
             mig = client.execute("query-migrate")
             if mig.get("status") not in (None, "completed"):
                 raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
             if decomp is not None:
-                code = _wait_proc(decomp, end)
+                code = _wait_proc(decomp.proc, end)
                 if code != 0:
-                    raise SnapshotError(_corrupt(name, src, argv, code))
+                    raise SnapshotError(_corrupt(name, src, decomp, code))
         loaded = time.monotonic()
         if cont:
             client.execute("cont")
@@ -324,110 +348,15 @@ def restore(
     except QMPError as exc:
         raise SnapshotError(f"restore {name}: {exc}") from exc
     finally:
-        if decomp is not None and decomp.poll() is None:
-            sup.stop(decomp, grace=0.5)
+        if decomp is not None:
+            decomp.close(sup)
     took = time.monotonic() - start
     log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
     return took
 
 
-def _corrupt(name: str, src: Path, argv: list[str] | None, code: int) -> str:
-    tool = argv[0] if argv else "decompressor"
-    return (
-        f"restore {name}: state file {src} is corrupt or truncated ({tool} {describe_exit(code)})"
-    )
-
-
-# --- template RAM files: sparse where zero, never shared with a revived guest -------------
-
-_FALLOC_KEEP_SIZE_PUNCH_HOLE = 0x01 | 0x02
-_BLOCK = 4096
-_CHUNK = 4 << 20
-
-
-def _fallocate() -> Any:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
-    extents = []
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole is left
-            break
-        stop = os.lseek(fd, start, os.SEEK_HOLE)
-        extents.append((start, stop))
-        pos = stop
-    return extents
-
-
-def punch_zero_holes(path: Path) -> None:
-    """Deallocate every all-zero 4 KiB block of path (its size stays)."""
-    fallocate = _fallocate()
-    if fallocate is None:
-        return
-    zero = bytes(_CHUNK)
-    with path.open("r+b") as f:
-        fd = f.fileno()
-        for start, stop in _data_extents(fd, os.fstat(fd).st_size):
-            pos = start
-            while pos < stop:
-                chunk = os.pread(fd, min(_CHUNK, stop - pos), pos)
-                if not chunk:
-                    break
-                runs = [(0, len(chunk))] if chunk == zero[: len(chunk)] else _zero_runs(chunk)
-                for off, length in runs:
-                    fallocate(fd, _FALLOC_KEEP_SIZE_PUNCH_HOLE, pos + off, length)
-                pos += len(chunk)
-
-
-def _zero_runs(chunk: bytes) -> list[tuple[int, int]]:
-    zero = bytes(_BLOCK)
-    runs: list[tuple[int, int]] = []
-    for off in range(0, len(chunk) - _BLOCK + 1, _BLOCK):
-        if chunk[off : off + _BLOCK] == zero:
-            if runs and runs[-1][0] + runs[-1][1] == off:
-                runs[-1] = (runs[-1][0], runs[-1][1] + _BLOCK)
-            else:
-                runs.append((off, _BLOCK))
-    return runs
-
-
-def sparse_copy(src: Path, dst: Path) -> None:
-    """Copy src to dst, copying only data extents (holes stay holes)."""
-    with src.open("rb") as fi, dst.open("wb") as fo:
-        size = os.fstat(fi.fileno()).st_size
-        for start, stop in _data_extents(fi.fileno(), size):
-            pos = start
-            while pos < stop:
-                n = os.copy_file_range(fi.fileno(), fo.fileno(), stop - pos, pos, pos)
-                if n <= 0:
-                    break
-                pos += n
-        fo.truncate(size)
-
-
-def _store_ram(ram_file: Path, dest: Path) -> None:
-    punch_zero_holes(ram_file)
-    try:
-        ram_file.replace(dest)
-    except OSError:  # another file system: copy sparsely, then rename
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        try:
-            sparse_copy(ram_file, tmp)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        ram_file.unlink()
+def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:
+    return f"restore {name}: state file {src} is corrupt or truncated ({tool.failure(code)})"
 
 
 def _fsync_dir(path: Path) -> None:

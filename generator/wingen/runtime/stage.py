@@ -1,213 +1,39 @@
-"""Run one pipeline stage from a JSON spec (see the package docstring for the format)."""
+"""Run one stage: start the switch and the VMs, revive those with a state, run the steps in
+order (each action is one method, looked up in STEP_ACTIONS), tear everything down."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .accel import probe_accel
+from .accel import resolve_accel, scaled
+from .logs import Echo
 from .qmp import QMPError
-from .snapshot import Tools, check_meta, restore, save
+from .snapshot import check_meta, read_meta, restore, save
+from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
     StageError,
     Supervisor,
     describe_exit,
     log,
-    scaled,
+    signals_blocked,
     tail,
     wait_until,
 )
-from .vm import COMPRESSIONS, VM, Restore, VMSpec
+from .vm import VM, cpu_of
 
-ACTIONS = ("wait_file", "wait_tcp", "wait_serial", "wait_exit", "save", "quit")
-STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
-DEFAULT_DEADLINE = {
-    "wait_file": 600.0,
-    "wait_tcp": 600.0,
-    "wait_serial": 600.0,
-    "wait_exit": 3600.0,
-    "save": 600.0,
-    "quit": 10.0,
-}
-
-
-class SpecError(Exception):
-    """The spec is malformed: str() is one line naming field, value and fix."""
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    accel: str
-    tcg_deadline_scale: float
-    qemu: str
-    tools: Tools
-    vde_switch: str
-    switch: str | None
-    workdir: Path
-    vms: list[VMSpec]
-    steps: list[dict[str, Any]]
-
-
-def _get(
-    d: dict[str, Any],
-    key: str,
-    typ: type | tuple[type, ...],
-    where: str,
-    default: Any = ...,
-    fix: str = "",
-) -> Any:
-    if key not in d:
-        if default is ...:
-            raise SpecError(f"{where}.{key}: missing; {fix or 'add it'}")
-        return default
-    value = d[key]
-    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
-        raise SpecError(f"{where}.{key}: {value!r} has the wrong type; {fix or 'fix its type'}")
-    return value
-
-
-def parse_spec(raw: Any) -> StageSpec:
-    if not isinstance(raw, dict):
-        raise SpecError('spec: not a JSON object; the spec is {"qemu": ..., "vms": [...], ...}')
-    known = {
-        "accel",
-        "tcg_deadline_scale",
-        "qemu",
-        "zstd",
-        "gzip",
-        "zstd_level",
-        "vde_switch",
-        "switch",
-        "workdir",
-        "vms",
-        "steps",
-    }
-    for key in raw:
-        if key not in known:
-            raise SpecError(f"spec.{key}: unknown field; use one of {sorted(known)}")
-    accel = _get(raw, "accel", str, "spec", "auto")
-    if accel not in ("auto", "kvm", "tcg"):
-        raise SpecError(f"spec.accel: {accel!r} is not allowed; use auto, kvm or tcg")
-    scale = float(_get(raw, "tcg_deadline_scale", (int, float), "spec", 3.0))
-    if scale <= 0:
-        raise SpecError(f"spec.tcg_deadline_scale: {scale} must be > 0")
-    vms = [_parse_vm(v, i) for i, v in enumerate(_get(raw, "vms", list, "spec"))]
-    names = [vm.name for vm in vms]
-    if len(set(names)) != len(names):
-        raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
-    steps = [_parse_step(s, i, names) for i, s in enumerate(_get(raw, "steps", list, "spec"))]
-    return StageSpec(
-        accel=accel,
-        tcg_deadline_scale=scale,
-        qemu=_get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
-        tools=Tools(
-            zstd=_get(raw, "zstd", str, "spec", "zstd"),
-            gzip=_get(raw, "gzip", str, "spec", "gzip"),
-            zstd_level=_get(raw, "zstd_level", int, "spec", 2),
-        ),
-        vde_switch=_get(raw, "vde_switch", str, "spec", "vde_switch"),
-        switch=_get(raw, "switch", str, "spec", None),
-        workdir=Path(_get(raw, "workdir", str, "spec", ".")),
-        vms=vms,
-        steps=steps,
-    )
-
-
-def _parse_vm(raw: Any, i: int) -> VMSpec:
-    where = f"spec.vms[{i}]"
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: not an object; give name, memory_mib and args")
-    known = {"name", "memory_mib", "args", "template", "restore", "restore_deadline", "no_reboot"}
-    for key in raw:
-        if key not in known:
-            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
-    name = _get(raw, "name", str, where)
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
-        raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
-    mem = _get(raw, "memory_mib", int, where)
-    if mem < 16:
-        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
-    args = _get(raw, "args", list, where, [])
-    if not all(isinstance(a, str) for a in args):
-        raise SpecError(f"{where}.args: every argument must be a string")
-    rest = None
-    if "restore" in raw:
-        r = _get(raw, "restore", dict, where)
-        comp = _get(r, "compression", str, f"{where}.restore", "zstd")
-        if comp not in COMPRESSIONS:
-            raise SpecError(
-                f"{where}.restore.compression: {comp!r} is not allowed; "
-                f"use one of {', '.join(COMPRESSIONS)}"
-            )
-        rest = Restore(Path(_get(r, "from", str, f"{where}.restore")), comp)
-    return VMSpec(
-        name=name,
-        memory_mib=mem,
-        args=list(args),
-        template=_get(raw, "template", bool, where, False),
-        restore=rest,
-        restore_deadline=float(_get(raw, "restore_deadline", (int, float), where, 120.0)),
-        no_reboot=_get(raw, "no_reboot", bool, where, True),
-    )
-
-
-def _parse_step(raw: Any, i: int, names: list[str]) -> dict[str, Any]:
-    where = f"spec.steps[{i}]"
-    if not isinstance(raw, dict):
-        raise SpecError(f'{where}: not an object; use e.g. {{"wait_exit": "guest"}}')
-    actions = [k for k in raw if k in ACTIONS]
-    if len(actions) != 1:
-        raise SpecError(f"{where}: needs exactly one of {', '.join(ACTIONS)}; got {sorted(raw)}")
-    for key in raw:
-        if key not in STEP_KEYS:
-            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(STEP_KEYS)}")
-    action = actions[0]
-    target = _get(raw, action, str, where)
-    if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
-        raise SpecError(
-            f'{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "127.0.0.1:10022"'
-        )
-    if action not in ("wait_file", "wait_tcp") and target not in names:
-        raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
-    step = dict(raw)
-    step["action"] = action
-    step["deadline"] = float(_get(raw, "deadline", (int, float), where, DEFAULT_DEADLINE[action]))
-    if action == "save":
-        _get(raw, "to", str, where)
-        comp = _get(raw, "compression", str, where, "zstd")
-        if comp not in COMPRESSIONS:
-            raise SpecError(
-                f"{where}.compression: {comp!r} is not allowed; "
-                f"use one of {', '.join(COMPRESSIONS)}"
-            )
-        step["compression"] = comp
-    if action == "wait_serial":
-        pattern = _get(raw, "pattern", str, where)
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise SpecError(
-                f"{where}.pattern: {pattern!r} is not a regular expression ({exc})"
-            ) from exc
-    return step
-
-
-def _describe(step: dict[str, Any]) -> str:
-    text = f"{step['action']} {step[step['action']]}"
-    return f"{text} ({step['what']})" if step.get("what") else text
+QUIT_BUDGET = 10.0  # seconds a QEMU gets to quit after the last step (scaled under TCG)
+SERIAL_LINES_PER_SECOND = 20.0  # per VM, into the build log (the whole log stays in the file)
 
 
 class Stage:
@@ -219,21 +45,24 @@ class Stage:
         self.rundir: Path | None = None
         self._switch_pipe: int | None = None
         self.switch_log = spec.workdir / "wingen-vde_switch.log"
+        self.echo = Echo(heartbeat=self.heartbeat, every=spec.heartbeat)
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self.current = "starting the VMs"
+        self.screens: list[str] = []  # lines for the report: where each screenshot went
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
 
     def deadline_text(self, seconds: float) -> str:
-        if self.accel == "tcg" and self.spec.tcg_deadline_scale != 1:
-            return (
-                f"{self.deadline(seconds):g} s ({seconds:g} s x "
-                f"{self.spec.tcg_deadline_scale:g} under TCG)"
-            )
+        limit = self.deadline(seconds)
+        if limit != seconds:
+            return f"{limit:g} s ({seconds:g} s x {limit / seconds:g} under TCG)"
         return f"{seconds:g} s"
 
     def run(self) -> None:
         spec = self.spec
-        self.accel = probe_accel(spec.qemu) if spec.accel == "auto" else spec.accel
+        self.accel = resolve_accel(spec.accel, spec.qemu, saved_accel(spec))
         spec.workdir.mkdir(parents=True, exist_ok=True)
         self.rundir = short_rundir()
         if spec.switch:
@@ -241,24 +70,30 @@ class Stage:
         for vs in spec.vms:
             if vs.restore is not None:
                 check_meta(
-                    vs.restore.path,
-                    accel=self.accel,
-                    memory_mib=vs.memory_mib,
-                    compression=vs.restore.compression,
+                    vs.restore.path, {**self.state_meta(vs), "compression": vs.restore.compression}
                 )
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
+            # Each serial console into the build log, as it comes (a flood is cut short).
+            self.echo.follow(vm.serial_log, f"[{vm.name}] ", per_second=SERIAL_LINES_PER_SECOND)
+        self.echo.start()
         for vm in self.vms.values():
             try:
                 vm.connect(self.deadline(20))
             except QMPError as exc:
+                if vm.proc is not None:  # it may be exiting: let its stderr be complete
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        vm.proc.wait(self.deadline(1))
+                said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
-                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}"
+                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
                 ) from exc
         for vm in self.vms.values():
-            if vm.spec.restore is not None:
-                r = vm.spec.restore
+            self._check_cpu(vm)
+        for vm in self.vms.values():
+            r = vm.spec.restore
+            if r is not None:
                 restore(
                     vm.client(),
                     r.path,
@@ -268,19 +103,28 @@ class Stage:
                     deadline=self.deadline(vm.spec.restore_deadline),
                     name=vm.name,
                 )
-        for i, step in enumerate(spec.steps):
-            t0 = time.monotonic()
-            log(f"step {i + 1}/{len(spec.steps)}: {_describe(step)}")
+        total = len(spec.steps)
+        for i, step in enumerate(spec.steps, 1):
+            t0 = self.step_started = time.monotonic()
+            self.current = f"step {i}/{total} {step.describe()}, deadline " + self.deadline_text(
+                step.deadline
+            )
+            log(f"step {i}/{total}: {step.describe()}")
             try:
-                self.run_step(step)
+                STEP_ACTIONS[step.action](self, step)
             except StageError as exc:
-                raise StageError(
-                    f"step {i + 1}/{len(spec.steps)} ({_describe(step)}) failed: {exc}"
-                ) from exc
-            log(f"step {i + 1}/{len(spec.steps)}: done in {time.monotonic() - t0:.1f} s")
+                raise StageError(f"step {i}/{total} ({step.describe()}) failed: {exc}") from exc
+            log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
-            if vm.exit_code() is None:
-                self._quit(vm, 10)
+            vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+
+    def heartbeat(self) -> str:
+        now = time.monotonic()
+        return (
+            f"wingen-runtime: still running [accel {self.accel}]: {self.current}; "
+            f"{_minutes(now - self.step_started)} in this step, {_minutes(now - self.started)} "
+            "in all"
+        )
 
     def _start_switch(self, sock: str) -> None:
         # No -d: the switch reads stdin, so it exits by itself when our pipe end closes,
@@ -301,122 +145,161 @@ class Stage:
                 f"({tail(self.switch_log, 5) or 'no message'})"
             )
 
+    def state_meta(self, vm: VMSpec) -> dict[str, Any]:
+        """What a save records beside the state and a revive must match (snapshot.check_meta):
+        the VM's typed fields that its saved device state depends on."""
+        return {
+            "accel": self.accel,
+            "memory_mib": vm.memory_mib,
+            "cpu_model": cpu_of(vm, self.accel),
+            "cpus": vm.cpus,
+            "firmware": vm.firmware is not None,
+            "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
+            "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
+        }
+
+    def _check_cpu(self, vm: VM) -> None:
+        """Refuse a named CPU model this host cannot fully provide (QEMU would quietly drop the
+        missing features, and a snapshot would then not be what the model promises)."""
+        if vm.cpu in ("host", "max") or vm.qmp is None:
+            return
+        try:
+            models = vm.qmp.execute("query-cpu-definitions")
+        except QMPError:
+            return  # a QEMU without it: nothing to check with
+        for model in models:
+            missing = model.get("unavailable-features") or []
+            if model.get("name") == vm.cpu and missing:
+                raise StageError(
+                    f"VM {vm.name}: this host cannot provide CPU model {vm.cpu!r} under "
+                    f"{self.accel} (it lacks {', '.join(missing)}); build and revive on hosts that "
+                    "have it, or set vm.cpu_model to a model they all provide"
+                )
+
     def abort_reason(self, waited: str | None) -> str | None:
         """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
         codes = {name: vm.exit_code() for name, vm in self.vms.items()}
         for name, code in codes.items():
             if code is not None and code != 0 and name != waited:
-                return f"VM {name} exited ({describe_exit(code)}) while waiting"
+                return f"{self.vms[name].ended(code)} while waiting"
         if waited is None and codes and all(c is not None for c in codes.values()):
             return "every VM has exited, nothing can satisfy the wait"
         return None
 
-    def run_step(self, step: dict[str, Any]) -> None:
-        action = step["action"]
-        target = step[action]
-        limit = self.deadline(step["deadline"])
-        if action == "wait_file":
-            path = Path(target)
-            if not wait_until(path.exists, limit, poll=0.1, abort=lambda: self.abort_reason(None)):
-                raise StageError(
-                    f"deadline: {path} did not appear within {self.deadline_text(step['deadline'])}"
-                )
-            return
-        if action == "wait_tcp":
-            host, _, port = target.rpartition(":")
-            if not wait_until(
-                lambda: _tcp_open(host, int(port)),
-                limit,
-                poll=0.2,
-                abort=lambda: self.abort_reason(None),
-            ):
-                raise StageError(
-                    f"deadline: nothing accepted connections on {target} within "
-                    f"{self.deadline_text(step['deadline'])}"
-                )
-            return
-        vm = self.vms[target]
-        if action == "wait_serial":
-            rx = re.compile(step["pattern"])
+    def wait(
+        self,
+        step: Step,
+        check: Callable[[], bool],
+        missed: str,
+        abort: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Wait for check() within the step's (scaled) deadline, or fail saying what was missed."""
+        limit = self.deadline(step.deadline)
+        if not wait_until(check, limit, poll=0.1, abort=abort or (lambda: self.abort_reason(None))):
+            raise StageError(f"deadline: {missed} within {self.deadline_text(step.deadline)}")
 
-            def seen() -> bool:
-                try:
-                    return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
-                except OSError:
-                    return False
+    def wait_file(self, step: Step) -> None:
+        path = Path(step.target)
+        self.wait(step, path.exists, f"{path} did not appear")
 
-            def why() -> str | None:
-                code = vm.exit_code()
-                if code is not None:
-                    return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
-                return self.abort_reason(target)
+    def wait_tcp(self, step: Step) -> None:
+        host, _, port = step.target.rpartition(":")
+        self.wait(
+            step,
+            lambda: _tcp_open(host, int(port)),
+            f"nothing accepted connections on {step.target}",
+        )
 
-            if not wait_until(seen, limit, poll=0.1, abort=why):
-                raise StageError(
-                    f"deadline: {step['pattern']!r} not on {vm.name}'s serial "
-                    f"console within {self.deadline_text(step['deadline'])}"
-                )
-        elif action == "wait_exit":
-            if not wait_until(
-                lambda: vm.exit_code() is not None,
-                limit,
-                poll=0.1,
-                abort=lambda: self.abort_reason(target),
-            ):
-                raise StageError(
-                    f"deadline: VM {vm.name} still running after "
-                    f"{self.deadline_text(step['deadline'])}"
-                )
-            code = vm.exit_code()
-            if code != 0:
-                raise StageError(f"VM {vm.name} ended with {describe_exit(code or 0)}")
-        elif action == "save":
-            if vm.exit_code() is not None:
-                raise StageError(f"VM {vm.name} is not running ({vm.status()})")
-            save(
-                vm.client(),
-                Path(step["to"]),
-                step["compression"],
-                sup=self.sup,
-                deadline=limit,
-                tools=self.spec.tools,
-                ram_file=vm.ram_file if vm.spec.template else None,
-                name=vm.name,
-                meta={"accel": self.accel, "memory_mib": vm.spec.memory_mib},
-                fsync=bool(step.get("fsync", False)),
-            )
-            if vm.proc is not None:
-                try:
-                    vm.proc.wait(10)
-                except subprocess.TimeoutExpired as exc:
-                    raise StageError(
-                        f"VM {vm.name}: QEMU still running 10 s after the save and quit"
-                    ) from exc
-        elif action == "quit":
-            self._quit(vm, limit)
+    def wait_serial(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        rx = re.compile(step.pattern)
 
-    def _quit(self, vm: VM, limit: float) -> None:
-        if vm.exit_code() is None and vm.qmp is not None:
-            with contextlib.suppress(QMPError):
-                vm.qmp.execute("quit", timeout=limit)
-        if vm.proc is not None:
+        def seen() -> bool:
             try:
-                vm.proc.wait(limit)
-            except subprocess.TimeoutExpired:
-                self.sup.stop(vm.proc)
+                return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
+            except OSError:
+                return False
+
+        def why() -> str | None:
+            code = vm.exit_code()
+            if code is not None:
+                return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
+            return self.abort_reason(vm.name)
+
+        self.wait(step, seen, f"{step.pattern!r} not on {vm.name}'s serial console", abort=why)
+
+    def wait_exit(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        self.wait(
+            step,
+            lambda: vm.exit_code() is not None,
+            f"VM {vm.name} did not exit",
+            abort=lambda: self.abort_reason(vm.name),
+        )
+        code = vm.exit_code()
+        if code:
+            raise StageError(vm.ended(code))
+
+    def save(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        if vm.exit_code() is not None:
+            raise StageError(f"VM {vm.name} is not running ({vm.status()})")
+        save(
+            vm.client(),
+            Path(step.to),
+            step.compression,
+            sup=self.sup,
+            deadline=self.deadline(step.deadline),
+            tools=self.spec.tools,
+            ram_file=vm.ram_file if vm.spec.template else None,
+            name=vm.name,
+            meta={**self.state_meta(vm.spec), "host_cpu_flags": host_cpu_flags()},
+            fsync=step.fsync,
+            quit_budget=self.deadline(QUIT_BUDGET),
+        )
+        if vm.proc is not None:
+            budget = self.deadline(QUIT_BUDGET)
+            try:
+                vm.proc.wait(budget)
+            except subprocess.TimeoutExpired as exc:
+                raise StageError(
+                    f"VM {vm.name}: QEMU still running {budget:g} s after the save and quit"
+                ) from exc
+
+    def quit(self, step: Step) -> None:
+        self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
+
+    def capture_screens(self) -> None:
+        """At a failure, each running VM's screen as a PNG beside its serial log (QMP
+        screendump): Windows shows its setup errors only there."""
+        for vm in self.vms.values():
+            if vm.exit_code() is not None or vm.qmp is None:
+                continue
+            path = self.spec.workdir / f"wingen-{vm.name}.screen.png"
+            try:
+                vm.qmp.execute(
+                    "screendump",
+                    {"filename": str(path.resolve()), "format": "png"},
+                    timeout=self.deadline(5),
+                )
+            except QMPError as exc:
+                self.screens.append(f"VM {vm.name}: no screenshot ({exc})")
+                continue
+            self.screens.append(f"VM {vm.name}: screen at the failure: {path.resolve()}")
 
     def report(self) -> str:
         for vm in self.vms.values():  # a QEMU that just closed QMP is exiting: let it finish
             if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    vm.proc.wait(0.5)
-        parts = [vm.report() for vm in self.vms.values()]
+                    vm.proc.wait(self.deadline(0.5))
+        parts = [vm.report() for vm in self.vms.values()] + self.screens
         switch = tail(self.switch_log, 5) if self.spec.switch else ""
         if switch:
             parts.append(f"--- vde_switch stderr ---\n{switch}")
         return "\n".join(parts)
 
     def close(self) -> None:
+        self.echo.stop()
         for vm in self.vms.values():
             vm.close(self.sup)
         if self._switch_pipe is not None:
@@ -425,6 +308,97 @@ class Stage:
         self.sup.close()
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+class GuestCommandError(StageError):
+    """The stage ran, but what it ran in the guest failed: exit with the guest's code, and say
+    so without the VMs' serial lines (the guest's own output is already in the log)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str = "stage") -> int:
+    """Run the stage, then collect(); on every path tear everything down.  The one failure
+    report: the reason (which step, which deadline), each VM's last serial lines and QEMU's
+    stderr, and where the logs are.  Returns the exit code."""
+    stage.sup.install_signals()
+    started = time.monotonic()
+    report = ""
+    try:
+        try:
+            stage.run()
+        except (StageError, QMPError, OSError):
+            stage.capture_screens()
+            raise
+        finally:
+            with signals_blocked():
+                report = stage.report()
+                stage.close()
+        if collect is not None:
+            collect()
+    except GuestCommandError as exc:
+        log(f"{label} failed: {exc}")
+        return exc.code
+    except (StageError, QMPError, OSError) as exc:
+        what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        log(
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
+            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+        )
+        return 1
+    except Interrupted as exc:
+        log(f"{label} {exc}; everything was stopped\n{report}")
+        return 128 + exc.signum
+    finally:
+        stage.sup.restore_signals()
+    log(f"{label} done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
+    return 0
+
+
+def keep_hint(workdir: Path) -> str:
+    where = workdir.resolve()
+    return (
+        f"(the serial logs are wingen-*.serial.log in {where}; inside a Nix build, run it "
+        "again with --keep-failed to keep them)"
+    )
+
+
+# What each step action does (spec.ACTIONS lists the same names).
+STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
+    "wait_file": Stage.wait_file,
+    "wait_tcp": Stage.wait_tcp,
+    "wait_serial": Stage.wait_serial,
+    "wait_exit": Stage.wait_exit,
+    "save": Stage.save,
+    "quit": Stage.quit,
+}
+
+
+def saved_accel(spec: StageSpec) -> str | None:
+    """The accelerator the state a VM of this stage revives from was saved under, if known."""
+    for vm in spec.vms:
+        if vm.restore is not None:
+            accel = read_meta(vm.restore.path).get("accel")
+            if isinstance(accel, str):
+                return accel
+    return None
+
+
+def host_cpu_flags() -> list[str]:
+    """The building host's CPU flags (/proc/cpuinfo), kept beside a saved state."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return []
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -452,53 +426,3 @@ def short_rundir() -> Path:
 def _exited(name: str, proc: subprocess.Popen[bytes]) -> str | None:
     code = proc.poll()
     return None if code is None else f"{name} exited ({describe_exit(code)})"
-
-
-def run_stage(spec_path: Path) -> int:
-    try:
-        spec = parse_spec(json.loads(spec_path.read_text()))
-    except (OSError, ValueError) as exc:
-        print(
-            f"wingen-runtime: spec {spec_path}: cannot read ({exc}); pass a JSON stage spec",
-            file=sys.stderr,
-        )
-        return 2
-    except SpecError as exc:
-        print(f"wingen-runtime: {exc}", file=sys.stderr)
-        return 2
-    stage = Stage(spec)
-    stage.sup.install_signals()
-    started = time.monotonic()
-    try:
-        try:
-            stage.run()
-        finally:
-            # Blocks the signals while tearing down so a second SIGTERM cannot cut it short.
-            old = signal.pthread_sigmask(
-                signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-            )
-            try:
-                report = stage.report()
-                stage.close()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    except StageError as exc:
-        print(
-            f"wingen-runtime: stage failed after {time.monotonic() - started:.1f} s "
-            f"[accel {stage.accel}]: {exc}\n{report}",
-            file=sys.stderr,
-        )
-        return 1
-    except QMPError as exc:
-        print(f"wingen-runtime: stage failed: QMP: {exc}\n{report}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. no space left for the state file
-        print(f"wingen-runtime: stage failed: {exc}\n{report}", file=sys.stderr)
-        return 1
-    except Interrupted as exc:
-        print(f"wingen-runtime: stage {exc}; everything was stopped\n{report}", file=sys.stderr)
-        return 128 + exc.signum
-    finally:
-        stage.sup.restore_signals()
-    log(f"stage done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
-    return 0

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
+TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - not Linux
@@ -48,7 +49,6 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.extra_pids: list[tuple[str, int]] = []
         self._old_handlers: dict[int, Any] = {}
 
     def spawn(
@@ -87,9 +87,6 @@ class Supervisor:
         return proc.wait()
 
     def close(self) -> None:
-        for _name, pid in reversed(self.extra_pids):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
         for _name, proc in reversed(self.procs):
             self.stop(proc, grace=2.0)
 
@@ -97,7 +94,7 @@ class Supervisor:
         def handler(signum: int, _frame: FrameType | None) -> None:
             raise Interrupted(signum)
 
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in TERMINATING:
             self._old_handlers[sig] = signal.signal(sig, handler)
 
     def restore_signals(self) -> None:
@@ -109,16 +106,16 @@ class Supervisor:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        # Signals stay blocked out of the way while tearing down.
-        with _signals_ignored():
+        with signals_blocked():
             self.close()
         self.restore_signals()
 
 
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+def signals_blocked() -> Iterator[None]:
+    """Hold termination signals back (they arrive after): a second SIGTERM cannot cut a
+    teardown short."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
     try:
         yield
     finally:
@@ -175,7 +172,3 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def scaled(deadline: float, accel: str, tcg_scale: float) -> float:
-    return deadline * tcg_scale if accel == "tcg" else deadline

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .qemu_caps import QemuCaps, probe_qemu
-from .snapshot import sparse_copy
+from .sparse import sparse_copy
 from .supervise import log
 
 

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .accel import ACCEL_ARGS
-from .qmp import QMPClient
+from .accel import DEFAULT_CPU
+from .qmp import QMPClient, QMPError
 from .snapshot import ram_path
+from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
 from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
 
-COMPRESSIONS = ("zstd", "gzip", "none", "template")
-
-
-@dataclass(frozen=True)
-class Restore:
-    path: Path
-    compression: str
-
-
-@dataclass(frozen=True)
-class VMSpec:
-    name: str
-    memory_mib: int
-    args: list[str] = field(default_factory=list)
-    template: bool = False  # RAM in a share=on file so a template-mode save is possible
-    restore: Restore | None = None
-    restore_deadline: float = 120.0
-    no_reboot: bool = True
+__all__ = ["VM", "Restore", "VMSpec", "opt"]
 
 
 class VM:
@@ -40,7 +24,6 @@ class VM:
         self.qemu = qemu
         self.accel = accel
         self.qmp_path = rundir / f"{spec.name}.qmp"
-        self.pidfile = rundir / f"{spec.name}.pid"
         self.serial_log = logdir / f"wingen-{spec.name}.serial.log"
         self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
         self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
@@ -51,7 +34,8 @@ class VM:
 
     def argv(self) -> list[str]:
         s = self.spec
-        argv = [self.qemu, "-name", s.name, *ACCEL_ARGS[self.accel], "-m", f"{s.memory_mib}M"]
+        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", self.cpu]
+        argv += ["-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
             ram = self.template_ram()
@@ -68,14 +52,16 @@ class VM:
             f"file,id=wingen-serial,path={opt(self.serial_log)}",
             "-serial",
             "chardev:wingen-serial",
-            "-pidfile",
-            str(self.pidfile),
         ]
         if s.no_reboot:
             argv.append("-no-reboot")
         if restore is not None:
             argv += ["-incoming", "defer"]
-        return argv + list(s.args)
+        return argv + device_args(s) + list(s.args)
+
+    @property
+    def cpu(self) -> str:
+        return cpu_of(self.spec, self.accel)
 
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py)."""
@@ -93,7 +79,9 @@ class VM:
         self.proc = sup.spawn(f"QEMU {self.name}", self.argv(), stderr=self._stderr)
 
     def connect(self, deadline: float) -> QMPClient:
-        self.qmp = QMPClient.connect(str(self.qmp_path), deadline=deadline)
+        self.qmp = QMPClient.connect(
+            str(self.qmp_path), deadline=deadline, alive=lambda: self.exit_code() is None
+        )
         return self.qmp
 
     def client(self) -> QMPClient:
@@ -104,11 +92,33 @@ class VM:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def ended(self, code: int) -> str:
+        """How the VM ended: the reason the guest wrote into its failure file, if any, else
+        QEMU's exit code ("VM controller failed: ssh deadline: …", "VM guest exited (…)")."""
+        text = ""
+        if self.spec.failure_file:
+            with contextlib.suppress(OSError):
+                text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        if text:
+            return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
+        return f"VM {self.name} exited ({describe_exit(code)})"
+
     def status(self) -> str:
         code = self.exit_code()
         if self.proc is None:
             return "not started"
         return "running" if code is None else describe_exit(code)
+
+    def quit(self, sup: Supervisor, budget: float) -> None:
+        """Ask QEMU to quit; stop it (SIGTERM, then SIGKILL) if it is still there after budget."""
+        if self.exit_code() is None and self.qmp is not None:
+            with contextlib.suppress(QMPError):
+                self.qmp.quit(timeout=budget)
+        if self.proc is not None:
+            try:
+                self.proc.wait(budget)
+            except subprocess.TimeoutExpired:
+                sup.stop(self.proc)
 
     def report(self, lines: int = 20) -> str:
         serial = tail(self.serial_log, lines) or "(no serial output)"
@@ -127,6 +137,56 @@ class VM:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+def cpu_of(s: VMSpec, accel: str) -> str:
+    """The CPU model the VM gets: its spec's, else the accelerator's default."""
+    return s.cpu_model or DEFAULT_CPU[accel]
+
+
+def device_args(s: VMSpec) -> list[str]:
+    """The QEMU flags for a VM's typed fields: the one place they are written."""
+    argv = ["-smp", str(s.cpus)]
+    if s.rtc:
+        argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
+    if s.firmware is not None:
+        argv += [
+            "-drive",
+            f"if=pflash,format=raw,readonly=on,file={opt(s.firmware.code)}",
+            "-drive",
+            f"if=pflash,format=raw,file={opt(s.firmware.vars)}",
+        ]
+    if s.boot:
+        argv += ["-boot", s.boot]
+    if s.kernel is not None:
+        argv += ["-kernel", s.kernel.kernel]
+        if s.kernel.initrd:
+            argv += ["-initrd", s.kernel.initrd]
+        if s.kernel.append:
+            argv += ["-append", s.kernel.append]
+    for d in s.drives:
+        index = "" if d.index is None else f",index={d.index}"
+        if d.media == "cdrom":
+            spec = f"if=ide{index},media=cdrom,readonly=on"
+        elif d.media == "floppy":
+            spec = "if=floppy,format=raw,readonly=on"
+        else:
+            spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
+        argv += ["-drive", f"file={opt(d.file)},{spec}"]
+    for i, n in enumerate(s.nics):
+        net = f"wingen-net{i}"
+        argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
+        argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
+    for share in s.shares:
+        argv += [
+            "-virtfs",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
+        ]
+    if s.vga:
+        argv += ["-device", "VGA"]
+    if s.debug_exit:
+        argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    return argv
 
 
 def _ram_backend(path: Path, mib: int, *, share: bool, options: str = "") -> list[str]:

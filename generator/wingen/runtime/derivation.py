@@ -1,0 +1,406 @@
+"""A stage as a Nix builder (`python3 -m wingen.runtime stage`, no spec): everything a stage
+decides, decided here once.
+
+The derivation carries one attribute, ``wingen``: a JSON record written by the rendered Nix::
+
+  {"stage": "install" | "suspend" | "run",
+   "accel": "auto" | "kvm" | "tcg",
+   "qemu": …, "qemu_img": …, "zstd": …, "gzip": …, "vde_switch": …,   # programs
+   "compression": "zstd" | "gzip" | "none" | "template",
+   "deadlines": {"install": s, "boot": s, "ssh": s, "build": s, "save": s},   # before scaling
+   "disk_size_gib": n,                                     # install: the new disk
+   "guest": {VM fields of the spec (cpus, memory_mib, firmware, nics, kernel, rtc, args, …),
+             "disk": "virtio" | "ide",                     # the stage's disk.qcow2 goes there
+             "install": {"kernel": …, "drives": [cdroms, floppy], "boot": …,
+                         "no_reboot": bool, "what": "…"}},  # what only the install adds
+   "controller": {VM fields (kernel, shares, nics, debug_exit, …)},
+   "base": "/nix/store/…",                                 # suspend, run: the stage before
+   "guest_command": "…",                                   # suspend, run: for the guest's sh
+   "build_script": "/nix/store/…", "builder": "…", "args": […]}   # run: the wrapped builder
+
+The runtime adds what depends on the build: the disk (created, or an overlay on the base's), the
+firmware variable store (copied along the stages), the exchange dir (``xchg``, shared with the
+controller over 9p), the switch every NIC is plugged into, the revive of the base's state.
+Install runs the guest alone (no controller: it has nothing to do there, and its SSH deadline
+would end an install that outlasts it).  Suspend boots the base's disk, lets the controller run
+the prepare command over SSH and saves the guest.  Run revives that, lets the controller run the
+builder in the guest, and fails with the builder's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .accel import resolve_accel, scaled
+from .snapshot import read_meta
+from .spec import (
+    ACCELS,
+    COMPRESSIONS,
+    SpecError,
+    StageSpec,
+    Step,
+    Tools,
+    VMSpec,
+    choice,
+    get,
+    only_known,
+    parse_vm,
+)
+from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute
+from .supervise import StageError, log
+
+RECORD = "wingen"
+STAGES = ("install", "suspend", "run")
+GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
+# The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
+NOT_HANDED_OVER = {
+    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
+    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
+}  # fmt: skip
+RECORD_KEYS = {
+    "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
+    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command",
+    "build_script", "builder", "args",
+}  # fmt: skip
+DEADLINES = ("install", "boot", "ssh", "build", "save")
+SSH_LOST = 255  # ssh's own exit code when the connection fails
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """What Nix gives the builder: the environment, and with __structuredAttrs the attributes
+    as JSON (.attrs.json; Nix >= 2.13 names it in NIX_ATTRS_JSON_FILE, older ones put it in the
+    build dir) beside their bash form (.attrs.sh)."""
+
+    env: Mapping[str, str]
+    top: Path
+    attrs: dict[str, Any] | None = None
+    attrs_json: Path | None = None
+    attrs_sh: Path | None = None
+
+    @staticmethod
+    def read(env: Mapping[str, str]) -> BuildEnv:
+        top = Path(env.get("NIX_BUILD_TOP") or Path.cwd())
+        json_file = Path(env.get("NIX_ATTRS_JSON_FILE") or top / ".attrs.json")
+        if not json_file.is_file():
+            return BuildEnv(env, top)
+        sh_file = Path(env.get("NIX_ATTRS_SH_FILE") or top / ".attrs.sh")
+        attrs = json.loads(json_file.read_text())
+        return BuildEnv(env, top, attrs, json_file, sh_file if sh_file.is_file() else None)
+
+    def attr(self, name: str) -> Any:
+        if self.attrs is not None:
+            return self.attrs.get(name)
+        return self.env.get(name)
+
+    def output(self, name: str = "out") -> Path:
+        path = self.env.get(name)
+        if path is None and self.attrs is not None:
+            path = self.attrs.get("outputs", {}).get(name)
+        if not path:
+            raise StageError(f"the derivation has no output {name!r}")
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class Record:
+    stage: str
+    accel: str
+    raw: dict[str, Any]
+    deadlines: dict[str, float]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+
+def parse_record(text: str | None) -> Record:
+    if not text:
+        raise SpecError(f"{RECORD}: the derivation has no {RECORD} attribute; render it anew")
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"{RECORD}: not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{RECORD}: not a JSON object")
+    only_known(raw, RECORD_KEYS, RECORD)
+    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    deadlines = get(raw, "deadlines", dict, RECORD)
+    for key in DEADLINES:
+        get(deadlines, key, (int, float), f"{RECORD}.deadlines")
+    get(raw, "guest", dict, RECORD)
+    choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
+    if stage != "install":
+        get(raw, "controller", dict, RECORD)
+        get(raw, "base", str, RECORD)
+        get(raw, "guest_command", str, RECORD)
+    if stage == "run":
+        get(raw, "build_script", str, RECORD)
+        get(raw, "builder", str, RECORD)
+        args = get(raw, "args", list, RECORD, [])
+        if not all(isinstance(a, str) for a in args):
+            raise SpecError(f"{RECORD}.args: every argument must be a string")
+    return Record(
+        stage=stage,
+        accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
+        raw=raw,
+        deadlines={k: float(deadlines[k]) for k in DEADLINES},
+    )
+
+
+@dataclass(frozen=True)
+class Dirs:
+    work: Path  # the build dir: disks and logs of this stage
+    out: Path | None  # the output, for install and suspend
+
+    @property
+    def xchg(self) -> Path:
+        return self.work / "xchg"
+
+    @property
+    def control(self) -> Path:
+        """The controller's files: its mode, deadline, the guest command and their results."""
+        return self.xchg / "wingen"
+
+    @property
+    def switch(self) -> Path:
+        return self.work / "vde.ctl"
+
+    def disk_dir(self, stage: str) -> Path:
+        """Where this stage's disk (and firmware variables) live: a suspend keeps them."""
+        if stage == "suspend":
+            assert self.out is not None
+            return self.out
+        return self.work
+
+
+def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
+    """The VMs and steps of a stage (no side effects: the tests read it)."""
+    disk_dir = dirs.disk_dir(rec.stage)
+    guest = _guest(rec, disk_dir, dirs)
+    vms = [guest]
+    if rec.stage != "install":
+        vms.append(_controller(rec, dirs))
+    d = rec.deadlines
+    steps: list[Step]
+    if rec.stage == "install":
+        what = rec["guest"].get("install", {}).get("what", "the installer")
+        steps = [Step("wait_exit", "guest", d["install"], what=what)]
+    elif rec.stage == "suspend":
+        assert dirs.out is not None
+        steps = [
+            Step(
+                "wait_file",
+                str(dirs.control / "suspend-now"),
+                d["boot"] + d["ssh"],
+                what="guest booted, SSH reachable, prepare command done",
+            ),
+            Step("save", "guest", d["save"], to=str(dirs.out / "state"),
+                 compression=rec["compression"]),
+            Step("quit", "controller", QUIT_BUDGET),
+        ]  # fmt: skip
+    else:
+        steps = [
+            Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
+            Step("quit", "guest", QUIT_BUDGET),
+        ]
+    return StageSpec(
+        accel=accel,
+        tcg_deadline_scale=None,
+        qemu=rec["qemu"],
+        tools=Tools(zstd=rec["zstd"], gzip=rec["gzip"]),
+        vde_switch=rec["vde_switch"],
+        switch=str(dirs.switch) if any(vm.nics for vm in vms) else None,
+        workdir=dirs.work,
+        vms=vms,
+        steps=steps,
+    )
+
+
+def _vm_fields(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """A VM record's spec fields: without the record-only ones, and unset (null) ones."""
+    fields = {k: v for k, v in raw.items() if v is not None and k not in ("disk", "install")}
+    return {**fields, "name": name}
+
+
+def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["guest"], "guest")
+    interface = rec["guest"].get("disk") or "virtio"
+    install = rec["guest"].get("install") or {}
+    drives = [{"file": str(disk_dir / "disk.qcow2"), "interface": interface, "index": 0}]
+    if rec.stage == "install":
+        only_known(install, {"kernel", "drives", "boot", "no_reboot", "what"}, "guest.install")
+        if install.get("kernel"):
+            raw["kernel"] = install["kernel"]
+        drives += install.get("drives", [])
+        raw["boot"] = install.get("boot", "")
+        raw["no_reboot"] = install.get("no_reboot", True)
+    raw["drives"] = drives
+    if raw.get("firmware"):
+        raw["firmware"] = {**raw["firmware"], "vars": str(disk_dir / "firmware-vars.fd")}
+    if rec.stage == "suspend" and rec["compression"] == "template":
+        raw["template"] = True  # its RAM in a share=on file, which the save keeps
+    if rec.stage == "run":
+        raw["restore"] = {"from": f"{rec['base']}/state", "compression": rec["compression"]}
+        raw["restore_deadline"] = rec.deadlines["boot"]
+    return parse_vm(raw, f"{RECORD}.guest", str(dirs.switch))
+
+
+def _controller(rec: Record, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["controller"], "controller")
+    raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
+    raw["failure_file"] = str(dirs.control / "failure")
+    return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
+
+
+def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
+    """The files the stage's VMs start from."""
+    stage = rec.stage
+    disk_dir = dirs.disk_dir(stage)
+    disk_dir.mkdir(parents=True, exist_ok=True)
+    disk = disk_dir / "disk.qcow2"
+    qemu_img = rec["qemu_img"]
+    if stage == "install":
+        _run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), f"{rec['disk_size_gib']}G"])
+    else:
+        # An overlay: the stored disk of the stage before is never written.
+        base_disk = f"{rec['base']}/disk.qcow2"
+        _run([qemu_img, "create", "-q", "-f", "qcow2", "-b", base_disk, "-F", "qcow2", str(disk)])
+    firmware = rec["guest"].get("firmware")  # null for BIOS guests
+    if firmware:
+        # UEFI: the variable store travels with the disk from stage to stage.
+        src = firmware["vars"] if stage == "install" else f"{rec['base']}/firmware-vars.fd"
+        shutil.copyfile(src, disk_dir / "firmware-vars.fd")
+        (disk_dir / "firmware-vars.fd").chmod(0o644)
+    if stage == "install":
+        return
+    dirs.control.mkdir(parents=True, exist_ok=True)
+    (dirs.control / "mode").write_text(stage + "\n")
+    ssh = scaled(rec.deadlines["ssh"], accel)
+    (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
+    (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
+    if stage == "run":
+        hand_over(build, dirs.xchg)
+        shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
+        words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
+        (dirs.control / "builder").write_text(f"exec {words}\n")
+
+
+def hand_over(build: BuildEnv, xchg: Path) -> None:
+    """The derivation's environment for the guest (xchg/saved-env, POSIX sh), and the files it
+    names: passAsFile files, and with __structuredAttrs .attrs.json / .attrs.sh."""
+    attrs_dir = xchg / "attrs"
+    attrs_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v
+        for k, v in build.env.items()
+        if k not in NOT_HANDED_OVER
+        and not k.startswith("wingen")
+        and k != RECORD
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+    }
+    # passAsFile attributes live in the host's build dir: hand them over through xchg.
+    for name in (build.env.get("passAsFile") or "").split():
+        var = f"{name}Path"
+        if var in env:
+            shutil.copyfile(env[var], attrs_dir / name)
+            env[var] = f"{GUEST_XCHG}/attrs/{name}"
+    if build.attrs is not None:
+        # As stdenv does for structured attrs: each output's path under its name ($out, …).
+        for name, path in (build.attrs.get("outputs") or {}).items():
+            env.setdefault(name, path)
+    for var, src in (
+        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
+        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
+    ):
+        if src is not None:
+            shutil.copyfile(src, attrs_dir / src.name)
+            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
+    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
+    (xchg / "saved-env").write_text(text)
+
+
+def sh_quote(value: str) -> str:
+    """One POSIX shell word."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def collect(rec: Record, dirs: Dirs) -> None:
+    """After the VMs: the stage's result, or why it failed."""
+    if rec.stage == "install":
+        assert dirs.out is not None
+        dirs.out.mkdir(parents=True, exist_ok=True)
+        shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
+        vars_file = dirs.work / "firmware-vars.fd"
+        if vars_file.exists():
+            shutil.move(vars_file, dirs.out / "firmware-vars.fd")
+        return
+    exit_file = dirs.xchg / "in-vm-exit"
+    try:
+        code = int(exit_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StageError(
+            "the controller ended without the guest command's exit code "
+            f"({exit_file}: {exc.__class__.__name__})"
+        ) from exc
+    if code == 0:
+        return
+    what = "the preparing command" if rec.stage == "suspend" else "the builder"
+    if code == SSH_LOST:
+        raise GuestCommandError(
+            f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})", 1
+        )
+    if rec.stage == "suspend":
+        raise StageError(f"{what} in the guest exited with code {code}")
+    raise GuestCommandError(f"{what} in the guest failed with exit code {code}", code)
+
+
+def run_derivation(environ: Mapping[str, str] | None = None) -> int:
+    """The Nix builder's entry point."""
+    try:
+        build_env = BuildEnv.read(os.environ if environ is None else environ)
+        rec = parse_record(build_env.attr(RECORD))
+    except (SpecError, OSError, ValueError) as exc:
+        log(f"{RECORD}: {exc}" if not isinstance(exc, SpecError) else str(exc))
+        return 2
+    label = f"wingen[{rec.stage}]"
+    started = time.monotonic()
+    accel = rec.accel
+    try:
+        out = None if rec.stage == "run" else build_env.output()
+        dirs = Dirs(work=build_env.top, out=out)
+        saved = read_meta(Path(rec["base"]) / "state").get("accel") if rec.stage == "run" else None
+        accel = resolve_accel(
+            rec.accel,
+            rec["qemu"],
+            saved if isinstance(saved, str) else None,
+            kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
+        )
+        spec = plan(rec, dirs, accel)
+        prepare(rec, dirs, build_env, accel)
+    except (SpecError, StageError, OSError) as exc:
+        log(f"{label}: stage failed: {exc}")
+        return 2 if isinstance(exc, SpecError) else 1
+    stage = Stage(spec)
+    if rec.stage != "install":
+        # The guest command's output, live (the controller writes it into xchg).
+        stage.echo.follow(dirs.control / "build.log", "")
+    code = execute(stage, lambda: collect(rec, dirs))
+    log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
+    if code:
+        log(f"{label}: stage failed")
+    return code
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StageError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")

@@ -1,0 +1,394 @@
+"""The stage spec (JSON, see the package docstring): parsed whole into typed records, or refused
+with one line naming the field, the value and the fix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COMPRESSIONS = ("zstd", "gzip", "none", "template")
+ACCELS = ("auto", "kvm", "tcg")
+INTERFACES = ("virtio", "ide", "floppy")
+MEDIA = ("disk", "cdrom", "floppy")
+VM_KEYS = {
+    "name",
+    "memory_mib",
+    "args",
+    "template",
+    "restore",
+    "restore_deadline",
+    "no_reboot",
+    "cpus",
+    "cpu_model",
+    "rtc",
+    "firmware",
+    "drives",
+    "nics",
+    "kernel",
+    "shares",
+    "boot",
+    "debug_exit",
+    "failure_file",
+    "vga",
+}
+DEFAULT_DEADLINE = {
+    "wait_file": 600.0,
+    "wait_tcp": 600.0,
+    "wait_serial": 600.0,
+    "wait_exit": 3600.0,
+    "save": 600.0,
+    "quit": 10.0,
+}
+ACTIONS = tuple(DEFAULT_DEADLINE)
+STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
+
+
+class SpecError(Exception):
+    """The spec is malformed: str() is one line naming field, value and fix."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The (de)compressors a save or revive pipes the migration stream through."""
+
+    zstd: str = "zstd"
+    gzip: str = "gzip"
+    zstd_level: int = 2  # -2 -T0: ~5% smaller than gzip -6 here, 25% less CPU than -3
+
+    def compressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-c"]  # the seed's choice, level 6
+        return None
+
+    def decompressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, "-d", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-d", "-c"]
+        return None
+
+
+@dataclass(frozen=True)
+class Restore:
+    path: Path
+    compression: str
+
+
+@dataclass(frozen=True)
+class Firmware:
+    code: str  # UEFI code, read-only
+    vars: str  # this VM's own (writable) variable store
+
+
+@dataclass(frozen=True)
+class Drive:
+    file: str
+    interface: str = "virtio"  # one of INTERFACES
+    media: str = "disk"  # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only)
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    model: str = "virtio-net-pci"
+    switch: str = ""  # the vde_switch socket; default: the stage's switch
+
+
+@dataclass(frozen=True)
+class Kernel:
+    kernel: str
+    initrd: str = ""
+    append: str = ""
+
+
+@dataclass(frozen=True)
+class Share:
+    tag: str  # the 9p mount tag
+    path: str
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    """One VM: typed fields the runtime turns into QEMU flags (vm.py), plus raw args."""
+
+    name: str
+    memory_mib: int
+    args: list[str] = field(default_factory=list)
+    template: bool = False  # RAM in a share=on file so a template-mode save is possible
+    restore: Restore | None = None
+    restore_deadline: float = 120.0
+    no_reboot: bool = True
+    cpus: int = 1
+    cpu_model: str = ""  # a QEMU CPU model name; default accel.DEFAULT_CPU (host or max)
+    rtc: str = ""  # -rtc base=…,clock=vm
+    firmware: Firmware | None = None
+    drives: list[Drive] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+    kernel: Kernel | None = None
+    shares: list[Share] = field(default_factory=list)
+    boot: str = ""  # -boot …
+    debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
+    vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
+    failure_file: str = ""  # where the guest writes why it failed (the report shows it)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # one of ACTIONS
+    target: str  # a VM name, a path (wait_file) or HOST:PORT (wait_tcp)
+    deadline: float  # seconds, before TCG scaling
+    what: str = ""  # for messages only
+    pattern: str = ""  # wait_serial
+    to: str = ""  # save
+    compression: str = "zstd"  # save
+    fsync: bool = False  # save
+
+    def describe(self) -> str:
+        text = f"{self.action} {self.target}"
+        return f"{text} ({self.what})" if self.what else text
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    accel: str
+    tcg_deadline_scale: float | None  # None: the runtime's own factor (accel.TCG_SCALE)
+    qemu: str
+    tools: Tools
+    vde_switch: str
+    switch: str | None
+    workdir: Path
+    vms: list[VMSpec]
+    steps: list[Step]
+    heartbeat: float = 60.0  # seconds between "still running" lines in the build log
+
+
+def get(
+    d: dict[str, Any],
+    key: str,
+    typ: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    fix: str = "",
+) -> Any:
+    """d[key] checked against typ (a bool is never an int here), or default if absent."""
+    if key not in d:
+        if default is ...:
+            raise SpecError(f"{where}.{key}: missing; {fix or 'add it'}")
+        return default
+    value = d[key]
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+        raise SpecError(f"{where}.{key}: {value!r} has the wrong type; {fix or 'fix its type'}")
+    return value
+
+
+def only_known(d: dict[str, Any], known: set[str], where: str) -> None:
+    for key in d:
+        if key not in known:
+            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
+
+
+def choice(d: dict[str, Any], key: str, allowed: tuple[str, ...], where: str, default: str) -> str:
+    value: str = get(d, key, str, where, default)
+    if value not in allowed:
+        raise SpecError(f"{where}.{key}: {value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+
+
+def parse_spec(raw: Any) -> StageSpec:
+    if not isinstance(raw, dict):
+        raise SpecError('spec: not a JSON object; the spec is {"qemu": ..., "vms": [...], ...}')
+    only_known(
+        raw,
+        {
+            "accel",
+            "tcg_deadline_scale",
+            "qemu",
+            "zstd",
+            "gzip",
+            "zstd_level",
+            "vde_switch",
+            "switch",
+            "workdir",
+            "vms",
+            "steps",
+            "heartbeat",
+        },
+        "spec",
+    )
+    accel = choice(raw, "accel", ACCELS, "spec", "auto")
+    scale = get(raw, "tcg_deadline_scale", (int, float), "spec", None)
+    if scale is not None and scale <= 0:
+        raise SpecError(f"spec.tcg_deadline_scale: {scale} must be > 0")
+    switch = get(raw, "switch", str, "spec", None)
+    vms = [
+        parse_vm(v, f"spec.vms[{i}]", switch) for i, v in enumerate(get(raw, "vms", list, "spec"))
+    ]
+    names = [vm.name for vm in vms]
+    if len(set(names)) != len(names):
+        raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
+    steps = [parse_step(s, i, names) for i, s in enumerate(get(raw, "steps", list, "spec"))]
+    return StageSpec(
+        accel=accel,
+        tcg_deadline_scale=None if scale is None else float(scale),
+        qemu=get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
+        tools=Tools(
+            zstd=get(raw, "zstd", str, "spec", "zstd"),
+            gzip=get(raw, "gzip", str, "spec", "gzip"),
+            zstd_level=get(raw, "zstd_level", int, "spec", 2),
+        ),
+        vde_switch=get(raw, "vde_switch", str, "spec", "vde_switch"),
+        switch=switch,
+        workdir=Path(get(raw, "workdir", str, "spec", ".")),
+        vms=vms,
+        steps=steps,
+        heartbeat=float(get(raw, "heartbeat", (int, float), "spec", 60.0)),
+    )
+
+
+def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give name, memory_mib and args")
+    only_known(raw, VM_KEYS, where)
+    name = get(raw, "name", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
+        raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
+    mem = get(raw, "memory_mib", int, where)
+    if mem < 16:
+        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
+    args = get(raw, "args", list, where, [])
+    if not all(isinstance(a, str) for a in args):
+        raise SpecError(f"{where}.args: every argument must be a string")
+    rest = None
+    if "restore" in raw:
+        r = get(raw, "restore", dict, where)
+        comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
+        rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
+    cpus = get(raw, "cpus", int, where, 1)
+    if not 1 <= cpus <= 256:
+        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
+    fw = get(raw, "firmware", (dict, type(None)), where, None)
+    return VMSpec(
+        name=name,
+        memory_mib=mem,
+        args=list(args),
+        template=get(raw, "template", bool, where, False),
+        restore=rest,
+        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
+        no_reboot=get(raw, "no_reboot", bool, where, True),
+        cpus=cpus,
+        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
+        rtc=get(raw, "rtc", str, where, ""),
+        firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
+        drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
+        nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
+        kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
+        shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
+        boot=get(raw, "boot", str, where, ""),
+        debug_exit=get(raw, "debug_exit", bool, where, False),
+        vga=get(raw, "vga", bool, where, False),
+        failure_file=get(raw, "failure_file", str, where, ""),
+    )
+
+
+def _cpu_model(model: str, where: str) -> str:
+    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
+        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
+    return model
+
+
+def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    items = get(raw, key, list, where, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}.{key}[{i}]: not an object")
+    return list(enumerate(items))
+
+
+def _firmware(raw: dict[str, Any], where: str) -> Firmware:
+    only_known(raw, {"code", "vars"}, where)
+    return Firmware(code=get(raw, "code", str, where), vars=get(raw, "vars", str, where))
+
+
+def _drive(raw: dict[str, Any], where: str) -> Drive:
+    only_known(raw, {"file", "interface", "media", "index"}, where)
+    return Drive(
+        file=get(raw, "file", str, where),
+        interface=choice(raw, "interface", INTERFACES, where, "virtio"),
+        media=choice(raw, "media", MEDIA, where, "disk"),
+        index=get(raw, "index", int, where, None),
+    )
+
+
+def _nic(raw: dict[str, Any], where: str, switch: str | None) -> Nic:
+    only_known(raw, {"mac", "model", "switch"}, where)
+    mac = get(raw, "mac", str, where)
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+        raise SpecError(f"{where}.mac: {mac!r} is not a MAC address; write 52:54:00:12:01:01")
+    sw = get(raw, "switch", str, where, switch or "")
+    if not sw:
+        raise SpecError(f"{where}.switch: missing; set it, or the spec's switch")
+    model = get(raw, "model", str, where, "virtio-net-pci")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        raise SpecError(f"{where}.model: {model!r} is not a QEMU device name")
+    return Nic(mac=mac, model=model, switch=sw)
+
+
+def _kernel(raw: Any, where: str) -> Kernel:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give kernel, initrd and append")
+    only_known(raw, {"kernel", "initrd", "append"}, where)
+    return Kernel(
+        kernel=get(raw, "kernel", str, where),
+        initrd=get(raw, "initrd", str, where, ""),
+        append=get(raw, "append", str, where, ""),
+    )
+
+
+def _share(raw: dict[str, Any], where: str) -> Share:
+    only_known(raw, {"tag", "path"}, where)
+    tag = get(raw, "tag", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
+        raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
+    return Share(tag=tag, path=get(raw, "path", str, where))
+
+
+def parse_step(raw: Any, i: int, names: list[str]) -> Step:
+    where = f"spec.steps[{i}]"
+    if not isinstance(raw, dict):
+        raise SpecError(f'{where}: not an object; use e.g. {{"wait_exit": "guest"}}')
+    actions = [k for k in raw if k in ACTIONS]
+    if len(actions) != 1:
+        raise SpecError(f"{where}: needs exactly one of {', '.join(ACTIONS)}; got {sorted(raw)}")
+    only_known(raw, STEP_KEYS, where)
+    action = actions[0]
+    target = get(raw, action, str, where)
+    if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
+        raise SpecError(
+            f'{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "127.0.0.1:10022"'
+        )
+    if action not in ("wait_file", "wait_tcp") and target not in names:
+        raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
+    pattern = ""
+    if action == "wait_serial":
+        pattern = get(raw, "pattern", str, where)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SpecError(
+                f"{where}.pattern: {pattern!r} is not a regular expression ({exc})"
+            ) from exc
+    return Step(
+        action=action,
+        target=target,
+        deadline=float(get(raw, "deadline", (int, float), where, DEFAULT_DEADLINE[action])),
+        what=get(raw, "what", str, where, ""),
+        pattern=pattern,
+        to=get(raw, "to", str, where) if action == "save" else "",
+        compression=choice(raw, "compression", COMPRESSIONS, where, "zstd"),
+        fsync=get(raw, "fsync", bool, where, False),
+    )

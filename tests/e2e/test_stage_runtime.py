@@ -1,0 +1,95 @@
+"""The runtime as each stage's builder, on the Linux guest by real nix-build: __structuredAttrs
+derivations, an install that outlasts the SSH deadline, failure messages naming the step.
+
+Runs after test_pipeline.py (file order), whose base it reuses."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from .conftest import CONFIG, E2E, STANDIN
+
+pytestmark = pytest.mark.e2e
+
+TOP = """\
+let
+  pkgs = import {standin} {{ kernelRoot = {kernel}; }};
+  vm = pkgs.callPackage {rendered} {{ }};
+in
+{{
+  inherit (vm) installed;
+  # Attributes reach the builder only through .attrs.json (no environment variables).
+  structured = vm.runInLinuxVM (derivation {{
+    name = "{name}-structured";
+    system = "x86_64-linux";
+    __structuredAttrs = true;
+    note = "passed as structured attrs";
+    builder = "/bin/sh";
+    args = [ "-c" ''
+      attrs=$(cat "$NIX_ATTRS_JSON_FILE")
+      out=$(echo "$attrs" | sed -n 's/.*"outputs":{{"out":"\\([^"]*\\)".*/\\1/p')
+      mkdir -p "$out"
+      echo "$attrs" | sed -n 's/.*"note":"\\([^"]*\\)".*/\\1/p' > "$out/note"
+    '' ];
+  }});
+  # A build that stays silent for longer than the heartbeat's minute.
+  quiet = vm.runInLinuxVM (derivation {{
+    name = "{name}-quiet";
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" "sleep 65; mkdir $out" ];
+  }});
+}}
+"""
+
+
+def write_top(e2e: E2E, name: str, config: str) -> str:
+    from wingen.loader import parse_config
+    from wingen.render import render
+
+    cfg = parse_config(tomllib.loads(config))
+    rendered = e2e.dir / f"{name}.nix"
+    rendered.write_text(render(cfg, e2e.dir).expression)
+    kernel = re.search(r"kernelRoot = ([^;]+);", (e2e.dir / "top.nix").read_text())
+    assert kernel
+    top = f"top-{name}.nix"
+    (e2e.dir / top).write_text(
+        TOP.format(standin=STANDIN, kernel=kernel.group(1), rendered=rendered, name=cfg.name)
+    )
+    return top
+
+
+def test_structured_attrs_derivation_runs_in_the_guest(e2e: E2E) -> None:
+    """Issue 9 item 5: the record, $out and the attributes arrive through .attrs.json."""
+    top = write_top(e2e, "structured", CONFIG.format(name=e2e.name))
+    run = e2e.build("structured", top=top)
+    assert run.returncode == 0, run.output
+    out = (e2e.dir / "structured").resolve()
+    assert (out / "note").read_text() == "passed as structured attrs\n"
+
+
+def test_install_longer_than_the_ssh_deadline_succeeds(e2e: E2E) -> None:
+    """Issue 8 item 3: the install runs no controller, so no SSH deadline can end it."""
+    config = CONFIG.format(name=e2e.name + "-slowinstall").replace("ssh = 10", "ssh = 1")
+    top = write_top(e2e, "slowinstall", config)
+    run = e2e.build("installed", top=top)
+    assert run.returncode == 0, run.output
+    took = re.findall(r"wingen\[install\]: (\w+), (\d+) s", run.output)
+    accel, seconds = took[-1]
+    ssh_limit = 1 * (3 if accel == "tcg" else 1)
+    assert int(seconds) > ssh_limit, "the install must outlast the SSH deadline"
+    assert (Path(e2e.dir / "installed").resolve() / "disk.qcow2").exists()
+
+
+def test_build_log_shows_serial_lines_and_the_heartbeat(e2e: E2E) -> None:
+    """Issue 10 item 1: the VMs' consoles and a heartbeat reach the build log."""
+    top = write_top(e2e, "structured", CONFIG.format(name=e2e.name))
+    run = e2e.build("quiet", top=top, timeout=900)
+    assert run.returncode == 0, run.output
+    assert "[controller] wingen-controller: guest SSH up after" in run.output
+    beat = re.search(r"still running \[accel \w+\]: step 1/2 wait_exit controller", run.output)
+    assert beat, run.output

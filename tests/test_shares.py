@@ -1,0 +1,37 @@
+"""The controller's shares come from one list (wingen/shares.py): no template spells them out,
+and each guest's rendered scripts map exactly those; unused Nix bindings stay gone."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from helpers import ROOT, windows_example
+from wingen.loader import parse_config
+from wingen.render import render
+from wingen.shares import DRIVE_LETTERS, SHARES
+
+TEMPLATES = ROOT / "templates"
+
+
+def test_no_template_spells_a_share_out() -> None:
+    for path in TEMPLATES.rglob("*.j2"):
+        text = path.read_text()
+        assert "nixstore" not in text, path
+        assert '"S:"' not in text and '"X:"' not in text, path
+
+
+def test_rendered_scripts_map_every_share(tmp_path: Path) -> None:
+    linux = parse_config(tomllib.loads((ROOT / "examples" / "linux.toml").read_text()))
+    files = render(linux, tmp_path).files
+    windows = render(parse_config(tomllib.loads(windows_example(tmp_path).read_text())), tmp_path)
+    for name, mount in SHARES:
+        assert f"share {name} {mount}" in files["scripts/controller-init.sh"]
+        assert f"map {name} {mount}" in files["linux/map-shares.sh"]
+        assert f"map {name} {DRIVE_LETTERS[name]} {mount}" in windows.files["windows/map-shares.sh"]
+
+
+def test_unused_nix_bindings_are_gone() -> None:
+    text = "".join(p.read_text() for p in (TEMPLATES / "nix").glob("*.j2"))
+    for name in ("pkgs = {", "sshPublicKey", "answerMedia"):
+        assert name not in text
