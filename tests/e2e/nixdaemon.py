@@ -1,0 +1,130 @@
+"""Nix as users run it, for the e2e suite: a nix-daemon of the suite's own, sandboxed builds, and
+unprivileged build users (the `nixbld` group of Debian's nix-setup-systemd).
+
+The daemon serves the machine's /nix/store, which other suites use directly as root at the same
+time, so nothing here touches /etc/nix or the default socket: the config lives in a temp
+NIX_CONF_DIR and the daemon listens on its own NIX_DAEMON_SOCKET_PATH (Nix reads that variable
+in both the daemon and the client: libstore/globals.cc)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_GROUP = "nixbld"
+
+# The Debian tool directories the stand-in package set links to (nix/standin).
+DEBIAN_TOOL_DIRS = ("/bin", "/usr", "/lib", "/lib64", "/etc/alternatives")
+
+
+def host_python_dirs() -> list[str]:
+    """Where the stand-in's hostPython (this interpreter) lives, unless under a Debian tool dir."""
+    dirs = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)}
+    return sorted(d for d in dirs if not any(d.startswith(t + "/") for t in DEBIAN_TOOL_DIRS))
+
+
+def nix_conf(
+    kernel_root: Path, *, system_features: Iterable[str], extra: dict[str, str] | None = None
+) -> str:
+    """A sandboxed nix.conf whose sandbox sees only what the stand-in needs besides the closure."""
+    paths = [*DEBIAN_TOOL_DIRS, str(kernel_root), *host_python_dirs()]
+    settings = {
+        "sandbox": "true",
+        "extra-sandbox-paths": " ".join(paths),
+        "build-users-group": BUILD_GROUP,
+        "system-features": " ".join(system_features),
+        "substituters": "",
+        "experimental-features": "nix-command flakes",
+        **(extra or {}),
+    }
+    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def single_user_env(conf_dir: Path) -> dict[str, str]:
+    """The other way to run Nix: as root on the store directly, no sandbox, no build users."""
+    conf_dir.mkdir()
+    (conf_dir / "nix.conf").write_text(
+        "sandbox = false\nbuild-users-group =\nsubstituters =\n"
+        "experimental-features = nix-command flakes\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
+    return {**base, "NIX_CONF_DIR": str(conf_dir)}
+
+
+def ensure_build_users(count: int = 10) -> list[str]:
+    """The build users; created as Debian's nix-setup-systemd postinst does when missing."""
+    try:
+        members = grp.getgrnam(BUILD_GROUP).gr_mem
+    except KeyError:
+        members = []
+    if members:
+        return list(members)
+    subprocess.run(["groupadd", "--force", "--system", BUILD_GROUP], check=True)
+    nologin = shutil.which("nologin") or "/usr/sbin/nologin"
+    for n in range(1, count + 1):
+        user = f"{BUILD_GROUP}{n}"
+        if subprocess.run(["id", user], capture_output=True, check=False).returncode != 0:
+            subprocess.run(
+                ["useradd", "--system", "--comment", f"Nix build user {n}", "--home-dir",
+                 "/var/empty", "--gid", BUILD_GROUP, "--groups", BUILD_GROUP, "--no-user-group",
+                 "--shell", nologin, user],
+                check=True,
+            )  # fmt: skip
+    return list(grp.getgrnam(BUILD_GROUP).gr_mem)
+
+
+@dataclass
+class Daemon:
+    """A running nix-daemon; `env` is a client environment that talks to it."""
+
+    proc: subprocess.Popen[bytes]
+    socket: Path
+    log: Path
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        """SIGTERM to this daemon's own pid, SIGKILL if it lingers. Its per-connection workers
+        have ended with their clients by then."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_daemon(conf_dir: Path, workdir: Path, daemon_env: dict[str, str] | None = None) -> Daemon:
+    """Start nix-daemon with the nix.conf in `conf_dir`, on a socket in `workdir`."""
+    sock = workdir / "daemon-socket" / "socket"
+    log = workdir / "nix-daemon.log"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
+    common = {**base, "NIX_CONF_DIR": str(conf_dir), "NIX_DAEMON_SOCKET_PATH": str(sock)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["nix-daemon"],
+            env={**common, **(daemon_env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    daemon = Daemon(proc, sock, log, {**common, "NIX_REMOTE": "daemon"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nix-daemon exited {proc.returncode}: {log.read_text()}")
+        ping = ["nix", "store", "ping"]
+        if (
+            sock.exists()
+            and subprocess.run(ping, env=daemon.env, capture_output=True).returncode == 0
+        ):
+            return daemon
+        time.sleep(0.1)
+    daemon.stop()
+    raise RuntimeError(f"nix-daemon did not listen on {sock} within 20 s: {log.read_text()}")
