@@ -19,7 +19,7 @@ import pytest
 from .conftest import E2E, FEATURES, stdout_of
 from .nixdaemon import nix_conf, start_daemon
 from .sshbuilder import URI, SshBuilder, start_builder
-from .test_pipeline import out_path, unprivileged
+from .test_pipeline import out_path, stage_seconds, unprivileged
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +74,8 @@ def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Disp
     run = e2e.build("base", top=dispatch.top, env=dispatch.env)
     assert run.returncode == 0, run.output
     e2e.timings["install + suspend on the builder (nix-build)"] = run.seconds
+    for stage in ("install", "suspend"):
+        e2e.timings[f"{stage} on the builder (stage)"] = stage_seconds(run.output, stage) or -1
     top = str(e2e.dir / dispatch.top)
     stages = {
         stage: stdout_of(e2e.env, "nix-instantiate", top, "-A", attr).strip()
