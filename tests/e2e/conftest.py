@@ -111,12 +111,13 @@ class E2E:
         top: str = "top.nix",
         timeout: float = 600,
         env: dict[str, str] | None = None,
+        link: str | None = None,
     ) -> NixRun:
         """nix-build one attribute of a file in the test dir; output is stdout+stderr together.
-        The result link is dir/attr (dir/<top's stem>.attr for another top file)."""
+        The result link is dir/attr unless named."""
         t0 = time.monotonic()
-        link = self.dir / (attr if top == "top.nix" else f"{Path(top).stem}.{attr}")
-        cmd = ["nix-build", str(self.dir / top), "-A", attr, "-o", str(link), *extra]
+        cmd = ["nix-build", str(self.dir / top), "-A", attr, "-o", str(self.dir / (link or attr))]
+        cmd += extra
         proc, vms = run_watching(cmd, env or self.env, self.name, timeout)
         for vm in vms:
             self.placements[vm.drv] = vm.describe()

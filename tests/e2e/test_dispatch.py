@@ -71,7 +71,7 @@ def test_a_machine_without_kvm_refuses_vm_stages(e2e: E2E, dispatch: Dispatch) -
 
 
 def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Dispatch) -> None:
-    run = e2e.build("base", top=dispatch.top, env=dispatch.env)
+    run = e2e.build("base", top=dispatch.top, env=dispatch.env, link="remote-base")
     assert run.returncode == 0, run.output
     e2e.timings["install + suspend on the builder (nix-build)"] = run.seconds
     for stage in ("install", "suspend"):
@@ -104,12 +104,12 @@ def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Disp
 
 def test_the_builders_base_revives_on_the_local_store(e2e: E2E, dispatch: Dispatch) -> None:
     """The session's daemon (which has kvm) revives the copied base and builds in it."""
-    run = e2e.build("ok", top=dispatch.top)
+    run = e2e.build("ok", top=dispatch.top, link="remote-ok")
     assert run.returncode == 0, run.output
     e2e.timings["revive of the builder's base, locally (nix-build)"] = run.seconds
     assert " on 'ssh-ng://" not in run.output
     assert run.vms and all(unprivileged(vm) and vm.store == "/nix/store" for vm in run.vms)
-    out = out_path(e2e, f"{dispatch.top.removesuffix('.nix')}.ok")
+    out = out_path(e2e, "remote-ok")
     assert (out / "result.txt").read_text() == "written in the guest\n"
     assert "building in wingen-guest" in run.output
     # The builder never saw this build.
