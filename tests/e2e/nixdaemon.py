@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,51 +80,60 @@ def ensure_build_users(count: int = 10) -> list[str]:
     return list(grp.getgrnam(BUILD_GROUP).gr_mem)
 
 
+def start_service(
+    cmd: list[str], log: Path, ready: Callable[[], bool], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a long-running process logging to `log`; return once `ready()` holds (20 s)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {log.read_text()}")
+        if ready():
+            return proc
+        time.sleep(0.1)
+    stop_service(proc)
+    raise RuntimeError(f"{cmd[0]} was not ready within 20 s: {log.read_text()}")
+
+
+def stop_service(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to its own pid, SIGKILL if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Daemon:
     """A running nix-daemon; `env` is a client environment that talks to it."""
 
     proc: subprocess.Popen[bytes]
-    socket: Path
-    log: Path
     env: dict[str, str]
 
     def stop(self) -> None:
-        """SIGTERM to this daemon's own pid, SIGKILL if it lingers. Its per-connection workers
-        have ended with their clients by then."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        """By its own pid; its per-connection workers have ended with their clients by then."""
+        stop_service(self.proc)
 
 
 def start_daemon(conf_dir: Path, workdir: Path, daemon_env: dict[str, str] | None = None) -> Daemon:
     """Start nix-daemon with the nix.conf in `conf_dir`, on a socket in `workdir`."""
     sock = workdir / "daemon-socket" / "socket"
-    log = workdir / "nix-daemon.log"
     base = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
     common = {**base, "NIX_CONF_DIR": str(conf_dir), "NIX_DAEMON_SOCKET_PATH": str(sock)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["nix-daemon"],
-            env={**common, **(daemon_env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    daemon = Daemon(proc, sock, log, {**common, "NIX_REMOTE": "daemon"})
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nix-daemon exited {proc.returncode}: {log.read_text()}")
+    client = {**common, "NIX_REMOTE": "daemon"}
+
+    def answers() -> bool:
         ping = ["nix", "store", "ping"]
-        if (
-            sock.exists()
-            and subprocess.run(ping, env=daemon.env, capture_output=True).returncode == 0
-        ):
-            return daemon
-        time.sleep(0.1)
-    daemon.stop()
-    raise RuntimeError(f"nix-daemon did not listen on {sock} within 20 s: {log.read_text()}")
+        return (
+            sock.exists() and subprocess.run(ping, env=client, capture_output=True).returncode == 0
+        )
+
+    log = workdir / "nix-daemon.log"
+    proc = start_service(["nix-daemon"], log, answers, {**common, **(daemon_env or {})})
+    return Daemon(proc, client)

@@ -14,12 +14,11 @@ import base64
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .nixdaemon import nix_conf
+from .nixdaemon import nix_conf, start_service, stop_service
 
 # Not "localhost": Nix 2.8 runs the remote command with a local `bash -c` for exactly that host
 # name, without SSH (libstore/ssh.cc, fakeSSH).
@@ -30,20 +29,13 @@ URI = f"ssh-ng://root@{HOST}"
 @dataclass
 class SshBuilder:
     proc: subprocess.Popen[bytes]
-    port: int
     store: Path  # the builder's chroot store root (its store dir is store/nix/store)
     machine: str  # the `builders` line naming it
     sshopts: str  # NIX_SSHOPTS for the daemon whose build hook connects to it
-    log: Path
 
     def stop(self) -> None:
         """Stop sshd by its own pid; drop the builder's store (root-owned, read-only dirs)."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_service(self.proc)
         shutil.rmtree(self.store, ignore_errors=True)
 
 
@@ -89,30 +81,13 @@ def start_builder(
         f"PidFile {dir / 'sshd.pid'}\nSetEnv NIX_CONF_DIR={conf}\n"
     )
     log = dir / "sshd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(dir / "sshd_config")],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(dir / "sshd_config")]
+    proc = start_service(sshd, log, lambda: b"Server listening on" in log.read_bytes())
     host_key = base64.b64encode(host_pub.rsplit(" ", 1)[0].encode()).decode()
-    offers = ",".join(features)
-    builder = SshBuilder(
+    return SshBuilder(
         proc,
-        port,
         store,
-        f"{URI} x86_64-linux {dir / 'client_key'} 1 1 {offers} {mandatory} {host_key}",
+        f"{URI} x86_64-linux {dir / 'client_key'} 1 1 {','.join(features)} {mandatory} {host_key}",
         # The port, and the host key looked up under the bare host name Nix writes it for.
         f"-p {port} -oHostKeyAlias={HOST} -oBatchMode=yes",
-        log,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text()}")
-        if b"Server listening on" in log.read_bytes():
-            return builder
-        time.sleep(0.1)
-    builder.stop()
-    raise RuntimeError(f"sshd did not answer on {HOST}:{port} within 20 s: {log.read_text()}")
