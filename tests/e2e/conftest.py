@@ -123,6 +123,11 @@ class E2E:
             self.placements[vm.drv] = vm.describe()
         return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0, vms)
 
+    def instantiate(self, attr: str, top: str = "top.nix") -> tuple[str, str]:
+        """The derivation of one attribute, and its output path (built or not)."""
+        drv = stdout_of(self.env, "nix-instantiate", str(self.dir / top), "-A", attr).strip()
+        return drv, stdout_of(self.env, "nix-store", "--query", "--outputs", drv).strip()
+
     def variant(self, suffix: str, config: str = "") -> str:
         """A top file like top.nix for a config named <name>-<suffix> (`config` replaces the
         default one): every derivation in it is new, so every stage really runs."""

@@ -76,22 +76,20 @@ def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Disp
     e2e.timings["install + suspend on the builder (nix-build)"] = run.seconds
     for stage in ("install", "suspend"):
         e2e.timings[f"{stage} on the builder (stage)"] = stage_seconds(run.output, stage) or -1
-    top = str(e2e.dir / dispatch.top)
     stages = {
-        stage: stdout_of(e2e.env, "nix-instantiate", top, "-A", attr).strip()
+        stage: e2e.instantiate(attr, dispatch.top)
         for stage, attr in (("install", "installed"), ("suspend", "base"))
     }
     # Nix says where it built them, and built nothing else there.
     remote = set(re.findall(r"building '([^']+)' on '([^']+)'", run.output))
-    assert remote == {(drv, URI) for drv in stages.values()}, run.output
+    assert remote == {(drv, URI) for drv, _ in stages.values()}, run.output
     # Their VMs ran as build users, inside sandboxes of the builder's store.
     builder = ["--store", str(dispatch.builder.store)]
-    names = {Path(drv).name[33:].removesuffix(".drv") for drv in stages.values()}  # no hash
+    names = {Path(drv).name[33:].removesuffix(".drv") for drv, _ in stages.values()}  # no hash
     assert {vm.drv for vm in run.vms} == names, run.vms
     for vm in run.vms:
         assert unprivileged(vm) and vm.store == f"{dispatch.builder.store}/nix/store", vm
-    for stage, drv in stages.items():
-        out = stdout_of(e2e.env, "nix-store", "--query", "--outputs", drv).strip()
+    for stage, (drv, out) in stages.items():
         # Built there: valid in the builder's store, marked as built there, with its log there.
         there = path_info(e2e.env, out, *builder)
         assert there.get("ultimate") is True, there
@@ -104,6 +102,8 @@ def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Disp
 
 def test_the_builders_base_revives_on_the_local_store(e2e: E2E, dispatch: Dispatch) -> None:
     """The session's daemon (which has kvm) revives the copied base and builds in it."""
+    _, base = e2e.instantiate("base", dispatch.top)
+    assert "ultimate" not in path_info(e2e.env, base)  # the builder's, copied here
     run = e2e.build("ok", top=dispatch.top, link="remote-ok")
     assert run.returncode == 0, run.output
     e2e.timings["revive of the builder's base, locally (nix-build)"] = run.seconds

@@ -114,8 +114,8 @@ def test_revive_unsandboxed_as_root_leaves_the_store_intact(e2e: E2E) -> None:
     """The other setting: `sandbox = false`, no daemon, no build users, as root on the store
     (Debian's single-user nix-bin). Root can write into store paths; the stages must not (Python
     left __pycache__ in the runtime's)."""
-    drv = stdout_of(e2e.env, "nix-instantiate", str(e2e.dir / "top.nix"), "-A", "unsandboxed")
-    closure = stdout_of(e2e.env, "nix-store", "-qR", drv.strip()).split()
+    drv, _ = e2e.instantiate("unsandboxed")
+    closure = stdout_of(e2e.env, "nix-store", "-qR", drv).split()
     paths = stdout_of(e2e.env, "nix-store", "-q", "--outputs", *closure).split()
     unbuilt = stdout_of(e2e.env, "nix-store", "--check-validity", "--print-invalid", *paths)
     inputs = sorted(set(paths) - set(unbuilt.split()))
