@@ -182,10 +182,7 @@ def e2e(kernel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     write_top(d / "top.nix", rendered, kernel_root, name)
     # Builds go through a nix-daemon of this session's own: sandboxed, as nixbld users.
     ensure_build_users()
-    conf = d / "nix-conf"
-    conf.mkdir()
-    (conf / "nix.conf").write_text(nix_conf(kernel_root, system_features=FEATURES), "utf-8")
-    daemon = start_daemon(conf, d)
+    daemon = start_daemon(nix_conf(d / "nix-conf", kernel_root, system_features=FEATURES), d)
     try:
         root_env = single_user_env(d / "nix-conf-single-user")
         yield E2E(d, daemon.env, root_env, name, kernel_root, TIMINGS, PLACEMENTS)

@@ -31,9 +31,14 @@ def host_python_dirs() -> list[str]:
 
 
 def nix_conf(
-    kernel_root: Path, *, system_features: Iterable[str], extra: dict[str, str] | None = None
-) -> str:
-    """A sandboxed nix.conf whose sandbox sees only what the stand-in needs besides the closure."""
+    conf_dir: Path,
+    kernel_root: Path,
+    *,
+    system_features: Iterable[str],
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write conf_dir/nix.conf, sandboxed: the sandbox sees only what the stand-in needs besides
+    the closure. Returns conf_dir (for NIX_CONF_DIR)."""
     paths = [*DEBIAN_TOOL_DIRS, str(kernel_root), *host_python_dirs()]
     settings = {
         "sandbox": "true",
@@ -44,7 +49,9 @@ def nix_conf(
         "experimental-features": "nix-command flakes",
         **(extra or {}),
     }
-    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+    conf_dir.mkdir(parents=True)
+    (conf_dir / "nix.conf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+    return conf_dir
 
 
 def single_user_env(conf_dir: Path) -> dict[str, str]:

@@ -64,10 +64,8 @@ def start_builder(
     host_pub = keygen(dir / "host_key")
     (dir / "authorized_keys").write_text(keygen(dir / "client_key") + "\n")
     store = dir / "store"
-    conf = dir / "nix-conf"
-    conf.mkdir()
-    (conf / "nix.conf").write_text(
-        nix_conf(kernel_root, system_features=features, extra={"store": str(store)}),
+    conf = nix_conf(
+        dir / "nix-conf", kernel_root, system_features=features, extra={"store": str(store)}
     )
     # sshd's privilege separation dir; systemd creates it on a booted machine.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)

@@ -36,16 +36,12 @@ def dispatch(e2e: E2E) -> Iterator[Dispatch]:
     builder = start_builder(e2e.dir / "builder", e2e.kernel_root, FEATURES, mandatory="kvm")
     try:
         local = e2e.dir / "kvm-less"
-        (local / "nix-conf").mkdir(parents=True)
         without_kvm = [f for f in FEATURES if f != "kvm"]
-        (local / "nix-conf" / "nix.conf").write_text(
-            nix_conf(
-                e2e.kernel_root,
-                system_features=without_kvm,
-                extra={"builders": builder.machine},
-            )
+        extra = {"builders": builder.machine}
+        conf = nix_conf(
+            local / "nix-conf", e2e.kernel_root, system_features=without_kvm, extra=extra
         )
-        daemon = start_daemon(local / "nix-conf", local, {"NIX_SSHOPTS": builder.sshopts})
+        daemon = start_daemon(conf, local, {"NIX_SSHOPTS": builder.sshopts})
         try:
             yield Dispatch(builder, daemon.env, e2e.variant("remote"))
         finally:
