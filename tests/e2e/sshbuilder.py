@@ -14,7 +14,7 @@ import base64
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +56,7 @@ def keygen(path: Path) -> str:
 
 
 def start_builder(
-    dir: Path, kernel_root: Path, features: Iterable[str], mandatory: str
+    dir: Path, kernel_root: Path, features: Sequence[str], mandatory: str
 ) -> SshBuilder:
     """sshd for a builder that offers `features` and takes only derivations that require
     `mandatory`, with its store under dir/store."""
@@ -74,7 +74,7 @@ def start_builder(
         f"Port {port}\nListenAddress {HOST}\nHostKey {dir / 'host_key'}\n"
         f"AuthorizedKeysFile {dir / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        # Its files are root's and 0600, but they sit under /tmp, which StrictModes refuses.
+        # Its key files are root's, but under /tmp (world-writable), which StrictModes refuses.
         "StrictModes no\n"
         f"PidFile {dir / 'sshd.pid'}\nSetEnv NIX_CONF_DIR={conf}\n"
     )
