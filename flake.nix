@@ -21,9 +21,10 @@
         linuxBase = wl.linuxBase ./examples/linux.toml;
       };
 
-      # lib.runInWindowsVM ./wingen.toml drv: drv's builder run inside that config's Windows VM.
+      # lib.runInWindowsVM ./wingen.toml drv: drv's builder run inside that config's Windows VM;
+      # lib.windowsRunCommand ./wingen.toml name env script: the script run in its Cygwin bash.
       lib = {
-        inherit (wl) render fromConfig runInWindowsVM runInLinuxVM;
+        inherit (wl) render fromConfig runInWindowsVM runInLinuxVM windowsRunCommand;
       };
 
       checks.${system} = {

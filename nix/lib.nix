@@ -3,6 +3,7 @@
 #   fromConfig config         -> the rendered expression, called with pkgs (installed, base, runInVM…)
 #   runInWindowsVM config drv -> drv built inside the revived Windows VM of that config
 #   runInLinuxVM config drv   -> the same for a Linux-guest config
+#   windowsRunCommand config name env script -> runCommand's shape, script run in Cygwin's bash
 { pkgs }:
 
 rec {
@@ -28,4 +29,5 @@ rec {
   linuxBase = config: (fromConfig config).linuxBase;
   runInWindowsVM = config: (fromConfig config).runInWindowsVM;
   runInLinuxVM = config: (fromConfig config).runInLinuxVM;
+  windowsRunCommand = config: (fromConfig config).windowsRunCommand;
 }

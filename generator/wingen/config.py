@@ -240,6 +240,50 @@ class Windows(Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _nt5_setup(self) -> Self:
+        """XP/2003 text-mode setup: it knows IDE disks only and stops at the key page."""
+        if self.answer_file != "winnt-sif":
+            return self
+        if self.virtio_iso is not None:
+            raise _at(
+                "virtio_iso",
+                "XP/2003 text-mode setup has no virtio disk driver and would find no disk",
+                "remove windows.virtio_iso: XP/2003 install onto an IDE disk",
+            )
+        if self.product_key == "none":
+            raise _at(
+                "product_key",
+                "XP/2003 setup stops at the product key page when winnt.sif has no key",
+                "set windows.product_key to your own key (Microsoft publishes no generic one)",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _uefi_guest(self) -> Self:
+        if self.firmware != "uefi":
+            return self
+        if self.architecture == "i686":
+            raise _at(
+                "firmware",
+                "OVMF, the UEFI firmware, is x86_64-only: an i686 guest cannot boot with it",
+                'set windows.firmware = "bios"',
+            )
+        edition = self.known_edition
+        if edition is not None and not edition.uefi:
+            raise _at(
+                "firmware",
+                f"{edition.name!r} boots from UEFI only with a CSM video BIOS, which OVMF lacks",
+                'set windows.firmware = "bios"',
+            )
+        return self
+
+    @property
+    def old_for_cygwin(self) -> bool:
+        """Current Cygwin does not run on this guest (32-bit, or older than 8.1 / 2012 R2)."""
+        edition = self.known_edition
+        return self.architecture == "i686" or (edition is not None and not edition.current_cygwin)
+
     @property
     def known_edition(self) -> Edition | None:
         return find_edition(self.edition) if self.edition is not None else None
@@ -283,7 +327,7 @@ def _extra_args(args: list[str]) -> list[str]:
 class VM(Model):
     memory_mib: Annotated[int, Field(ge=128, le=1024 * 1024)] = 2048
     cpus: Annotated[int, Field(ge=1, le=256)] = 2
-    disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 40
+    disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 64  # Windows 11 needs 64
     acceleration: Literal["auto", "kvm", "tcg"] = "auto"
     extra_qemu_args: Annotated[list[str], AfterValidator(_extra_args)] = []
     rtc_base: Annotated[str, AfterValidator(_rtc)] = "2010-01-01"
@@ -333,6 +377,9 @@ class Network(Model):
         return str(ipaddress.IPv4Network(self.subnet).netmask)
 
 
+# Cygwin Time Machine snapshots (ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/…), the
+# mirrors cygwin.com/install.html names for Windows that current Cygwin no longer supports.
+TIME_MACHINE = "/circa/"
 _CYGWIN_PKG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -395,6 +442,40 @@ class Config(Model):
                 'remove it or set guest = "windows"',
             )
         return self
+
+    @model_validator(mode="after")
+    def _windows_11_hardware(self) -> Self:
+        """Windows 11's minimums (Microsoft: 64 GB storage, 2 cores). The answer file bypasses
+        setup's checks, but an install onto a smaller disk runs out of space."""
+        edition = self.windows.known_edition if self.windows is not None else None
+        if edition is None or not edition.windows11:
+            return self
+        if self.vm.disk_size_gib < 64:
+            raise _at(
+                "vm.disk_size_gib",
+                f"{self.vm.disk_size_gib} GiB is below Windows 11's 64 GB minimum",
+                "set vm.disk_size_gib = 64 or more",
+            )
+        if self.vm.cpus < 2:
+            raise _at(
+                "vm.cpus", f"{self.vm.cpus} CPU is below Windows 11's 2 cores", "set vm.cpus = 2"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cygwin_runs_on_it(self) -> Self:
+        """Old or 32-bit Windows runs only a Cygwin Time Machine snapshot (see editions.py)."""
+        win = self.windows
+        if win is None or not win.old_for_cygwin or TIME_MACHINE in self.cygwin.mirror:
+            return self
+        what = win.edition or f"image #{win.image_index}"
+        raise _at(
+            "cygwin.mirror",
+            f"current Cygwin needs 64-bit Windows 8.1 / Server 2012 R2 or later, not "
+            f"{what!r} ({win.architecture})",
+            "set it to a Cygwin Time Machine snapshot (a URL with /circa/; cygwin.com/install.html "
+            "names one per Windows version) and lock from its setup.ini, or pick a newer edition",
+        )
 
     @property
     def ssh_user(self) -> str:

@@ -14,11 +14,43 @@ from typing import Literal
 Family = Literal["nt6", "nt5"]  # nt6: Autounattend.xml (Vista and later); nt5: winnt.sif (XP/2003)
 
 
+# Editions current Cygwin no longer runs on. Cygwin's install page (cygwin.com/install.html):
+# current Cygwin needs 64-bit Windows 8.1 / Server 2012 R2 or later; Cygwin 3.4 was the last for
+# Windows 7, 8, Server 2008 R2 and 2012, 32-bit Cygwin ended with 3.3, and older Windows runs only
+# a Cygwin Time Machine snapshot installed with `setup --allow-unsupported-windows`.
+_OLD_FOR_CYGWIN = ("Windows XP", "Windows Server 2003", "Windows Vista", "Windows 7",
+                   "Windows Server 2008")  # fmt: skip
+
+
+# Editions wingen boots with BIOS only: dockur/windows installs Vista, 7 and 2008 (and older) in
+# its legacy (BIOS) mode (src/define.sh isLegacy); their UEFI boot wants a CSM video BIOS, which
+# OVMF lacks.
+_BIOS_ONLY = _OLD_FOR_CYGWIN
+
+
 @dataclass(frozen=True)
 class Edition:
     name: str  # the image name in install.wim (what /IMAGE/NAME matches), or the XP product name
     family: Family
     generic_key: str | None
+
+    @property
+    def server(self) -> bool:
+        """Server editions: their setup asks for the Administrator password (UserAccounts)."""
+        return self.name.startswith("Windows Server")
+
+    @property
+    def windows11(self) -> bool:
+        return self.name.startswith("Windows 11")
+
+    @property
+    def uefi(self) -> bool:
+        return not self.name.startswith(_BIOS_ONLY)
+
+    @property
+    def current_cygwin(self) -> bool:
+        """Whether today's Cygwin still runs on this edition (see _OLD_FOR_CYGWIN)."""
+        return not self.name.startswith(_OLD_FOR_CYGWIN)
 
 
 def _client(version: str) -> list[Edition]:

@@ -136,6 +136,11 @@ def check_files(cfg: Config, files: Mapping[str, str]) -> None:
     win = cfg.windows
     if win is None or win.answer_file != "autounattend":
         return
+    edition = win.known_edition
     check_autounattend(
-        files["windows/autounattend.xml"], win.architecture, modern=WinFacts.of(cfg).modern
+        files["windows/autounattend.xml"],
+        win.architecture,
+        modern=WinFacts.of(cfg).modern,
+        server=edition is not None and edition.server,
+        windows11=edition is not None and edition.windows11,
     )

@@ -33,6 +33,7 @@ WINDOWS_NAMES: tuple[str, ...] = (
     "mtools",
     "xorriso",
     "OVMF",
+    "wimlib",  # wimlib-imagex info: the edition check against the ISO's install.wim
 )
 
 

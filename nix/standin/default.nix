@@ -148,6 +148,7 @@ let
     dosfstools = hostTools "dosfstools" [ "mkfs.fat" "mkfs.vfat" ];
     mtools = hostTools "mtools" [ "mcopy" "mmd" "mdir" ];
     xorriso = hostTools "xorriso" [ "xorriso" ];
+    wimlib = hostTools "wimlib" [ "wimlib-imagex" ];  # Debian's wimtools
     # nixpkgs' OVMF.fd: FV/OVMF_CODE.fd and FV/OVMF_VARS.fd (Debian's `ovmf` package).
     OVMF.fd = runCommand "standin-OVMF-fd" { } ''
       mkdir -p $out/FV

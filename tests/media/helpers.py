@@ -11,9 +11,15 @@ from wingen.loader import parse_config
 from wingen.media import check_files
 
 ZERO = "0" * 64
+# A Cygwin Time Machine snapshot: what old or 32-bit Windows guests must lock from (config.py).
+TIME_MACHINE = (
+    "http://ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/64bit/2024/01/30/231215"
+)
+OLD_CYGWIN = {"mirror": TIME_MACHINE}
 # The names nix/windows-media.nix declares it needs from the main expression's arguments.
 PARTIAL_NAMES = (
     "runCommand", "writeText", "requireFile", "fetchurl", "dosfstools", "mtools", "xorriso",
+    "python3", "wimlib",
 )  # fmt: skip
 
 

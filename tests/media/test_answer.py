@@ -13,7 +13,7 @@ import pytest
 from wingen.answer.schema import AnswerFileError, check_autounattend
 from wingen.errors import UserError
 
-from .helpers import render_files, windows_cfg
+from .helpers import OLD_CYGWIN, render_files, windows_cfg
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
 WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
@@ -98,7 +98,8 @@ def test_uefi_gpt_layout() -> None:
 
 def test_image_index_no_key_i686() -> None:
     root = autounattend(
-        {"edition": None, "image_index": 6, "product_key": "none", "architecture": "i686"}
+        {"edition": None, "image_index": 6, "product_key": "none", "architecture": "i686"},
+        cygwin=OLD_CYGWIN,
     )
     setup = comp(root, "windowsPE", "Microsoft-Windows-Setup")
     assert text(setup, ".//u:MetaData/u:Key") == "/IMAGE/INDEX"
@@ -108,26 +109,59 @@ def test_image_index_no_key_i686() -> None:
     assert archs == {"x86"}
 
 
-def test_virtio_driver_paths() -> None:
+def test_virtio_driver_paths_one_root_per_cd() -> None:
     root = autounattend({"virtio_iso": {"name": "virtio-win.iso", "sha256": "1" * 64}})
     assert passes(root) == ["windowsPE", "offlineServicing", "specialize", "oobeSystem"]
     pnp = comp(root, "windowsPE", "Microsoft-Windows-PnpCustomizationsWinPE")
-    paths = [p.text for p in pnp.findall(".//u:Path", NS)]
-    assert r"D:\viostor\w11\amd64" in paths
-    assert r"E:\NetKVM\w11\amd64" in paths
+    # BIOS: Windows, Cygwin and virtio CDs (the answer file is on the floppy): D:, E:, F:
+    assert [p.text for p in pnp.findall(".//u:Path", NS)] == ["D:\\", "E:\\", "F:\\"]
     keys = [e.get(f"{WCM}keyValue") for e in pnp.findall(".//u:PathAndCredentials", NS)]
-    assert len(keys) == len(set(keys)) == len(paths)
-    comp(root, "offlineServicing", "Microsoft-Windows-PnpCustomizationsNonWinPE")
-    server = autounattend(
-        {"edition": "Windows Server 2022 SERVERSTANDARD",
+    assert keys == ["1", "2", "3"]
+    later = comp(root, "offlineServicing", "Microsoft-Windows-PnpCustomizationsNonWinPE")
+    assert [p.text for p in later.findall(".//u:Path", NS)] == ["D:\\", "E:\\", "F:\\"]
+    uefi = autounattend(
+        {"edition": "Windows Server 2022 SERVERSTANDARD", "firmware": "uefi",
          "virtio_iso": {"name": "v.iso", "sha256": "1" * 64}}
     )  # fmt: skip
-    pnp = comp(server, "windowsPE", "Microsoft-Windows-PnpCustomizationsWinPE")
-    assert r"D:\vioscsi\2k22\amd64" in [p.text for p in pnp.findall(".//u:Path", NS)]
+    pnp = comp(uefi, "windowsPE", "Microsoft-Windows-PnpCustomizationsWinPE")
+    assert [p.text for p in pnp.findall(".//u:Path", NS)] == ["D:\\", "E:\\", "F:\\", "G:\\"]
+
+
+def test_interface_children_in_microsofts_order() -> None:
+    iface = comp(autounattend(), "specialize", "Microsoft-Windows-TCPIP").find(
+        "u:Interfaces/u:Interface", NS
+    )
+    assert iface is not None
+    assert [e.tag.split("}")[1] for e in iface] == [
+        "Ipv4Settings",
+        "Identifier",
+        "UnicastIpAddresses",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edition", "server"),
+    [("Windows Server 2022 SERVERSTANDARDCORE", True), ("Windows 10 Pro", False)],
+)
+def test_administrator_password(edition: str, server: bool) -> None:
+    root = autounattend({"edition": edition, "account": {"user": "bob", "password": "pw1"}})
+    oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
+    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:Value") == "pw1"
+    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:PlainText") == "true"
+
+
+def test_windows_11_labconfig() -> None:
+    setup = comp(autounattend(), "windowsPE", "Microsoft-Windows-Setup")
+    paths = [p.text or "" for p in setup.findall(".//u:RunSynchronousCommand/u:Path", NS)]
+    values = {p.split(" /v ")[1].split()[0] for p in paths if "LabConfig" in p}
+    assert values == {"BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck",
+                      "BypassStorageCheck", "BypassCPUCheck"}  # fmt: skip
+    orders = [text(c, "u:Order") for c in setup.findall(".//u:RunSynchronousCommand", NS)]
+    assert orders == ["1", "2", "3", "4", "5"]
 
 
 def test_windows_7_gets_no_windows_8_settings() -> None:
-    root = autounattend({"edition": "Windows 7 Professional"})
+    root = autounattend({"edition": "Windows 7 Professional"}, cygwin=OLD_CYGWIN)
     oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup").find("u:OOBE", NS)
     assert oobe is not None
     names = [e.tag.split("}")[1] for e in oobe]
@@ -204,9 +238,16 @@ def test_check_rejects_component_in_wrong_pass_and_wrong_arch() -> None:
 # --- winnt.sif ------------------------------------------------------------------------------
 
 
+XP = {
+    "edition": "Windows XP Professional",
+    "answer_file": "winnt-sif",
+    "product_key": "BCDFG-HJKMP-QRTVW-XY234-6789B",
+}
+
+
 def winnt(windows: dict[str, Any] | None = None) -> configparser.ConfigParser:
-    base = {"edition": "Windows XP Professional", "answer_file": "winnt-sif"}
-    text = render_files(windows_cfg({**base, **(windows or {})}))["windows/winnt.sif"]
+    cfg = windows_cfg({**XP, **(windows or {})}, cygwin=OLD_CYGWIN)
+    text = render_files(cfg)["windows/winnt.sif"]
     parser = configparser.ConfigParser(
         interpolation=None, strict=True, comment_prefixes=(";",), delimiters=("=",)
     )
@@ -239,9 +280,8 @@ def test_winnt_sif_values() -> None:
     assert "%%d" in sif["GuiRunOnce"]["Command0"]
 
 
-def test_winnt_sif_without_key_and_with_other_zone() -> None:
+def test_winnt_sif_other_zone() -> None:
     sif = winnt({"time_zone": "Pacific Standard Time"})
-    assert "ProductKey" not in sif["UserData"]
     assert unquote_inf(sif["GuiUnattended"]["TimeZone"]) == "4"
 
 
@@ -265,11 +305,11 @@ def test_winnt_sif_unused_for_autounattend() -> None:
     [
         {},
         {"architecture": "i686", "account": {"user": "o'brien", "password": MARKUP}},
-        {"edition": "Windows XP Professional", "answer_file": "winnt-sif"},
+        XP,
     ],
 )
 def test_bootstrap_passes_shellcheck(tmp_path: Path, windows: dict[str, Any]) -> None:
-    files = render_files(windows_cfg(windows))
+    files = render_files(windows_cfg(windows, cygwin=OLD_CYGWIN if windows else {}))
     script = tmp_path / "bootstrap.sh"
     script.write_text(files["windows/wingen/bootstrap.sh"])
     check = subprocess.run(
@@ -291,6 +331,60 @@ def test_install_cmd_per_architecture() -> None:
     x64 = render_files(windows_cfg())["windows/wingen/install.cmd"]
     assert "set CYGSETUP=setup-x86_64.exe" in x64
     assert r"set CYGROOT=C:\cygwin64" in x64
-    x86 = render_files(windows_cfg({"architecture": "i686"}))["windows/wingen/install.cmd"]
+    assert "--allow-unsupported-windows" not in x64
+    x86 = render_files(windows_cfg({"architecture": "i686"}, cygwin=OLD_CYGWIN))[
+        "windows/wingen/install.cmd"
+    ]
     assert "set CYGSETUP=setup-x86.exe" in x86
     assert "{{" not in x86
+    # 32-bit: a Time Machine Cygwin, which setup installs only when told it may
+    assert "-d --allow-unsupported-windows\n" in x86
+
+
+# --- the checks that setup would stop at -------------------------------------------------
+
+
+def test_check_rejects_interface_out_of_order() -> None:
+    good = rendered()
+    swapped = good.replace(
+        "<Ipv4Settings>\n            <DhcpEnabled>false</DhcpEnabled>\n          </Ipv4Settings>\n"
+        "          <Identifier>52-54-00-12-01-01</Identifier>",
+        "<Identifier>52-54-00-12-01-01</Identifier>\n          <Ipv4Settings>\n"
+        "            <DhcpEnabled>false</DhcpEnabled>\n          </Ipv4Settings>",
+    )
+    assert swapped != good
+    with pytest.raises(AnswerFileError, match="Windows Setup reads them only as"):
+        check_autounattend(swapped, "x86_64")
+
+
+def test_check_wants_administrator_password_for_server() -> None:
+    server = rendered(edition="Windows Server 2025 SERVERDATACENTER")
+    check_autounattend(server, "x86_64", server=True)
+    start = server.index("<AdministratorPassword>")
+    end = server.index("</AdministratorPassword>") + len("</AdministratorPassword>")
+    without = server[:start] + server[end:]
+    check_autounattend(without, "x86_64")  # a client edition needs none
+    with pytest.raises(AnswerFileError, match="needs AdministratorPassword"):
+        check_autounattend(without, "x86_64", server=True)
+
+
+def test_check_wants_every_windows_11_labconfig_key() -> None:
+    good = rendered()
+    check_autounattend(good, "x86_64", windows11=True)
+    without = good.replace("/v BypassCPUCheck ", "/v BypassNothing ")
+    check_autounattend(without, "x86_64")  # other editions' setup reads none of them
+    with pytest.raises(AnswerFileError, match="without LabConfig BypassCPUCheck"):
+        check_autounattend(without, "x86_64", windows11=True)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("<Path>E:\\</Path>", "<Path>E:\\NetKVM\\w11\\amd64</Path>"),
+     ("<Path>E:\\</Path>", "<Path>D:\\</Path>")],
+)  # fmt: skip
+def test_check_wants_one_driver_path_per_drive_root(old: str, new: str) -> None:
+    good = rendered(virtio_iso={"name": "v.iso", "sha256": "1" * 64})
+    check_autounattend(good, "x86_64")
+    assert old in good
+    with pytest.raises(AnswerFileError, match="not one drive root"):
+        check_autounattend(good.replace(old, new), "x86_64")

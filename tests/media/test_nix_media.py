@@ -13,6 +13,7 @@ import pytest
 
 from wingen.cygwin import setup_ini
 from wingen.loader import load_config
+from wingen.render import runtime_files
 
 from .helpers import PARTIAL_NAMES, render_files, render_partial
 from .test_cli import wingen
@@ -54,6 +55,14 @@ def make_mirror(root: Path) -> str:
     return root.as_uri()
 
 
+def try_build(workdir: Path, attr: str) -> subprocess.CompletedProcess[str]:
+    """nix-build that may fail: its exit code and output, for the message a build stops with."""
+    return subprocess.run(
+        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix"],
+        cwd=workdir, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
 def build(workdir: Path, attr: str) -> Path:
     out = run("nix-build", *NIX_OPTS, "--no-out-link", "-A", attr, "default.nix", cwd=workdir)
     return Path(out.strip())
@@ -68,8 +77,18 @@ def rebuilds_identically(workdir: Path, attr: str) -> None:
 STANDIN = HERE.parents[1] / "nix" / "standin" / "default.nix"
 
 
-def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
-    mirror = make_mirror(tmp_path / "mirror")
+def write_runtime(root: Path) -> None:
+    """The runtime helper's files as the main expression's `runtime` holds them."""
+    for rel, text in runtime_files().items():
+        path = root / rel.removeprefix("runtime/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def setup_project(
+    tmp_path: Path, windows: str, mirror_dir: str = "mirror"
+) -> tuple[Path, dict[str, str]]:
+    mirror = make_mirror(tmp_path / mirror_dir)
     exe = tmp_path / "setup-x86_64.exe"
     exe.write_bytes(b"MZ pretend cygwin installer\n")
     exe_sha = hashlib.sha256(exe.read_bytes()).hexdigest()
@@ -79,7 +98,11 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
         f'setup = {{ url = "{exe.as_uri()}", sha256 = "{exe_sha}" }}\n'
     )
     r = wingen(
-        "cygwin", "lock", "--setup-ini", str(tmp_path / "mirror/x86_64/setup.ini"), cwd=tmp_path
+        "cygwin",
+        "lock",
+        "--setup-ini",
+        str(tmp_path / mirror_dir / "x86_64/setup.ini"),
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
     cfg = load_config(tmp_path / "wingen.toml")
@@ -87,12 +110,14 @@ def setup_project(tmp_path: Path, windows: str) -> tuple[Path, dict[str, str]]:
     partial = render_partial(cfg, tmp_path, files)
     (tmp_path / "key").mkdir()
     (tmp_path / "key" / "key.pub").write_text(PUBKEY)
+    write_runtime(tmp_path / "runtime")
     # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
         f"let\n  inherit (import {STANDIN} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
-        "  sshKey = ./key;\n"
+        "  sshKey = ./key;\n  runtime = ./runtime;\n"
         + partial
-        + "in { inherit windowsIso answerFloppy answerIso answerMedia cygwinIso; }\n"
+        + "in { inherit windowsIso windowsIsoNoPrompt windowsBootIso editionCheck answerFloppy\n"
+        "  answerIso answerMedia cygwinIso; }\n"
     )
     return tmp_path, files
 
@@ -126,16 +151,23 @@ def test_answer_floppy_and_iso(tmp_path: Path) -> None:
     rebuilds_identically(work, "answerIso")
 
 
-def test_winnt_sif_floppy(tmp_path: Path) -> None:
+def test_winnt_sif_floppy_with_crlf(tmp_path: Path) -> None:
     work, files = setup_project(
         tmp_path,
         'iso = { name = "xp.iso", sha256 = "' + "1" * 64 + '" }\n'
-        'edition = "Windows XP Professional"\nanswer_file = "winnt-sif"',
+        'edition = "Windows XP Professional"\nanswer_file = "winnt-sif"\n'
+        'product_key = "BCDFG-HJKMP-QRTVW-XY234-6789B"',
+        mirror_dir="circa/2016",  # a local copy of a Time Machine snapshot
     )
     floppy = build(work, "answerFloppy")
     assert build(work, "answerMedia") == floppy  # BIOS → the floppy
     assert run("mdir", "-b", "-i", str(floppy), "::/").split() == ["::/winnt.sif"]
-    assert run("mtype", "-i", str(floppy), "::/winnt.sif") == files["windows/winnt.sif"]
+    back = tmp_path / "winnt.sif"
+    run("mcopy", "-n", "-i", str(floppy), "::/winnt.sif", str(back))
+    data = back.read_bytes()
+    # XP/2003 setup reads winnt.sif as DOS text: CRLF on every line, the text otherwise as rendered
+    assert data.count(b"\r\n") == data.count(b"\n") > 10
+    assert data.decode().replace("\r\n", "\n") == files["windows/winnt.sif"]
 
 
 def test_cygwin_iso(tmp_path: Path) -> None:
@@ -192,10 +224,7 @@ def test_windows_iso_require_file(tmp_path: Path) -> None:
     work, _ = setup_project(
         tmp_path, UEFI.replace("wingen-test-win.iso", fake.name).replace("ISOHASH", sha)
     )
-    proc = subprocess.run(
-        ["nix-build", *NIX_OPTS, "--no-out-link", "-A", "windowsIso", "default.nix"],
-        cwd=work, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    proc = try_build(work, "windowsIso")
     assert proc.returncode != 0
     assert f"nix-store --add-fixed sha256 /path/to/{fake.name}" in proc.stderr
     added = run("nix-store", "--add-fixed", "sha256", str(fake)).strip()

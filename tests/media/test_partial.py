@@ -11,7 +11,14 @@ from wingen.cygwin import lock
 from wingen.errors import UserError
 from wingen.nixnames import names_for
 
-from .helpers import PARTIAL_NAMES, ZERO, render_files, render_partial, windows_cfg
+from .helpers import (
+    PARTIAL_NAMES,
+    TIME_MACHINE,
+    ZERO,
+    render_files,
+    render_partial,
+    windows_cfg,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "setup.ini"
 SETUP = {"setup": {"url": "https://cygwin.com/setup-x86_64.exe", "sha256": ZERO}}
@@ -76,7 +83,7 @@ def test_unpinned_setup_exe(tmp_path: Path) -> None:
 def test_lock_for_the_wrong_architecture(tmp_path: Path) -> None:
     write_lock(tmp_path, ["openssh"])
     with pytest.raises(UserError, match="locked for x86_64, the guest is x86"):
-        partial(tmp_path, {"architecture": "i686"})
+        partial(tmp_path, {"architecture": "i686"}, mirror=TIME_MACHINE, **SETUP)
 
 
 def test_too_long_mirror(tmp_path: Path) -> None:

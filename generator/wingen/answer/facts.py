@@ -13,8 +13,10 @@ from ..errors import UserError
 CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")
 # What the first logon runs: find the Cygwin CD by its install script, whatever its letter.
 INSTALL_SCRIPT = r"wingen\install.cmd"
-# virtio-win driver folders wingen points Windows setup at (storage, network, serial, balloon).
-VIRTIO_DRIVERS = ("viostor", "vioscsi", "NetKVM", "vioserial", "Balloon")
+# Windows 11 setup's hardware checks, each turned off by a LabConfig value of 1 (dockur/windows
+# assets/win11x64.xml sets the first three; storage and CPU are checked by setup as well).
+LABCONFIG = ("BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "BypassStorageCheck",
+             "BypassCPUCheck")  # fmt: skip
 # The controller's Samba shares and where the guest mounts them (see bootstrap.sh).
 SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
 
@@ -41,20 +43,6 @@ XP_TIME_ZONES = {
     "Pacific Standard Time": 4,
 }
 
-# virtio-win's per-OS folder names, by edition prefix (longest first wins).
-_VIRTIO_OS = (
-    ("Windows Server 2008 R2", "2k8R2"),
-    ("Windows Server 2012 R2", "2k12R2"),
-    ("Windows Server 2016", "2k16"),
-    ("Windows Server 2019", "2k19"),
-    ("Windows Server 2022", "2k22"),
-    ("Windows Server 2025", "2k25"),
-    ("Windows 11", "w11"),
-    ("Windows 10", "w10"),
-    ("Windows 8.1", "w8.1"),
-    ("Windows 7", "w7"),
-    ("Windows Vista", "2k8"),
-)
 _LEGACY = ("Windows Vista", "Windows 7", "Windows Server 2008")
 
 
@@ -68,7 +56,9 @@ class WinFacts:
     image_key: str  # /IMAGE/INDEX or /IMAGE/NAME
     image_value: str
     install_partition: int
-    virtio_paths: tuple[str, ...]
+    virtio_paths: tuple[str, ...]  # DriverPaths: the root of each CD the virtio ISO may be
+    labconfig: tuple[str, ...]
+    old_cygwin_setup: bool  # a Time Machine Cygwin on old Windows: setup needs a flag to run
     first_logon: str  # one cmd.exe command line
     mac: str  # the guest NIC as Windows writes it: 52-54-00-12-01-01
     shares: tuple[tuple[str, str], ...]
@@ -97,7 +87,9 @@ class WinFacts:
             image_key=key,
             image_value=value,
             install_partition=3 if win.firmware == "uefi" else 1,
-            virtio_paths=_virtio_paths(win) if win.virtio_iso is not None else (),
+            virtio_paths=_virtio_roots(win) if win.virtio_iso is not None else (),
+            labconfig=LABCONFIG,
+            old_cygwin_setup=win.old_for_cygwin and win.answer_file == "autounattend",
             first_logon=first_logon,
             mac=cfg.network.guest_mac.upper().replace(":", "-"),
             shares=SHARES,
@@ -116,17 +108,14 @@ class WinFacts:
         )
 
 
-def _virtio_paths(win: Windows) -> tuple[str, ...]:
-    edition = win.edition or ""
-    matches = [os for prefix, os in _VIRTIO_OS if edition.startswith(prefix)]
-    oses = matches[:1] or ["w11", "w10"]  # by image index only: let Windows rank both
-    arch = "amd64" if win.architecture == "x86_64" else "x86"
-    return tuple(
-        f"{letter}:\\{drv}\\{os}\\{arch}"
-        for letter in CD_LETTERS[:8]
-        for drv in VIRTIO_DRIVERS
-        for os in oses
-    )
+def _virtio_roots(win: Windows) -> tuple[str, ...]:
+    """One DriverPaths entry per drive root the virtio CD may get. Setup searches a path with its
+    subfolders (rgl/windows-vagrant's answer files give only the drivers CD's root, `E:\\`) and
+    PnP takes the INF that matches the OS and architecture, so no folder per driver and OS is
+    needed and none that does not exist is listed. The CDs are, in IDE order: Windows, Cygwin,
+    the answer ISO (UEFI only), virtio; WinPE letters them from D: (the floppy is A:)."""
+    cds = 4 if win.firmware == "uefi" else 3
+    return tuple(f"{letter}:\\" for letter in CD_LETTERS[:cds])
 
 
 def mirror_dir(mirror: str) -> str:

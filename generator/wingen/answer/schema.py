@@ -10,6 +10,7 @@ stops with "The answer file is invalid" on an unknown pass, component or setting
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +181,19 @@ COMPONENTS: dict[str, Component] = {
     ),
 }  # fmt: skip
 
+# Settings whose children Windows Setup reads in one order only. Microsoft Learn,
+# microsoft-windows-tcpip-interfaces-interface: "The settings in Interface must be added in the
+# following order: Ipv4Settings, Ipv6Settings, Identifier, UnicastIpAddresses, and then Routes."
+ORDERED: dict[str, tuple[str, ...]] = {
+    "Interface": ("Ipv4Settings", "Ipv6Settings", "Identifier", "UnicastIpAddresses", "Routes"),
+}
+# Windows 11 setup's checks that the answer file must turn off on QEMU (facts.LABCONFIG).
+WINDOWS_11_LABCONFIG = frozenset(
+    {"BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "BypassStorageCheck",
+     "BypassCPUCheck"}
+)  # fmt: skip
+_DRIVE_ROOT = re.compile(r"^[A-Z]:\\$")
+
 # OOBE settings Windows Vista and 7 do not know (Microsoft Learn lists them as Windows 8 and later).
 WIN8_ONLY = frozenset({"HideOnlineAccountScreens", "HideLocalAccountScreen"})
 ARCHITECTURES = {"x86_64": "amd64", "i686": "x86"}
@@ -199,8 +213,17 @@ def _local(tag: str) -> str:
     return tag[len(NS) + 2 :]
 
 
-def check_autounattend(text: str, architecture: str, *, modern: bool = True) -> list[str]:
-    """Raise AnswerFileError on anything Windows Setup would reject; return the passes seen."""
+def check_autounattend(
+    text: str,
+    architecture: str,
+    *,
+    modern: bool = True,
+    server: bool = False,
+    windows11: bool = False,
+) -> list[str]:
+    """Raise AnswerFileError on anything Windows Setup would reject or stop at; return the passes
+    seen. `server`: a Server edition (it asks for the Administrator password); `windows11`: its
+    setup checks TPM, Secure Boot, RAM, storage and CPU."""
     try:
         root = ET.fromstring(text)  # noqa: S314 -- our own rendered output, not untrusted input
     except ET.ParseError as exc:
@@ -236,7 +259,37 @@ def check_autounattend(text: str, architecture: str, *, modern: bool = True) -> 
                     f"({architecture})"
                 )
             _walk(comp, COMPONENTS[name].settings, f"{pass_}/{name}", modern)
+    _check_needs(root, server=server, windows11=windows11)
     return seen
+
+
+def _texts(root: ET.Element, path: str) -> list[str]:
+    return [(e.text or "").strip() for e in root.iterfind(path, {"u": NS})]
+
+
+def _check_needs(root: ET.Element, *, server: bool, windows11: bool) -> None:
+    """What a well-formed file must still hold for setup to run through without a question."""
+    shell = "u:settings[@pass='oobeSystem']/u:component[@name='Microsoft-Windows-Shell-Setup']"
+    if server and not _texts(root, f"{shell}/u:UserAccounts/u:AdministratorPassword/u:Value"):
+        raise AnswerFileError(
+            "oobeSystem/Microsoft-Windows-Shell-Setup/UserAccounts: a Server edition needs "
+            "AdministratorPassword, or setup stops to ask for it"
+        )
+    if windows11:
+        paths = _texts(root, ".//u:RunSynchronousCommand/u:Path")
+        have = {v for v in WINDOWS_11_LABCONFIG for p in paths if f"LabConfig /v {v} " in p}
+        if have != WINDOWS_11_LABCONFIG:
+            raise AnswerFileError(
+                "windowsPE/Microsoft-Windows-Setup/RunSynchronous: Windows 11 setup stops on "
+                f"QEMU without LabConfig {', '.join(sorted(WINDOWS_11_LABCONFIG - have))}"
+            )
+    for comp in root.iterfind(".//u:DriverPaths", {"u": NS}):
+        roots = _texts(comp, "u:PathAndCredentials/u:Path")
+        if len(set(roots)) != len(roots) or not all(_DRIVE_ROOT.match(r) for r in roots):
+            raise AnswerFileError(
+                f"DriverPaths: {roots} is not one drive root (like E:\\) per drive; setup "
+                "searches each path's subfolders itself"
+            )
 
 
 def _walk(elem: ET.Element, tree: Tree, where: str, modern: bool) -> None:
@@ -257,6 +310,8 @@ def _walk(elem: ET.Element, tree: Tree, where: str, modern: bool) -> None:
             continue
         if (child.text or "").strip():
             raise AnswerFileError(f"{path}: a container setting holds text")
+        if name in ORDERED:
+            _check_order(child, ORDERED[name], path)
         order = child.find(f"{{{NS}}}Order")
         if order is not None:
             seen = orders.setdefault(name, set())
@@ -264,3 +319,12 @@ def _walk(elem: ET.Element, tree: Tree, where: str, modern: bool) -> None:
                 raise AnswerFileError(f"{path}: Order {order.text} is used twice")
             seen.add(order.text or "")
         _walk(child, sub, path, modern)
+
+
+def _check_order(elem: ET.Element, order: tuple[str, ...], where: str) -> None:
+    got = [_local(c.tag) for c in elem]
+    want = sorted(got, key=order.index)
+    if got != want:
+        raise AnswerFileError(
+            f"{where}: children in the order {got}; Windows Setup reads them only as {want}"
+        )

@@ -1,0 +1,104 @@
+"""Windows combinations that cannot install: each is refused with exit 2 and the field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, wingen
+
+from .helpers import TIME_MACHINE
+
+EXAMPLE = (ROOT / "examples" / "wingen.toml").read_text()
+
+
+def _edit(*pairs: tuple[str, str]) -> str:
+    text = EXAMPLE
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+TM_MIRROR = (
+    'mirror = "https://mirrors.kernel.org/sourceware/cygwin"',
+    f'mirror = "{TIME_MACHINE}"',
+)
+XP = (
+    ('edition = "Windows 11 Pro"', 'edition = "Windows XP Professional"'),
+    ('answer_file = "autounattend"', 'answer_file = "winnt-sif"'),
+    ('firmware = "uefi"', 'firmware = "bios"'),
+    ('product_key = "generic"', 'product_key = "BCDFG-HJKMP-QRTVW-XY234-6789B"'),
+    TM_MIRROR,
+)
+VIRTIO = ("# virtio_iso = {", "virtio_iso = {")
+VIRTIO_HASH = ('sha256 = "…" }', f'sha256 = "{"1" * 64}" }}')
+
+CASES = {
+    "XP with virtio drivers": (_edit(*XP, VIRTIO, VIRTIO_HASH), "windows.virtio_iso"),
+    "XP without a key": (
+        _edit(*XP[:-2], ('product_key = "generic"', 'product_key = "none"'), XP[-1]),
+        "windows.product_key",
+    ),
+    "i686 with UEFI": (
+        _edit(('architecture = "x86_64"', 'architecture = "i686"')),
+        "windows.firmware",
+    ),
+    "Windows 7 with UEFI": (
+        _edit(('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'), TM_MIRROR),
+        "windows.firmware",
+    ),
+    "Windows 11 on 32 GiB": (
+        _edit(("disk_size_gib = 64", "disk_size_gib = 32")),
+        "vm.disk_size_gib",
+    ),
+    "Windows 11 on one CPU": (_edit(("cpus = 2", "cpus = 1")), "vm.cpus"),
+    "Windows 7 with current Cygwin": (
+        _edit(
+            ('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'),
+            ('firmware = "uefi"', 'firmware = "bios"'),
+        ),
+        "cygwin.mirror",
+    ),
+    "32-bit Windows 10 with current Cygwin": (
+        _edit(
+            ('edition = "Windows 11 Pro"', 'edition = "Windows 10 Pro"'),
+            ('firmware = "uefi"', 'firmware = "bios"'),
+            ('architecture = "x86_64"', 'architecture = "i686"'),
+        ),
+        "cygwin.mirror",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_refused_with_the_field_named(name: str, tmp_path: Path) -> None:
+    text, field = CASES[name]
+    config = tmp_path / "wingen.toml"
+    config.write_text(text)
+    proc = wingen("render", "-c", str(config), "-o", str(tmp_path / "out.nix"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {field}: "), lines[0]
+    assert list(tmp_path.iterdir()) == [config], "nothing written"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _edit(*XP),
+        _edit(
+            ('edition = "Windows 11 Pro"', 'edition = "Windows 7 Professional"'),
+            ('firmware = "uefi"', 'firmware = "bios"'),
+            TM_MIRROR,
+        ),
+    ],
+    ids=["XP with key and Time Machine", "Windows 7 with Time Machine"],
+)
+def test_old_windows_with_a_time_machine_mirror_is_accepted(text: str, tmp_path: Path) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(text)
+    proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 0, proc.stderr
