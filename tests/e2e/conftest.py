@@ -128,6 +128,19 @@ class E2E:
         drv = stdout_of(self.env, "nix-instantiate", str(self.dir / top), "-A", attr).strip()
         return drv, stdout_of(self.env, "nix-store", "--query", "--outputs", drv).strip()
 
+    def repaired_inputs(self, attr: str, top: str = "top.nix") -> list[str]:
+        """The built store paths an attribute's build reads, each as the store registered it.
+        Suites that run older code as root on this shared store may have modified some (Python
+        wrote __pycache__ into the runtime's): those are repaired first."""
+        drv, _ = self.instantiate(attr, top)
+        closure = stdout_of(self.env, "nix-store", "-qR", drv).split()
+        paths = stdout_of(self.env, "nix-store", "-q", "--outputs", *closure).split()
+        unbuilt = stdout_of(self.env, "nix-store", "--check-validity", "--print-invalid", *paths)
+        inputs = sorted(set(paths) - set(unbuilt.split()))
+        for path in modified(self.root_env, inputs):
+            stdout_of(self.root_env, "nix-store", "--repair-path", path)
+        return inputs
+
     def variant(self, suffix: str, config: str = "") -> str:
         """A top file like top.nix for a config named <name>-<suffix> (`config` replaces the
         default one): every derivation in it is new, so every stage really runs."""
@@ -143,6 +156,12 @@ def stdout_of(env: dict[str, str], *cmd: str) -> str:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f"{cmd}: {proc.stderr}"
     return proc.stdout
+
+
+def modified(env: dict[str, str], paths: list[str]) -> list[str]:
+    """The store paths whose contents differ from what the store registered for them."""
+    check = [["nix-store", "--verify-path", p] for p in paths]
+    return [c[-1] for c in check if subprocess.run(c, env=env, capture_output=True).returncode]
 
 
 def render_linux(config: str, dir: Path, file: str) -> Path:
@@ -173,7 +192,8 @@ def kernel_root() -> Path:
     return Path(proc.stdout.strip())
 
 
-@pytest.fixture(scope="session")
+# Per package, not per session: its nix-daemon must be gone before other tests count processes.
+@pytest.fixture(scope="package")
 def e2e(kernel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     d = tmp_path_factory.mktemp("e2e")
     # A fresh name each session: every stage derivation is new, so each one really runs.

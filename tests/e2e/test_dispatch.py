@@ -52,7 +52,7 @@ def dispatch(e2e: E2E) -> Iterator[Dispatch]:
 
 def path_info(env: dict[str, str], path: str, *store: str) -> dict[str, object]:
     [info] = json.loads(stdout_of(env, "nix", "path-info", "--json", *store, path))
-    assert isinstance(info, dict)
+    assert isinstance(info, dict) and "narHash" in info, info  # valid ({"valid": false} if not)
     return info
 
 
@@ -67,6 +67,7 @@ def test_a_machine_without_kvm_refuses_vm_stages(e2e: E2E, dispatch: Dispatch) -
 
 
 def test_vm_stages_build_on_the_builder_that_offers_kvm(e2e: E2E, dispatch: Dispatch) -> None:
+    e2e.repaired_inputs("base", dispatch.top)  # what goes to the builder must verify there
     run = e2e.build("base", top=dispatch.top, env=dispatch.env, link="remote-base")
     assert run.returncode == 0, run.output
     e2e.timings["install + suspend on the builder (nix-build)"] = run.seconds

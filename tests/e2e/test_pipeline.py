@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import E2E, stdout_of
+from .conftest import E2E, modified
 from .nixdaemon import BUILD_GROUP
 from .where import VmProcess
 
@@ -104,24 +104,11 @@ def test_builders_are_unprivileged_and_the_store_read_only(e2e: E2E) -> None:
     assert "Permission denied" in run.output
 
 
-def modified(env: dict[str, str], paths: list[str]) -> list[str]:
-    """The store paths whose contents differ from what the store registered for them."""
-    check = [["nix-store", "--verify-path", p] for p in paths]
-    return [c[-1] for c in check if subprocess.run(c, env=env, capture_output=True).returncode]
-
-
 def test_revive_unsandboxed_as_root_leaves_the_store_intact(e2e: E2E) -> None:
     """The other setting: `sandbox = false`, no daemon, no build users, as root on the store
     (Debian's single-user nix-bin). Root can write into store paths; the stages must not (Python
     left __pycache__ in the runtime's)."""
-    drv, _ = e2e.instantiate("unsandboxed")
-    closure = stdout_of(e2e.env, "nix-store", "-qR", drv).split()
-    paths = stdout_of(e2e.env, "nix-store", "-q", "--outputs", *closure).split()
-    unbuilt = stdout_of(e2e.env, "nix-store", "--check-validity", "--print-invalid", *paths)
-    inputs = sorted(set(paths) - set(unbuilt.split()))
-    # Suites that run older code as root on this store may have modified some: repair them first.
-    for path in modified(e2e.root_env, inputs):
-        stdout_of(e2e.root_env, "nix-store", "--repair-path", path)
+    inputs = e2e.repaired_inputs("unsandboxed")
     run = e2e.build("unsandboxed", env=e2e.root_env)
     assert run.returncode == 0, run.output
     e2e.timings["revive + build, unsandboxed as root (nix-build)"] = run.seconds
