@@ -76,6 +76,12 @@ CASES = {
         "windows.firmware",
     ),
     "wrong type": (_replace("memory_mib = 4096", 'memory_mib = "lots"'), "vm.memory_mib"),
+    "empty lock file": (
+        _replace('lock_file = "cygwin.lock.json"', 'lock_file = ""'),
+        "cygwin.lock_file",
+    ),
+    "unquoted date": (_replace('rtc_base = "2010-01-01"', "rtc_base = 2010-01-01"), "vm.rtc_base"),
+    "memory below the minimum": (_replace("memory_mib = 4096", "memory_mib = 64"), "vm.memory_mib"),
     "unknown acceleration": (
         _replace('acceleration = "auto"', 'acceleration = "hvf"'),
         "vm.acceleration",

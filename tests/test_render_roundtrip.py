@@ -17,14 +17,21 @@ from wingen.render import environment, render
 
 pytestmark = pytest.mark.nix
 
-# Config text refuses control characters (but tab and line breaks); `nasty` brings those.
+# Config text refuses control characters, tab and line breaks included (every value is one line);
+# `nasty` brings what quoting gets wrong, `free` adds tab and line breaks for the shell filter.
 text = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
     max_size=30,
 )
-nasty = st.text(alphabet="'\"\\${}\n\t $`;&|<>()*?~# a", max_size=20)
-free = st.one_of(text, nasty)
-qemu_arg = free.filter(lambda s: not s.startswith("-")) | st.sampled_from(["-usb", "--no-hpet"])
+NASTY = "'\"\\${} $`;&|<>()*?~# a"
+nasty = st.text(alphabet=NASTY, max_size=20)
+line = st.one_of(text, nasty)
+free = st.one_of(text, st.text(alphabet=NASTY + "\n\t", max_size=20))
+# A mirror URL takes anything after the scheme but whitespace, quotes and backslashes.
+mirror = st.text(
+    alphabet=NASTY.replace(" ", "").replace("'", "").replace('"', "").replace("\\", ""), min_size=1
+)
+qemu_arg = line.filter(lambda s: not s.startswith("-")) | st.sampled_from(["-usb", "--no-hpet"])
 drv_name = st.from_regex(r"\A[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,20}\Z")
 user = st.from_regex(r'\A[^"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f\ufffe\uffff]{1,20}\Z')
 computer = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,14}\Z")
@@ -38,17 +45,17 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
         "name": draw(drv_name),
         "guest": "windows",
         "windows": {
-            "iso": {"url": draw(free) + "/" + draw(drv_name), "sha256": "0" * 64},
+            "iso": {"url": draw(line) + "/" + draw(drv_name), "sha256": "0" * 64},
             "edition": draw(nt6),
-            "time_zone": draw(free),
+            "time_zone": draw(line),
             "computer_name": draw(computer),
-            "account": {"user": draw(user), "password": draw(free)},
+            "account": {"user": draw(user), "password": draw(line)},
         },
         "vm": {"extra_qemu_args": draw(st.lists(qemu_arg, max_size=4))},
         "cygwin": {
             "packages": draw(st.lists(package, max_size=4)),
-            "mirror": draw(free),
-            "lock_file": draw(free),
+            "mirror": "https://" + draw(mirror),
+            "lock_file": draw(line),
         },
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -13,7 +13,7 @@ from . import __version__, media_cli
 from .config import Config
 from .errors import UserError, WingenError
 from .files import write_atomic, write_tree
-from .loader import load_config
+from .loader import config_dir, load_config
 from .media import cygwin_missing
 from .render import render, templates_dir
 
@@ -60,14 +60,9 @@ def warnings(cfg: Config, config_dir: Path) -> list[str]:
 
 def _load(path: Path) -> Config:
     cfg = load_config(path)
-    for line in warnings(cfg, _config_dir(path)):
+    for line in warnings(cfg, config_dir(path)):
         typer.echo(f"warning: {line}", err=True)
     return cfg
-
-
-def _config_dir(config: Path) -> Path:
-    """Where the config's relative paths (the Cygwin lock) start: beside it, links not followed."""
-    return config.absolute().parent
 
 
 @app.command()
@@ -89,6 +84,7 @@ def init(
 def check(config: ConfigOpt = Path("wingen.toml")) -> None:
     """Validate the config and say what it describes."""
     cfg = _load(config)
+    render(cfg, config_dir(config))  # whatever `render` would refuse, `check` refuses too
     what = (
         f"{cfg.windows.edition or f'image #{cfg.windows.image_index}'} ({cfg.windows.firmware})"
         if cfg.windows
@@ -111,7 +107,7 @@ def render_cmd(
 ) -> None:
     """Render the Nix expression (to stdout unless -o)."""
     cfg = _load(config)
-    base = _config_dir(config)
+    base = config_dir(config)
     if output is None:
         sys.stdout.write(render(cfg, base).expression)
         return
@@ -140,22 +136,32 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except WingenError as exc:
-        if _state["verbose"]:
-            traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2 if isinstance(exc, UserError) else 1)
+        _fail(exc, f"error: {exc}", 2 if isinstance(exc, UserError) else 1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:
         # Usage errors from the (vendored) click inside typer: it prints them, we exit 2.
         show = getattr(exc, "show", None)
-        if show is None or not hasattr(exc, "exit_code"):
-            raise
-        show()
-        sys.exit(2)
+        if show is not None and hasattr(exc, "exit_code"):
+            show()
+            sys.exit(2)
+        # Anything else is a wingen bug: one line that says what failed, the traceback with -v.
+        _fail(
+            exc,
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            "(a wingen bug: run again with -v and report the traceback)",
+            1,
+        )
+
+
+def _fail(exc: BaseException, line: str, code: int) -> NoReturn:
+    if _state["verbose"]:
+        traceback.print_exception(exc)
+    typer.echo(" ".join(line.split()), err=True)  # one line, whatever the message holds
+    sys.exit(code)
 
 
 if __name__ == "__main__":

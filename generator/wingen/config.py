@@ -6,10 +6,17 @@ import ipaddress
 import re
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from .editions import Edition, find_edition
+from .editions import XP_TIME_ZONES, Edition, find_edition, xp_time_zone
 
 
 def bad(problem: str, fix: str) -> PydanticCustomError:
@@ -23,35 +30,38 @@ def _at(field: str, problem: str, fix: str) -> PydanticCustomError:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    # strict: a TOML string is not a number ("4096"), nor a number a boolean.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, str_strip_whitespace=False)
 
 
 # --- small validated types -------------------------------------------------------------------
+# Every pattern is matched whole (fullmatch): with re.match, `$` also matches before a trailing
+# newline, and "W269N-…-T83GX\n" would pass as a product key.
 
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_NIX32 = re.compile(r"^[0-9abcdfghijklmnpqrsvwxyz]{52}$")
 _KEY_ALPHABET = "BCDFGHJKMNPQRTVWXY2346789"
-_KEY = re.compile(rf"^[{_KEY_ALPHABET}]{{5}}(-[{_KEY_ALPHABET}]{{5}}){{4}}$")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
+_KEY = re.compile(rf"[{_KEY_ALPHABET}]{{5}}(-[{_KEY_ALPHABET}]{{5}}){{4}}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # What Nix accepts as a store (derivation) name.
-STORE_NAME = re.compile(r"^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}$")
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_RTC = re.compile(r"^(utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?)$")
+STORE_NAME = re.compile(r"[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}")
+# A Cygwin mirror as `cygwin lock` writes it into the lock and setup.exe's folder name.
+MIRROR_URL = re.compile(r"(https?|ftp|file)://[^\s\"'\\]+")
 
 
-def _sha256(v: str) -> str:
-    if _HEX64.match(v) or _NIX32.match(v):
-        return v
-    raise bad(
-        f"{v!r} is not a sha256 hash",
-        "give 64 hex digits or Nix's 52-character base32 form; `wingen prefetch FILE` prints it",
-    )
+def _matching(pattern: str, problem: str, fix: str) -> AfterValidator:
+    """A check that the whole value matches `pattern`; else "'VALUE' <problem> (<fix>)"."""
+    rx = re.compile(pattern)
+
+    def check(v: str) -> str:
+        if rx.fullmatch(v):
+            return v
+        raise bad(f"{v!r} {problem}", fix)
+
+    return AfterValidator(check)
 
 
 def _mac(v: str) -> str:
     mac = v.lower()
-    if not _MAC.match(mac):
+    if not _MAC.fullmatch(mac):
         raise bad(f"{v!r} is not a MAC address", "write six hex pairs like 52:54:00:12:01:01")
     if int(mac[:2], 16) & 1:
         raise bad(f"{v!r} is a multicast MAC", "make the first octet even, e.g. 52:54:00:…")
@@ -84,7 +94,7 @@ def _subnet(v: str) -> str:
 def _product_key(v: str) -> str:
     if v in ("none", "generic"):
         return v
-    if _KEY.match(v.upper()):
+    if _KEY.fullmatch(v.upper()):
         return v.upper()
     raise bad(
         f"{v!r} is not a product key",
@@ -92,48 +102,40 @@ def _product_key(v: str) -> str:
     )
 
 
-def _computer_name(v: str) -> str:
-    if _NETBIOS.match(v) and not v.isdigit():
-        return v
-    raise bad(
-        f"{v!r} is not a valid computer name", "use 1-15 letters, digits or '-', not all digits"
-    )
+# Control characters, line breaks and tabs included, and non-characters have no place in a
+# config value: every field is one line, and XML (the answer file) cannot carry some of them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_CHARACTER_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab"}
 
 
-def _drv_name(v: str) -> str:
-    if STORE_NAME.match(v):
-        return v
-    raise bad(f"{v!r} cannot be a Nix derivation name", "use letters, digits and + - . _ ? =")
-
-
-def _language(v: str) -> str:
-    if _LANG.match(v):
-        return v
-    raise bad(f"{v!r} is not a language tag", "write it like en-US or de-DE")
-
-
-def _rtc(v: str) -> str:
-    if _RTC.match(v):
-        return v
-    raise bad(f"{v!r} is not an RTC base", 'use "utc", "localtime" or a date like 2010-01-01')
-
-
-# Control characters (but tab and line breaks) and non-characters have no place in a config, and
-# XML (the answer file) cannot carry them at all.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
-
-def _no_nul(v: str) -> str:
+def _printable(v: str) -> str:
     found = _UNPRINTABLE.search(v)
     if found:
-        raise bad(f"the text holds the control character {found.group()!r}", "remove it")
+        char = found.group()
+        name = _CHARACTER_NAMES.get(char, f"the control character {char!r}")
+        raise bad(f"{v!r} holds {name}", "remove it: every value is one line of text")
     return v
 
 
-Sha256 = Annotated[str, AfterValidator(_sha256)]
+Sha256 = Annotated[
+    str,
+    _matching(
+        "[0-9a-fA-F]{64}|[0-9abcdfghijklmnpqrsvwxyz]{52}",
+        "is not a sha256 hash",
+        "give 64 hex digits or Nix's 52-character base32 form; `wingen prefetch FILE` prints it",
+    ),
+]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_printable)]
+DrvName = Annotated[
+    str,
+    _matching(
+        STORE_NAME.pattern,
+        "cannot be a Nix derivation name",
+        "use letters, digits and + - . _ ? =",
+    ),
+]
 Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
 
 
@@ -143,7 +145,7 @@ Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
 class Media(Model):
     """A file the user supplies (Windows ISO, virtio-win ISO), pinned by hash."""
 
-    name: Annotated[str, AfterValidator(_drv_name)] | None = None
+    name: DrvName | None = None
     url: Text | None = None
     sha256: Sha256
 
@@ -155,7 +157,7 @@ class Media(Model):
                 "give exactly one of name or url",
                 "name a file you add to the store, or a URL",
             )
-        if self.url is not None and not STORE_NAME.match(self.store_name):
+        if self.url is not None and not STORE_NAME.fullmatch(self.store_name):
             raise _at(
                 "url",
                 f"{self.url!r} does not end in a file name Nix can store",
@@ -180,10 +182,31 @@ MEDIA_FIELDS = {
 }
 
 
+# Windows logon names: 1-20 characters, none of these, and not only dots and spaces (Microsoft
+# Learn, "Naming conventions in Active Directory": logon names; Local Users and Groups refuses a
+# name that "consists solely of periods (.) or spaces").
+_USER_FORBIDDEN = '"/\\[]:;|=,+*?<>@'
+
+
+def _user_name(v: str) -> str:
+    fix = f"use 1-20 characters, none of {' '.join(_USER_FORBIDDEN)}, not only dots and spaces"
+    found = [repr(c) for c in dict.fromkeys(v) if c in _USER_FORBIDDEN]
+    if found:
+        raise bad(
+            f"{v!r} holds {', '.join(found)}, which Windows does not allow in a user name", fix
+        )
+    if not 1 <= len(v) <= 20:
+        raise bad(f"{v!r} has {len(v)} characters, Windows allows 1 to 20", fix)
+    if not v.strip(". "):
+        raise bad(f"{v!r} is only dots and spaces", fix)
+    return v
+
+
 class Account(Model):
-    # Windows user names: at most 20 characters, none of "/\[]:;|=,+*?<>@.
     user: Annotated[
-        Text, Field(min_length=1, max_length=20, pattern=r'^[^"/\\\[\]:;|=,+*?<>@]+$')
+        Text,
+        AfterValidator(_user_name),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 20}),
     ] = "wingen"
     password: Text = "wingen"  # noqa: S105 -- a throwaway VM account, stored in the answer file anyway
 
@@ -193,12 +216,26 @@ class Windows(Model):
     answer_file: Literal["autounattend", "winnt-sif"] = "autounattend"
     edition: Text | None = None
     image_index: Annotated[int, Field(ge=1, le=64)] | None = None
-    language: Annotated[str, AfterValidator(_language)] = "en-US"
+    language: Annotated[
+        str,
+        _matching(
+            r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*",
+            "is not a language tag",
+            "write it like en-US or de-DE",
+        ),
+    ] = "en-US"
     time_zone: Text = "UTC"
     firmware: Literal["bios", "uefi"] = "bios"
     architecture: Literal["x86_64", "i686"] = "x86_64"
     product_key: Annotated[str, AfterValidator(_product_key)] = "none"
-    computer_name: Annotated[str, AfterValidator(_computer_name)] = "wingen"
+    computer_name: Annotated[
+        str,
+        _matching(  # a NetBIOS name
+            r"(?![0-9]+\Z)[A-Za-z0-9][A-Za-z0-9-]{0,14}",
+            "is not a valid computer name",
+            "use 1-15 letters, digits or '-', not all digits",
+        ),
+    ] = "wingen"
     account: Account = Account()
     virtio_iso: Media | None = None
 
@@ -299,28 +336,64 @@ class Windows(Model):
             return edition.generic_key
         return self.product_key
 
+    @model_validator(mode="after")
+    def _xp_time_zone(self) -> Self:
+        """winnt.sif takes a numeric index: `render` needs one for the name (editions.py)."""
+        if self.answer_file == "winnt-sif" and xp_time_zone(self.time_zone) is None:
+            raise _at(
+                "time_zone",
+                f"{self.time_zone!r} has no XP/2003 time zone index wingen knows",
+                "give the numeric index from Microsoft's time zone index table, or one of: "
+                + ", ".join(sorted(XP_TIME_ZONES)),
+            )
+        return self
+
 
 # Options wingen sets itself on every QEMU command line; extra args may not repeat them.
 WINGEN_QEMU_OPTIONS = frozenset(
     {
         "m", "smp", "accel", "enable-kvm", "machine", "M", "cpu", "netdev", "nic", "net", "qmp",
         "qmp-pretty", "monitor", "mon", "serial", "display", "nographic", "incoming", "rtc", "boot",
-        "no-reboot", "no-shutdown", "nodefaults", "pidfile", "daemonize", "snapshot", "kernel",
-        "initrd", "append", "virtfs", "name",
+        "no-reboot", "nodefaults", "pidfile", "kernel", "initrd", "append", "virtfs", "name",
     }
 )  # fmt: skip
+_STOPS_AT_ONCE = "makes QEMU print something and exit instead of running the guest"
+_LEAVES_THE_FILES = "makes QEMU drop to another user or root directory, away from the stage's files"
+# Options that would get past that list or break the runtime, which starts, watches, saves and
+# revives QEMU (generator/wingen/runtime/); each with why.
+QEMU_OPTIONS_THAT_BREAK = {
+    "readconfig": "reads more options from a file, past this check",
+    "set": "changes options wingen set itself",
+    "S": "starts the guest paused: the stage would wait for it until its deadline",
+    "preconfig": "stops QEMU before the machine exists, waiting for a command",
+    "loadvm": "loads a saved state over the one wingen boots or revives",
+    "snapshot": "throws away the disk writes the next stage builds on",
+    "no-shutdown": "keeps QEMU running after the guest shuts down, which the install waits for",
+    "action": "changes what a guest shutdown or reboot does, which the stages wait for",
+    "daemonize": "detaches QEMU from the runtime that supervises it",
+    "writeconfig": "writes a file outside the build (and current QEMU no longer has it)",
+    "run-with": _LEAVES_THE_FILES,
+    "runas": _LEAVES_THE_FILES,
+    "chroot": _LEAVES_THE_FILES,
+    "h": _STOPS_AT_ONCE,
+    "help": _STOPS_AT_ONCE,
+    "version": _STOPS_AT_ONCE,
+    "dump-vmstate": _STOPS_AT_ONCE,
+}
 
 
 def _extra_args(args: list[str]) -> list[str]:
     for arg in args:
-        _no_nul(arg)
-        if arg.startswith("-"):
-            opt = arg.lstrip("-").split("=", 1)[0]
-            if opt in WINGEN_QEMU_OPTIONS:
-                raise bad(
-                    f"{arg!r} clashes with an option wingen sets itself",
-                    "remove it; memory, CPUs, network, console and boot come from other fields",
-                )
+        if not arg.startswith("-"):
+            continue
+        opt = arg.lstrip("-").split("=", 1)[0]
+        if opt in WINGEN_QEMU_OPTIONS:
+            raise bad(
+                f"{arg!r} clashes with an option wingen sets itself",
+                "remove it; memory, CPUs, network, console and boot come from other fields",
+            )
+        if opt in QEMU_OPTIONS_THAT_BREAK:
+            raise bad(f"{arg!r} {QEMU_OPTIONS_THAT_BREAK[opt]}", "remove it")
     return args
 
 
@@ -329,8 +402,15 @@ class VM(Model):
     cpus: Annotated[int, Field(ge=1, le=256)] = 2
     disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 64  # Windows 11 needs 64
     acceleration: Literal["auto", "kvm", "tcg"] = "auto"
-    extra_qemu_args: Annotated[list[str], AfterValidator(_extra_args)] = []
-    rtc_base: Annotated[str, AfterValidator(_rtc)] = "2010-01-01"
+    extra_qemu_args: Annotated[list[Text], AfterValidator(_extra_args)] = []
+    rtc_base: Annotated[
+        str,
+        _matching(
+            r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
+            "is not an RTC base",
+            'use "utc", "localtime" or a date like 2010-01-01',
+        ),
+    ] = "2010-01-01"
     controller_memory_mib: Annotated[int, Field(ge=128, le=65536)] = 512
 
 
@@ -380,19 +460,33 @@ class Network(Model):
 # Cygwin Time Machine snapshots (ctm.crouchingtigerhiddenfruitbat.org/pub/cygwin/circa/…), the
 # mirrors cygwin.com/install.html names for Windows that current Cygwin no longer supports.
 TIME_MACHINE = "/circa/"
-_CYGWIN_PKG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def _packages(v: list[str]) -> list[str]:
-    for name in v:
-        if not _CYGWIN_PKG.match(name):
-            raise bad(f"{name!r} is not a Cygwin package name", "use names as setup.ini lists them")
+def check_mirror(v: str) -> str:
+    """A Cygwin mirror URL as the lock and setup.exe carry it (one rule for the config, `cygwin
+    lock --mirror` and the lock file)."""
+    if not MIRROR_URL.fullmatch(v):
+        raise bad(
+            f"{v!r} is not a mirror URL",
+            "give https://HOST/PATH, e.g. https://mirrors.kernel.org/sourceware/cygwin",
+        )
     return v
 
 
+MirrorUrl = Annotated[Text, AfterValidator(check_mirror)]
+CygwinPackage = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+        "is not a Cygwin package name",
+        "use names as setup.ini lists them",
+    ),
+]
+
+
 class Cygwin(Model):
-    packages: Annotated[list[str], AfterValidator(_packages)] = []
-    mirror: Text = "https://mirrors.kernel.org/sourceware/cygwin"
+    packages: list[CygwinPackage] = []
+    mirror: MirrorUrl = "https://mirrors.kernel.org/sourceware/cygwin"
     lock_file: Annotated[Text, Field(min_length=1)] = "cygwin.lock.json"
     # The pinned Cygwin installer (setup-x86_64.exe, or setup-x86.exe for i686) put on the ISO;
     # e.g. { url = "https://cygwin.com/setup-x86_64.exe", sha256 = "…" } (`wingen prefetch`).
@@ -418,7 +512,7 @@ class Deadlines(Model):
 
 
 class Config(Model):
-    name: Annotated[str, AfterValidator(_drv_name)] = "wingen"
+    name: DrvName = "wingen"
     guest: Literal["windows", "linux"] = "windows"
     windows: Windows | None = None
     vm: VM = VM()

@@ -6,11 +6,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_NIX_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
+_NIX_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
 _NIX_KEYWORDS = frozenset(
     {"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"}
 )
-_SH_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_SH_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 # XML 1.0 allows only these characters; anything else cannot be represented at all.
 # Attribute values normalise tab and line breaks to spaces unless they are character references.
 _XML_ENTITIES = str.maketrans(
@@ -82,7 +82,7 @@ def nix_ind(value: object) -> str:
 
 def nix_name(key: str) -> str:
     """An attribute name: bare when it is an identifier, quoted otherwise."""
-    if _NIX_IDENT.match(key) and key not in _NIX_KEYWORDS:
+    if _NIX_IDENT.fullmatch(key) and key not in _NIX_KEYWORDS:
         return key
     return nix_str(key)
 
@@ -110,7 +110,7 @@ def nix(value: Any) -> str:
 def sh(value: object) -> str:
     """One POSIX shell word that the shell reads back as `value`."""
     text = _no_nul(str(value), "a shell word")
-    if text and _SH_SAFE.match(text):
+    if text and _SH_SAFE.fullmatch(text):
         return text
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
@@ -131,7 +131,7 @@ def xml(value: object) -> str:
 def nix_ident(value: object) -> str:
     """A bare Nix identifier (a function argument name); anything else is refused."""
     text = str(value)
-    if not _NIX_IDENT.match(text) or text in _NIX_KEYWORDS:
+    if not _NIX_IDENT.fullmatch(text) or text in _NIX_KEYWORDS:
         raise ValueError(f"{text!r} is not a Nix identifier")
     return text
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .config import MEDIA_FIELDS as FIELDS
-from .config import Config, Cygwin
+from .config import Config, Cygwin, MirrorUrl
 from .errors import UserError
 from .files import write_atomic
-from .loader import load_config
+from .loader import config_dir, load_config, parse_value
 
 # The commands import their modules (tomlkit, the setup.ini parser) only when they run:
 # `wingen render` should not pay for them.
@@ -57,7 +58,12 @@ def lock(
         str | None, typer.Option("--mirror", help="Mirror URL (default: the config's).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Lock file (default: cygwin.lock_file).")
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Lock file (default: cygwin.lock_file, which must lie in the config's directory).",
+        ),
     ] = None,
     config: ConfigOpt = Path("wingen.toml"),
 ) -> None:
@@ -65,11 +71,15 @@ def lock(
     cfg: Config | None = None
     if output is None or config.exists():
         cfg = load_config(config)
+    target = output if output is not None else _lock_path(config, cfg)
+    if mirror is not None:
+        mirror_url = parse_value(MirrorUrl, mirror, "--mirror")
+    else:
+        mirror_url = cfg.cygwin.mirror if cfg is not None else Cygwin().mirror
     text = read_setup_ini(setup_ini)
     wanted = {*REQUIRED_PACKAGES, *(packages or [])}
     if cfg is not None:
         wanted |= set(cfg.cygwin.all_packages)
-    mirror_url = mirror or (cfg.cygwin.mirror if cfg is not None else Cygwin().mirror)
     from .cygwin.lock import ARCH_DIRS, dumps, make_lock
 
     result = make_lock(text, sorted(wanted), mirror_url, str(setup_ini))
@@ -81,11 +91,6 @@ def lock(
                 f"is for {result.arch}, the guest is {cfg.windows.architecture}",
                 f"use the setup.ini from the mirror's {want_arch}/ folder",
             )
-    if output is not None:
-        target = output
-    else:
-        assert cfg is not None
-        target = config.resolve().parent / cfg.cygwin.lock_file
     write_atomic(target, dumps(result))
     size = sum(p.install.size for p in result.packages)
     typer.echo(
@@ -93,6 +98,20 @@ def lock(
         f"for {', '.join(result.requested)}",
         err=True,
     )
+
+
+def _lock_path(config: Path, cfg: Config | None) -> Path:
+    """cygwin.lock_file beside the config; only -o may send the lock elsewhere."""
+    assert cfg is not None
+    lock_file = cfg.cygwin.lock_file
+    rel = Path(os.path.normpath(lock_file))
+    if rel.is_absolute() or rel.parts[:1] == ("..",):
+        raise UserError(
+            "cygwin.lock_file",
+            f"{lock_file!r} is outside the config's directory {str(config_dir(config))!r}",
+            f"give a path inside it, or name the file with -o {lock_file} to write it there",
+        )
+    return config_dir(config) / rel
 
 
 def prefetch_cmd(

@@ -13,7 +13,7 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "bash",
     "coreutils",
     "python3",
-    "qemu",
+    "qemu_kvm",  # QEMU for the host architecture only (hostCpuOnly), as vmTools uses it
     "vde2",
     "samba",
     "openssh",

@@ -14,7 +14,7 @@ from tomlkit.items import InlineTable, Table
 from .config import MEDIA_FIELDS as FIELDS
 from .config import STORE_NAME
 from .errors import UserError
-from .files import write_atomic
+from .files import read_text, write_atomic
 from .loader import parse_config
 from .process import run
 
@@ -42,7 +42,7 @@ def prefetch(source: str) -> Prefetched:
             )
         local = path.resolve()
         url, name = local.as_uri(), local.name
-    if not STORE_NAME.match(name):
+    if not STORE_NAME.fullmatch(name):
         raise UserError(
             source,
             f"{name!r} cannot be a Nix store name",
@@ -64,12 +64,7 @@ def write_field(config: Path, field: str, got: Prefetched) -> None:
     """Set `field` to { name|url, sha256 } in the config, keeping its comments and layout."""
     if field not in FIELDS:
         raise UserError("--field", f"{field!r} is not a media field", f"use one of {list(FIELDS)}")
-    try:
-        doc = tomlkit.parse(config.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(
-            str(config), "no such file", "pass -c CONFIG or run `wingen init`"
-        ) from None
+    doc = tomlkit.parse(read_text(config, "pass -c CONFIG or run `wingen init`"))
     section, key = field.split(".")
     table = doc.get(section)
     if table is None:

@@ -8,11 +8,18 @@
 # preinit mounts like any extra tag. Tools that run inside the guest's own disk (busybox, dropbear) are
 # self-contained copies (static busybox; dropbear with its libraries and loader in FHS places).
 #
+# At least as strict as nixpkgs where the rendered Nix depends on it: bash has no programmable
+# completion (no compgen), the kernel's modules sit in a separate `modules` output (nixos-25.11 and
+# later; `splitKernelModules = false` gives 24.05's layout), makeModulesClosure resolves names as
+# modprobe does and fails on one the kernel lacks, and dropbear's sbin is a symlink to bin.
+#
 # Impure on purpose (pass --impure to flakes): the kernel comes from WINGEN_STANDIN_KERNEL (the dir
 # tests/e2e/setup.sh prints) and wingen's own Python from WINGEN_STANDIN_PYTHON (a python3 that has
-# wingen's dependencies installed). Like nixpkgs it takes `overlays`.
+# wingen's dependencies installed). Under pure evaluation both are empty: the set still evaluates.
+# Like nixpkgs it takes `overlays`.
 { kernelRoot ? builtins.getEnv "WINGEN_STANDIN_KERNEL"
 , hostPython ? builtins.getEnv "WINGEN_STANDIN_PYTHON"
+, splitKernelModules ? true
 , system ? "x86_64-linux"
 , overlays ? [ ]
 , config ? { }
@@ -21,15 +28,66 @@
 let
   hostPath = "/usr/bin:/usr/sbin:/bin:/sbin";
 
-  # builtins-only runCommand: the script runs under bash with the host's tools on PATH.
-  runCommand = name: env: buildCommand:
+  # nixpkgs' bash is built --disable-readline, which removes programmable completion: compgen,
+  # complete and compopt do not exist ("command not found", exit 127). Debian's bash, with those
+  # builtins disabled before any script runs (BASH_ENV is read by every non-interactive bash).
+  strictBash = derivation {
+    name = "standin-bash";
+    inherit system;
+    builder = "/bin/sh";
+    args = [ "-ec" ''
+      /bin/mkdir -p $out/bin $out/lib
+      printf '%s\n' 'enable -n compgen complete compopt' 'unset BASH_ENV' > $out/lib/no-completion.sh
+      printf '%s\n' '#!/bin/sh' "BASH_ENV=$out/lib/no-completion.sh exec /bin/bash \"\$@\"" > $out/bin/bash
+      /bin/chmod +x $out/bin/bash
+      /bin/ln -s bash $out/bin/sh
+    '' ];
+  };
+
+  # builtins-only runCommand: the script runs under that bash, with PATH as given.
+  runCommandWithPath = path: name: env: buildCommand:
     derivation ({
       inherit name system buildCommand;
-      builder = "/bin/bash";
+      builder = "${strictBash}/bin/bash";
       args = [ "-e" "-c" "eval \"$buildCommand\"" ];
-      PATH = hostPath;
+      PATH = path;
       passAsFile = [ ];
     } // builtins.removeAttrs env [ "passthru" "meta" ]) // (env.passthru or { });
+
+  # The stand-in's own packages are made from the host's tools.
+  hostRunCommand = runCommandWithPath hostPath;
+
+  # Programs named, not asked of dpkg: the build sandbox does not see its database.
+  coreutilsProgs = [
+    "arch" "b2sum" "base32" "base64" "basename" "basenc" "cat" "chcon" "chgrp" "chmod" "chown"
+    "cksum" "comm" "cp" "csplit" "cut" "date" "dd" "df" "dir" "dircolors" "dirname" "du"
+    "echo" "env" "expand" "expr" "factor" "false" "fmt" "fold" "groups" "head" "hostid" "id"
+    "install" "join" "link" "ln" "logname" "ls" "md5sum" "mkdir" "mkfifo" "mknod" "mktemp"
+    "mv" "nice" "nl" "nohup" "nproc" "numfmt" "od" "paste" "pathchk" "pinky" "pr" "printenv"
+    "printf" "ptx" "pwd" "readlink" "realpath" "rm" "rmdir" "runcon" "seq" "sha1sum"
+    "sha224sum" "sha256sum" "sha384sum" "sha512sum" "shred" "shuf" "sleep" "sort" "split"
+    "stat" "stdbuf" "stty" "sum" "sync" "tac" "tail" "tee" "test" "timeout" "touch" "tr"
+    "true" "truncate" "tsort" "tty" "uname" "unexpand" "uniq" "unlink" "users" "vdir" "wc"
+    "who" "whoami" "yes"
+  ];
+  # What nixpkgs' runCommand (stdenvNoCC) puts on PATH, and no more: coreutils, findutils,
+  # diffutils, sed, grep, awk, tar, gzip, bzip2, xz, make, patch, bash. Everything else the
+  # rendered Nix runs must come from a package it names (cpio, zstd, busybox...).
+  stdenvTools = hostRunCommand "standin-stdenv-tools" {
+    progs = coreutilsProgs ++ [ "find" "xargs" "cmp" "diff" "diff3" "sed" "grep" "tar" "gzip"
+      "gunzip" "zcat" "bzip2" "bunzip2" "bzcat" "xz" "unxz" "xzcat" "make" "patch" ];
+  } ''
+    mkdir -p $out/bin
+    for p in $progs; do
+      [ -e "/usr/bin/$p" ] || { echo "stand-in stdenv: /usr/bin/$p not found" >&2; exit 1; }
+      ln -s "/usr/bin/$p" "$out/bin/$p"
+    done
+    ln -s /usr/bin/[ $out/bin/[
+    ln -s /usr/bin/mawk $out/bin/awk
+    ln -s ${strictBash}/bin/bash $out/bin/bash
+    ln -s bash $out/bin/sh
+  '';
+  runCommand = runCommandWithPath "${stdenvTools}/bin";
 
   writeTextFile = { name, text, executable ? false, destination ? "" }:
     runCommand name { inherit text executable destination; passAsFile = [ "text" ]; } ''
@@ -40,7 +98,7 @@ let
     '';
 
   # A package whose bin/ links to host programs (found in /usr/bin or /usr/sbin).
-  hostTools = name: progs: runCommand "standin-${name}" { inherit progs; } ''
+  hostTools = name: progs: hostRunCommand "standin-${name}" { inherit progs; } ''
     mkdir -p $out/bin
     for p in $progs; do
       for d in /usr/bin /usr/sbin; do
@@ -88,17 +146,17 @@ let
     pkgs = self;
 
     stdenv = {
-      shell = "/bin/bash";
+      shell = "${strictBash}/bin/bash";
       hostPlatform = { inherit system; isx86_64 = true; };
       mkDerivation = { name, buildCommand, ... }@a:
         runCommand name (builtins.removeAttrs a [ "name" "buildCommand" ]) buildCommand;
     };
-    runtimeShell = "/bin/bash";
+    runtimeShell = "${strictBash}/bin/bash";
 
     writeText = name: text: writeTextFile { inherit name text; };
     writeScript = name: text: writeTextFile { inherit name text; executable = true; };
     writeShellScript = name: text:
-      writeTextFile { inherit name; executable = true; text = "#!/bin/bash\n" + text; };
+      writeTextFile { inherit name; executable = true; text = "#!${strictBash}/bin/bash\n" + text; };
 
     # nixpkgs' requireFile: a fixed-output derivation that only succeeds when the file was added to
     # the store by hand (nix-store --add-fixed); otherwise it prints how to add it.
@@ -119,9 +177,11 @@ let
         outputHash = if hash != null then hash else sha256;
       };
 
-    qemu = runCommand "standin-qemu" { } ''
+    # nixpkgs' qemu_kvm: QEMU built for the host's own architecture only, as vmTools uses it.
+    qemu_kvm = hostRunCommand "standin-qemu-kvm" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/qemu-img $out/bin/qemu-img
+      ln -s qemu-system-x86_64 $out/bin/qemu-kvm
       # The controller (the VM given the host store as 9p tag `store`) also gets the host's /usr,
       # where this stand-in set's smbd and ssh live with their libraries.
       cat > $out/bin/qemu-system-x86_64 <<'EOF'
@@ -150,7 +210,7 @@ let
     xorriso = hostTools "xorriso" [ "xorriso" ];
     wimlib = hostTools "wimlib" [ "wimlib-imagex" ];  # Debian's wimtools
     # nixpkgs' OVMF.fd: FV/OVMF_CODE.fd and FV/OVMF_VARS.fd (Debian's `ovmf` package).
-    OVMF.fd = runCommand "standin-OVMF-fd" { } ''
+    OVMF.fd = hostRunCommand "standin-OVMF-fd" { } ''
       mkdir -p $out/FV
       for f in CODE VARS; do
         for src in /usr/share/OVMF/OVMF_''${f}_4M.fd /usr/share/OVMF/OVMF_''${f}.fd; do
@@ -163,30 +223,27 @@ let
     # nixpkgs' fetchurl, for file:// and pinned URLs (the builtin fetcher, no curl needed).
     fetchurl = { url, sha256 ? "", sha512 ? "", hash ? "", name ? baseNameOf url, ... }:
       import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
-    coreutils = runCommand "standin-coreutils" { } ''
-      mkdir -p $out/bin
-      for p in $(dpkg -L coreutils | grep '^/usr/bin/\|^/bin/'); do
-        [ -f "$p" ] && ln -sf "$p" "$out/bin/$(basename "$p")"
-      done
-    '';
-    bash = hostTools "bash" [ "bash" ];
-    python3 = runCommand "standin-python3" { } ''
+    coreutils = hostTools "coreutils" coreutilsProgs;
+    bash = strictBash;
+    python3 = hostRunCommand "standin-python3" { } ''
       mkdir -p $out/bin
       ln -s /usr/bin/python3 $out/bin/python3
     '';
 
     # Static/self-contained builds for what runs outside the store (initrds, the guest's own disk).
     pkgsStatic = {
-      busybox = runCommand "standin-busybox-static" { } ''
+      busybox = hostRunCommand "standin-busybox-static" { } ''
         mkdir -p $out/bin
         cp /bin/busybox $out/bin/busybox
         for a in $(/bin/busybox --list); do
           [ "$a" = busybox ] || ln -s busybox "$out/bin/$a"
         done
+        ln -s bin $out/sbin  # stdenv's move-sbin hook, as for dropbear
       '';
       # Debian's dropbear is dynamic: ship it with its libraries and loader at the FHS paths it
-      # expects, so copying this tree onto a root filesystem gives a working dropbear.
-      dropbear = runCommand "standin-dropbear-selfcontained" { } ''
+      # expects, so copying this tree onto a root filesystem gives a working dropbear. Laid out as
+      # nixpkgs' build is: programs in bin, and sbin a symlink to bin (stdenv's move-sbin hook).
+      dropbear = hostRunCommand "standin-dropbear-selfcontained" { } ''
         mkdir -p $out/bin $out/lib/x86_64-linux-gnu $out/lib64
         for p in /usr/sbin/dropbear /usr/bin/dropbearkey; do
           cp "$p" $out/bin/
@@ -195,57 +252,74 @@ let
           done
         done
         cp -L /lib64/ld-linux-x86-64.so.2 $out/lib64/
+        ln -s bin $out/sbin
       '';
     };
 
-    # nixpkgs' `linux`: bzImage plus lib/modules/<modDirVersion> with modules.dep (Debian's
-    # postinst would run depmod; busybox's depmod does it here).
-    linux = runCommand "standin-linux-${kernelVersion}" {
+    # nixpkgs' `linux`: bzImage in `out`; lib/modules/<modDirVersion> (compressed, with depmod's
+    # indexes, as the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05.
+    linux = hostRunCommand "standin-linux-${kernelVersion}" {
+      outputs = [ "out" ] ++ (if splitKernelModules then [ "modules" ] else [ ]);
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
     } ''
       if [ -z "${kernelRoot}" ]; then
         echo "stand-in linux: set WINGEN_STANDIN_KERNEL to the dir tests/e2e/setup.sh prints" >&2
         exit 1
       fi
-      mkdir -p $out/lib/modules
+      mkdir -p $out
       cp ${kernelRoot}/boot/vmlinuz-${kernelVersion} $out/bzImage
-      cp -r ${kernelRoot}/lib/modules/${kernelVersion} $out/lib/modules/
-      /bin/busybox depmod -b $out ${kernelVersion}
+      mods=''${modules:-$out}
+      mkdir -p $mods/lib/modules
+      cp -r ${kernelRoot}/lib/modules/${kernelVersion} $mods/lib/modules/
+      # Compressed, as nixpkgs' kernels ship them (MODULE_COMPRESS_ZSTD; xz in older releases).
+      find $mods/lib/modules -name '*.ko' -exec zstd -q --rm {} +
+      depmod -b $mods ${kernelVersion}
     '';
 
-    # nixpkgs' makeModulesClosure: the modules (and their dependencies) under
-    # $out/lib/modules/<version>, plus $out/insmod-list in load order.
-    makeModulesClosure = { kernel, rootModules, firmware ? null, allowMissing ? false }:
-      runCommand "standin-modules-closure" { inherit rootModules allowMissing; } ''
-        version=${kernel.modDirVersion}
-        src=${kernel}/lib/modules/$version
-        dep=$src/modules.dep
-        : > order
-        visit() {  # $1: module path relative to the version dir; dependencies first
-          grep -qxF "$1" order && return 0
-          for d in $(sed -n "s|^$1: *||p" $dep); do visit "$d"; done
-          echo "$1" >> order
-        }
-        for m in $rootModules; do
-          rel=$(sed -n "s|^\(\(.*/\)\?$m\.ko[^:]*\):.*|\1|p" $dep | head -n 1)
-          if [ -z "$rel" ]; then
-            rel=$(sed -n "s|^\(\(.*/\)\?$(echo $m | tr _ -)\.ko[^:]*\):.*|\1|p" $dep | head -n 1)
-          fi
-          if [ -z "$rel" ]; then
-            if grep -q "/$m.ko" $src/modules.builtin; then continue; fi
-            [ "$allowMissing" = 1 ] && continue
-            echo "module $m not found" >&2; exit 1
-          fi
-          visit "$rel"
-        done
+    # nixpkgs' makeModulesClosure (pkgs/build-support/kernel/modules-closure.{nix,sh}), same
+    # contract: `kernel` is a tree with lib/modules/<version>; each root module is resolved by
+    # modprobe (names, aliases such as crc32c, dependencies first); a name the kernel lacks fails
+    # the build unless allowMissing; a kernel without lib/modules fails with nixpkgs' message.
+    # $out holds lib/modules/<version> (with depmod's indexes) and insmod-list in load order.
+    makeModulesClosure = { kernel, firmware, rootModules, allowMissing ? false, allowEmpty ? false
+                         , extraFirmwarePaths ? [ ] }:
+      hostRunCommand "${kernel.name}-shrunk" {
+        inherit kernel firmware rootModules;
+        allowMissing = if allowMissing then "1" else "";
+        allowedReferences = [ "out" ];  # as nixpkgs': nothing of the kernel stays referenced
+      } ''
+        if [ ! -d "$kernel/lib/modules" ]; then
+          if [ -z "$rootModules" ] || [ -n "$allowMissing" ]; then mkdir -p $out; exit 0; fi
+          echo "Required modules: $rootModules"
+          echo "Can not derive a closure of kernel modules because no modules were provided."
+          exit 1
+        fi
+        version=$(cd $kernel/lib/modules && ls -d *)
         mkdir -p $out/lib/modules/$version
-        while read -r rel; do
-          mkdir -p "$out/lib/modules/$version/$(dirname "$rel")"
-          cp "$src/$rel" "$out/lib/modules/$version/$rel"
-          echo "$out/lib/modules/$version/$rel" >> $out/insmod-list
-        done < order
-        cp $src/modules.builtin $out/lib/modules/$version/
-        /bin/busybox depmod -b $out $version
+        for module in $rootModules; do
+          if ! deps=$(modprobe --config no-config -d $kernel --set-version "$version" \
+              --show-depends "$module"); then
+            echo "root module $module: not found"
+            [ -n "$allowMissing" ] && continue
+            exit 1
+          fi
+          while read -r cmd path _; do
+            case $cmd in
+              builtin) ;;
+              insmod)
+                target=$out/lib/modules/''${path#$kernel/lib/modules/}
+                [ -e "$target" ] && continue
+                mkdir -p "$(dirname "$target")"
+                cp "$path" "$target"
+                echo "$target" >> $out/insmod-list ;;
+              *) echo "unexpected modprobe output: $cmd $path"; exit 1 ;;
+            esac
+          done <<< "$deps"
+        done
+        cd "$firmware"  # nixpkgs copies the modules' firmware from there
+        for f in modules.order modules.builtin; do cp $kernel/lib/modules/$version/$f $out/lib/modules/$version/; done
+        depmod -b $out -a $version
+        rm $out/lib/modules/$version/modules.order $out/lib/modules/$version/modules.builtin
       '';
   };
   # Overlays as in nixpkgs: each one sees the final set and the set before it.

@@ -72,6 +72,18 @@ w // {{
     cp "$notePath" "$out/note"
   '');
   fail = w.runInLinuxVM (guestDrv "{name}-fail" "echo about to fail; exit 3");
+  # Attributes reach a structured-attrs builder only as $NIX_ATTRS_JSON_FILE / _SH_FILE.
+  structured = w.runInLinuxVM (guestDrvWith {{
+    __structuredAttrs = true;
+    greeting = "it's structured";
+    words = [ "a" "b c" ];
+  }} "{name}-structured" ''
+    out=$(sed -n 's/.*"out":"\\([^"]*\\)".*/\\1/p' "$NIX_ATTRS_JSON_FILE")
+    mkdir -p "$out"
+    cp "$NIX_ATTRS_JSON_FILE" "$out/attrs.json"
+    cp "$NIX_ATTRS_SH_FILE" "$out/attrs.sh"
+    uname -n > "$out/host"
+  '');
   featureless = w.runInLinuxVM (guestDrv "{name}-featureless" "mkdir $out");
   unsandboxed = w.runInLinuxVM (guestDrv "{name}-unsandboxed" "echo in the guest; mkdir $out");
   # Not a VM stage: what a builder may do to the store it reads from.

@@ -6,6 +6,7 @@ the base built by the first ones."""
 from __future__ import annotations
 
 import grp
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -84,6 +85,18 @@ def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
     assert "building in wingen-guest" in run.output
 
 
+def test_structured_attrs_reach_the_guest(e2e: E2E) -> None:
+    run = e2e.build("structured")
+    assert run.returncode == 0, run.output
+    out = out_path(e2e, "structured")
+    attrs = json.loads((out / "attrs.json").read_text())
+    assert attrs["greeting"] == "it's structured"
+    assert attrs["words"] == ["a", "b c"]
+    assert attrs["outputs"]["out"] == str(out)
+    assert "declare greeting=" in (out / "attrs.sh").read_text()
+    assert (out / "host").read_text().strip() == "wingen-guest"
+
+
 def test_guest_exit_code_fails_the_build(e2e: E2E) -> None:
     run = e2e.build("fail")
     e2e.timings["revive + build, exit 3 (nix-build)"] = run.seconds
@@ -144,3 +157,15 @@ def test_install_deadline_holds(e2e: E2E) -> None:
     assert "wingen[install]: stage failed" in run.output
     assert run.seconds < 60
     assert our_processes(e2e) == []
+
+
+def test_install_with_kernel_modules_in_out(e2e: E2E) -> None:
+    """nixos-24.05's layout: the kernel's modules in `out`, no `modules` output."""
+    top = (e2e.dir / "top.nix").read_text()
+    arg = "kernelRoot ="
+    assert arg in top
+    (e2e.dir / "top-2405.nix").write_text(top.replace(arg, "splitKernelModules = false; " + arg))
+    run = e2e.build("installed", top="top-2405.nix")
+    assert run.returncode == 0, run.output
+    e2e.timings["install, modules in out (nix-build)"] = run.seconds
+    assert (out_path(e2e, "installed") / "disk.qcow2").stat().st_size > 64 * 1024

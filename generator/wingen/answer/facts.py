@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..config import Config, Windows
-from ..errors import UserError
+from ..editions import xp_time_zone
 
 # Drive letters Windows may give the CD-ROMs (Windows ISO, Cygwin ISO, answer ISO, virtio ISO).
 CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")
@@ -19,29 +19,6 @@ LABCONFIG = ("BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "Bypas
              "BypassCPUCheck")  # fmt: skip
 # The controller's Samba shares and where the guest mounts them (see bootstrap.sh).
 SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
-
-# XP/2003 take a numeric time zone index (Microsoft "Microsoft Time Zone Index Values");
-# Vista and later take the names on the left. XP has no "UTC": Greenwich Standard Time has no DST.
-XP_TIME_ZONES = {
-    "UTC": 90,
-    "Greenwich Standard Time": 90,
-    "GMT Standard Time": 85,
-    "W. Europe Standard Time": 110,
-    "Central Europe Standard Time": 95,
-    "Central European Standard Time": 100,
-    "Romance Standard Time": 105,
-    "E. Europe Standard Time": 115,
-    "FLE Standard Time": 125,
-    "Russian Standard Time": 145,
-    "India Standard Time": 190,
-    "China Standard Time": 210,
-    "Tokyo Standard Time": 235,
-    "AUS Eastern Standard Time": 255,
-    "Eastern Standard Time": 35,
-    "Central Standard Time": 20,
-    "Mountain Standard Time": 10,
-    "Pacific Standard Time": 4,
-}
 
 _LEGACY = ("Windows Vista", "Windows 7", "Windows Server 2008")
 
@@ -96,16 +73,9 @@ class WinFacts:
         )
 
     def xp_time_zone(self, win: Windows) -> int:
-        if win.time_zone.isdigit():
-            return int(win.time_zone)
-        if win.time_zone in XP_TIME_ZONES:
-            return XP_TIME_ZONES[win.time_zone]
-        raise UserError(
-            "windows.time_zone",
-            f"{win.time_zone!r} has no XP/2003 time zone index wingen knows",
-            "give the numeric index from Microsoft's time zone index table, or one of: "
-            + ", ".join(sorted(XP_TIME_ZONES)),
-        )
+        index = xp_time_zone(win.time_zone)
+        assert index is not None, "config.Windows refuses the time zones XP has no index for"
+        return index
 
 
 def _virtio_roots(win: Windows) -> tuple[str, ...]:

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import check_mirror
 from ..errors import UserError
+from ..files import read_text
 from .closure import Locked, resolve
 from .setup_ini import _DEP, _HEX512, _NAME, _PATH, _VERSION, Install, SetupIni, parse
 
 FORMAT = 1
 ARCH_DIRS = {"x86_64": "x86_64", "i686": "x86"}  # wingen architecture → Cygwin's arch name
-_URL = re.compile(r"^(https?|ftp|file)://[^\s\"'\\]+$")
-_HEADER_VALUE = re.compile(r"^[A-Za-z0-9._:<> +-]*$")
+_HEADER_VALUE = re.compile(r"[A-Za-z0-9._:<> +-]*")
 _HEADERS = ("release", "arch", "setup-timestamp", "setup-minimum-version", "setup-version")
 
 
@@ -52,7 +53,7 @@ class Lock:
             out += ["", f"@ {p.name}", f'sdesc: "{p.name}"']
             if p.categories:
                 out.append("category: " + " ".join(p.categories))
-            names = sorted({_DEP.match(d).group(1) for d in p.depends})  # type: ignore[union-attr]
+            names = sorted({_DEP.fullmatch(d).group(1) for d in p.depends})  # type: ignore[union-attr]
             if names:
                 out.append("requires: " + " ".join(names))
             out.append(f"version: {p.version}")
@@ -65,13 +66,12 @@ class Lock:
 
 
 def make_lock(text: str, requested: list[str], mirror: str, source: str = "setup.ini") -> Lock:
+    """The lock for `requested` from setup.ini's text; `mirror` is checked already (MirrorUrl)."""
     ini: SetupIni = parse(text, source)
-    if not _URL.match(mirror):
-        raise UserError("--mirror", f"{mirror!r} is not a mirror URL", "give https://HOST/PATH")
     arch = ini.arch or "x86_64"
     headers = {k: ini.headers[k] for k in _HEADERS if k in ini.headers}
     for k, v in headers.items():
-        if not _HEADER_VALUE.match(v):
+        if not _HEADER_VALUE.fullmatch(v):
             raise UserError(source, f"header {k}: {v!r} is unusual", "pass an unedited setup.ini")
     return Lock(
         arch=arch,
@@ -115,14 +115,12 @@ def loads(text: str, where: str) -> Lock:
         data: Any = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r} is not {FORMAT}")
-        mirror = str(data["mirror"])
-        if not _URL.match(mirror):
-            raise ValueError(f"mirror {mirror!r} is not a URL")
+        mirror = check_mirror(str(data["mirror"]))  # raises a ValueError
         arch = str(data["arch"])
         if arch not in ARCH_DIRS.values():
             raise ValueError(f"arch {arch!r}")
         headers = {str(k): str(v) for k, v in data["setup_ini"]["headers"].items()}
-        if any(k not in _HEADERS or not _HEADER_VALUE.match(v) for k, v in headers.items()):
+        if any(k not in _HEADERS or not _HEADER_VALUE.fullmatch(v) for k, v in headers.items()):
             raise ValueError("bad setup.ini headers")
         packages = []
         for p in data["packages"]:
@@ -152,18 +150,11 @@ def loads(text: str, where: str) -> Lock:
 
 
 def _check(pattern: re.Pattern[str], value: Any) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValueError(f"unexpected value {value!r}")
     return value
 
 
 def read_lock(path: Path) -> Lock:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            "cygwin.lock_file",
-            f"{str(path)!r} does not exist",
-            "run `wingen cygwin lock --setup-ini setup.ini` next to the config",
-        ) from None
-    return loads(text, str(path))
+    fix = "run `wingen cygwin lock --setup-ini setup.ini` next to the config"
+    return loads(read_text(path, fix, "cygwin.lock_file"), str(path))

@@ -24,12 +24,12 @@ from ..errors import UserError
 # setup.exe invents these itself (from the running Windows); setup.ini only refers to them.
 PSEUDO_PACKAGES = frozenset({"_windows"})
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
-_KEY = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(?:[ \t](.*))?$")
-_DEP = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._+-]*)(?:\s*\(\s*(<=|>=|<|>|=)\s*([^\s()]+)\s*\))?$")
-_HEX512 = re.compile(r"^[0-9a-f]{128}$")
-_PATH = re.compile(r"^[A-Za-z0-9._+~-]+(/[A-Za-z0-9._+~-]+)*$")
-_VERSION = re.compile(r"^[A-Za-z0-9._+~:-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):(?:[ \t](.*))?")
+_DEP = re.compile(r"([A-Za-z0-9_][A-Za-z0-9._+-]*)(?:\s*\(\s*(<=|>=|<|>|=)\s*([^\s()]+)\s*\))?")
+_HEX512 = re.compile(r"[0-9a-f]{128}")
+_PATH = re.compile(r"[A-Za-z0-9._+~-]+(/[A-Za-z0-9._+~-]+)*")
+_VERSION = re.compile(r"[A-Za-z0-9._+~:-]+")
 SECTIONS = {"[curr]": "curr", "[prev]": "prev", "[test]": "test"}
 
 
@@ -136,7 +136,7 @@ def parse(text: str, source: str = "setup.ini") -> SetupIni:
         if stripped.startswith("@") or stripped.startswith("Package:"):
             finish()
             name = stripped[1:].strip() if stripped.startswith("@") else stripped[8:].strip()
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise fail(lineno, f"{name!r} is not a package name")
             start, sections = lineno, [Version("curr")]
             continue
@@ -148,7 +148,7 @@ def parse(text: str, source: str = "setup.ini") -> SetupIni:
                 continue
             sections.append(Version(kind))
             continue
-        m = _KEY.match(line.rstrip())
+        m = _KEY.fullmatch(line.rstrip())
         if m is None:
             raise fail(lineno, f"not a 'key: value' line: {line[:60]!r}")
         key, value = m.group(1), m.group(2) or ""
@@ -177,7 +177,7 @@ def parse_deps(value: str, *, where: str) -> tuple[Dep, ...]:
         part = part.strip()
         if not part:
             continue
-        m = _DEP.match(part)
+        m = _DEP.fullmatch(part)
         if m is None:
             raise UserError(where, f"cannot read the dependency {part!r}", "is the file setup.ini?")
         out.append(Dep(m.group(1), m.group(2), m.group(3)))
@@ -213,10 +213,10 @@ def install(pkg: Package, source: str) -> Install:
     parts = value.split()
     if (
         len(parts) != 3
-        or not _PATH.match(parts[0])
+        or not _PATH.fullmatch(parts[0])
         or ".." in parts[0].split("/")
         or not parts[1].isdigit()
-        or not _HEX512.match(parts[2].lower())
+        or not _HEX512.fullmatch(parts[2].lower())
     ):
         raise UserError(
             f"cygwin package {pkg.name}",
@@ -227,6 +227,6 @@ def install(pkg: Package, source: str) -> Install:
 
 
 def check_version(text: str, what: str) -> str:
-    if not _VERSION.match(text):
+    if not _VERSION.fullmatch(text):
         raise UserError(what, f"{text!r} is not a version", "is the file setup.ini?")
     return text

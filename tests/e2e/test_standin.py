@@ -1,0 +1,115 @@
+"""The stand-in package set is at least as strict as nixpkgs where the rendered Nix depends on it.
+
+Each test builds the stand-in's own derivations with real Nix (no VM) and checks that it fails
+where nixpkgs fails: bash without programmable completion, kernel modules in their own output,
+makeModulesClosure on a name the kernel lacks, dropbear's sbin as a symlink."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import E2E, STANDIN, NixRun
+
+pytestmark = pytest.mark.nix
+
+
+def build(e2e: E2E, kernel_root: Path, name: str, expr: str, split: bool = True) -> NixRun:
+    """nix-build `expr` (linked as standin-NAME), with `p` bound to the stand-in set."""
+    attr = f"standin-{name}"
+    top = e2e.dir / f"{attr}.nix"
+    top.write_text(
+        f'let p = import {STANDIN} {{ kernelRoot = "{kernel_root}"; '
+        f"splitKernelModules = {str(split).lower()}; }}; in {{ {attr} = {expr}; }}\n"
+    )
+    return e2e.build(attr, top=top.name, timeout=300)
+
+
+def closure(modules: str, kernel: str = "p.linux.modules or p.linux") -> str:
+    args = f"kernel = {kernel}; firmware = p.linux; rootModules = {modules};"
+    return f"p.makeModulesClosure {{ {args} }}"
+
+
+@pytest.mark.parametrize("builtin", ["compgen", "complete", "compopt"])
+def test_bash_has_no_programmable_completion(e2e: E2E, kernel_root: Path, builtin: str) -> None:
+    run = build(e2e, kernel_root, "bash", "p.bash")
+    assert run.returncode == 0, run.output
+    bash = e2e.dir / "standin-bash" / "bin" / "bash"
+    proc = subprocess.run(
+        [str(bash), "-e", "-c", f"{builtin} -e; echo reached"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # As in nixpkgs' bash (built --disable-readline): the builtin does not exist.
+    assert proc.returncode == 127, proc
+    assert f"{builtin}: command not found" in proc.stderr
+    assert "reached" not in proc.stdout
+
+
+def test_dropbear_sbin_is_a_symlink_to_bin(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "dropbear", "p.pkgsStatic.dropbear")
+    assert run.returncode == 0, run.output
+    tree = e2e.dir / "standin-dropbear"
+    assert (tree / "bin" / "dropbear").is_file()
+    assert (tree / "sbin").is_symlink() and (tree / "sbin").readlink() == Path("bin")
+
+
+def test_kernel_modules_sit_in_their_own_output(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "linux", "p.linux.modules")
+    assert run.returncode == 0, run.output
+    # nix-build names the link of a non-default output after it.
+    assert list((e2e.dir / "standin-linux-modules" / "lib" / "modules").glob("*/modules.dep"))
+    out = build(e2e, kernel_root, "linux-out", "p.linux")
+    assert out.returncode == 0, out.output
+    assert (e2e.dir / "standin-linux-out" / "bzImage").is_file()
+    assert not (e2e.dir / "standin-linux-out" / "lib").exists()
+
+
+def test_closure_of_the_split_kernels_out_fails_as_in_nixpkgs(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "closure-out", closure('[ "virtio_pci" ]', kernel="p.linux"))
+    assert run.returncode != 0
+    assert "no modules were provided" in run.output
+
+
+def test_kernel_modules_in_out_as_on_24_05(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "linux-2405", "p.linux", split=False)
+    assert run.returncode == 0, run.output
+    assert list((e2e.dir / "standin-linux-2405" / "lib" / "modules").glob("*/modules.dep"))
+    assert (e2e.dir / "standin-linux-2405" / "bzImage").is_file()
+    split = build(e2e, kernel_root, "linux-2405-split", "p.linux.modules", split=False)
+    assert split.returncode != 0
+    assert "attribute 'modules' missing" in split.output
+
+
+def test_closure_fails_on_a_module_the_kernel_lacks(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "closure-bad", closure('[ "virtio_pci" "crc32c_gone" ]'))
+    assert run.returncode != 0
+    assert "crc32c_gone" in run.output and "not found" in run.output
+
+
+def test_closure_resolves_aliases_dependencies_first(e2e: E2E, kernel_root: Path) -> None:
+    run = build(e2e, kernel_root, "closure-alias", closure('[ "crc32c" "sha512" "ext4" ]'))
+    assert run.returncode == 0, run.output
+    listed = (e2e.dir / "standin-closure-alias" / "insmod-list").read_text().split()
+    # Compressed, as nixpkgs' kernels ship them: the rendered Nix must unpack them for busybox.
+    assert listed and all(p.endswith(".ko.zst") for p in listed)
+    names = [Path(p).name.removesuffix(".ko.zst") for p in listed]
+    # `crc32c` and `sha512` are aliases (modules.alias), not module files.
+    assert "crc32c_generic" in names and "sha512_generic" in names
+    assert names.index("jbd2") < names.index("ext4")
+    assert all(Path(p).is_file() for p in listed)
+
+
+def test_run_command_has_only_stdenvs_tools(e2e: E2E, kernel_root: Path) -> None:
+    """As nixpkgs' runCommand (stdenvNoCC): coreutils, sed, find... but no cpio, zstd, modprobe."""
+    script = (
+        "mkdir $out; for t in cp find sed grep awk tar gzip xz diff cpio zstd busybox modprobe "
+        "ssh-keygen python3; do command -v $t >/dev/null && echo $t >> $out/found; done; true"
+    )
+    run = build(e2e, kernel_root, "path", f"p.runCommand \"t\" {{ }} ''{script}''")
+    assert run.returncode == 0, run.output
+    found = (e2e.dir / "standin-path" / "found").read_text().split()
+    assert found == ["cp", "find", "sed", "grep", "awk", "tar", "gzip", "xz", "diff"]
