@@ -2522,6 +2522,11 @@ set -euo pipefail
 # A __structuredAttrs derivation gets its attributes only in .attrs.sh (sourced, as vmTools does);
 # its outputs are exported as stdenv exports them, origBuilder/origArgs for the guest.
 if [ -n "''${NIX_ATTRS_SH_FILE:-}" ]; then
+    # Nix < 2.15 names them in the host's build dir, which a sandboxed build does not see; they
+    # are in ''$NIX_BUILD_TOP (NixOS/nix#6736; nixpkgs' setup.sh falls back the same way).
+    if [ ! -e "''$NIX_ATTRS_SH_FILE" ]; then
+        export NIX_ATTRS_SH_FILE=''$NIX_BUILD_TOP/.attrs.sh NIX_ATTRS_JSON_FILE=''$NIX_BUILD_TOP/.attrs.json
+    fi
     # shellcheck source=/dev/null
     source "''$NIX_ATTRS_SH_FILE"
     for o in "''${!outputs[@]}"; do export "''$o=''${outputs[''$o]}"; done
@@ -2529,6 +2534,8 @@ if [ -n "''${NIX_ATTRS_SH_FILE:-}" ]; then
 fi
 export PATH=''$wingenPath
 export PYTHONPATH=''$wingenRuntime
+# A root build without build users could write __pycache__ into the runtime's store path.
+export PYTHONDONTWRITEBYTECODE=1
 work=''$PWD
 w=''$work/xchg/wingen
 mkdir -p "''$w"
@@ -2545,7 +2552,7 @@ save_env() {
         val=''${kv#*=}
         case ''$v in
             '''|[0-9]*|*[!A-Za-z0-9_]*) continue ;;  # not a shell name (e.g. BASH_FUNC_f%%)
-            PATH|HOME|PWD|OLDPWD|SHLVL|SHELL|TERM|TMPDIR|TMP|TEMP|TEMPDIR|NIX_BUILD_TOP|NIX_LOG_FD|_|wingen*|PYTHONPATH) continue ;;
+            PATH|HOME|PWD|OLDPWD|SHLVL|SHELL|TERM|TMPDIR|TMP|TEMP|TEMPDIR|NIX_BUILD_TOP|NIX_LOG_FD|_|wingen*|PYTHONPATH|PYTHONDONTWRITEBYTECODE) continue ;;
         esac
         printf 'export %s=%s\n' "''$v" "''$q''${val//''$q/''$e}''$q"
     done < <(env -0)
