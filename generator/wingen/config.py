@@ -43,7 +43,7 @@ _KEY = re.compile(rf"[{_KEY_ALPHABET}]{{5}}(-[{_KEY_ALPHABET}]{{5}}){{4}}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # What Nix accepts as a store (derivation) name.
 STORE_NAME = re.compile(r"[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,199}")
-# A Cygwin mirror as `cygwin lock` writes it into the lock and setup.exe's folder name.
+# A Cygwin mirror as `cygwin lock` writes it into the lock (each tarball's URL begins with it).
 MIRROR_URL = re.compile(r"(https?|ftp|file)://[^\s\"'\\]+")
 
 

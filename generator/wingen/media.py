@@ -14,13 +14,25 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer.facts import WinFacts, mirror_dir
+from .answer.facts import WinFacts
 from .answer.schema import check_autounattend
 from .config import Config, Media
 from .errors import UserError
 
 if TYPE_CHECKING:
     from .cygwin.lock import Lock
+
+
+# The folder in setup.exe's local package dir (`-L -l <CD>\cygwin`) that holds `<arch>/setup.ini`
+# and the tarballs. Any name that setup's URL escaping leaves unchanged works, so one short fixed
+# name serves every mirror, however long its URL (a Time Machine one, URL-encoded as setup names
+# the folders it downloads to, is 109 characters: past Joliet's 103). cygwin-apps/setup, the same
+# from release_2.874 (the XP-era setup) to release_2.936 (lines of 2.936, 16a520f):
+# - fromcwd.cc:111-122 do_from_local_dir: finds any <CD>\cygwin\<name>\<arch>\setup.ini;
+# - ini.cc:193-196 do_local_ini: the packages' mirror key is rfc1738_unescape(<name>);
+# - download.cc:130-134 check_for_cached: a tarball is looked for at
+#   <CD>\cygwin\<rfc1738_escape_part(key)>\<its setup.ini install: path>, i.e. <name> again.
+SITE_DIR = "mirror"
 
 
 class CygwinMedia:
@@ -87,15 +99,8 @@ class CygwinMedia:
 
     @property
     def site_dir(self) -> str:
-        """The ISO folder holding `<arch>/setup.ini` and the tarballs, named as setup.exe would."""
-        name = mirror_dir(self.lock.mirror)
-        if len(name) > 103:  # Joliet's longest name (xorriso -joliet-long); Windows reads Joliet
-            raise UserError(
-                "cygwin.mirror",
-                f"{self.lock.mirror!r} is too long to name a folder on the Cygwin ISO",
-                "lock with a shorter mirror URL (--mirror)",
-            )
-        return name
+        """The ISO folder holding `<arch>/setup.ini` and the tarballs (see SITE_DIR)."""
+        return SITE_DIR
 
     @property
     def setup_ini(self) -> str:

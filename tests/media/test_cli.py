@@ -12,6 +12,8 @@ import pytest
 
 from wingen.loader import load_config
 
+from .helpers import TIME_MACHINE
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures" / "setup.ini"
 NIX_ENV = {
@@ -157,3 +159,22 @@ def test_prefetch_name_nix_cannot_store(tmp_path: Path) -> None:
     r = wingen("prefetch", "Win 11.iso", cwd=tmp_path)
     assert r.returncode == 2
     assert "error: Win 11.iso: 'Win 11.iso' cannot be a Nix store name" in r.stderr
+
+
+def test_time_machine_mirror_checks_locks_and_renders(tmp_path: Path) -> None:
+    """Windows 7 must lock from a Cygwin Time Machine snapshot, whose URL-encoded name (109
+    characters) no Joliet folder can take: check, lock and render all take it alike."""
+    text = example(tmp_path).read_text()
+    text = text.replace('"Windows 11 Pro"', '"Windows 7 Professional"')
+    text = text.replace('firmware = "uefi"', 'firmware = "bios"')
+    text = text.replace('product_key = "generic"', 'product_key = "none"')
+    setup = f'setup = {{ url = "https://cygwin.com/setup-x86_64.exe", sha256 = "{"1" * 64}" }}'
+    text = text.replace(
+        '"https://mirrors.kernel.org/sourceware/cygwin"', f'"{TIME_MACHINE}"\n{setup}'
+    )
+    (tmp_path / "wingen.toml").write_text(text)
+    for argv in (["check"], ["cygwin", "lock", "--setup-ini", str(FIXTURE)], ["render"]):
+        r = wingen(*argv, cwd=tmp_path)
+        assert r.returncode == 0, (argv, r.stderr)
+    assert 'cygwinSite = "mirror";' in r.stdout
+    assert f'url = "{TIME_MACHINE}/x86_64/release/make/' in r.stdout

@@ -7,6 +7,7 @@ import hashlib
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from wingen.cygwin import setup_ini
 from wingen.loader import load_config
 from wingen.render import runtime_files
 
-from .helpers import PARTIAL_NAMES, render_files, render_partial
+from . import setup_local
+from .helpers import PARTIAL_NAMES, TIME_MACHINE, render_files, render_partial
 from .test_cli import wingen
 
 pytestmark = pytest.mark.nix
@@ -55,6 +57,15 @@ def make_mirror(root: Path) -> str:
     return root.as_uri()
 
 
+def add_tarballs_to_store(mirror: Path, scratch: Path) -> None:
+    """Each tarball as the fixed-output path fetchurl would make (its store name, flat sha512)."""
+    scratch.mkdir()
+    for tarball in mirror.glob("*/release/*/*.tar.xz"):
+        named = scratch / ("cygwin-" + tarball.name)  # media._store_name for these names
+        named.write_bytes(tarball.read_bytes())
+        run("nix-store", "--add-fixed", "sha512", str(named))
+
+
 def try_build(workdir: Path, attr: str) -> subprocess.CompletedProcess[str]:
     """nix-build that may fail: its exit code and output, for the message a build stops with."""
     return subprocess.run(
@@ -86,9 +97,14 @@ def write_runtime(root: Path) -> None:
 
 
 def setup_project(
-    tmp_path: Path, windows: str, mirror_dir: str = "mirror"
+    tmp_path: Path, windows: str, mirror_dir: str = "mirror", mirror_url: str | None = None
 ) -> tuple[Path, dict[str, str]]:
+    """A config with a locked closure from a file:// mirror, or from `mirror_url` with its tarballs
+    added to the store beforehand (fetchurl then has nothing to fetch: this machine is offline)."""
     mirror = make_mirror(tmp_path / mirror_dir)
+    if mirror_url is not None:
+        mirror = mirror_url
+        add_tarballs_to_store(tmp_path / mirror_dir, tmp_path / "prefetched")
     exe = tmp_path / "setup-x86_64.exe"
     exe.write_bytes(b"MZ pretend cygwin installer\n")
     exe_sha = hashlib.sha256(exe.read_bytes()).hexdigest()
@@ -170,12 +186,55 @@ def test_winnt_sif_floppy_with_crlf(tmp_path: Path) -> None:
     assert data.decode().replace("\r\n", "\n") == files["windows/winnt.sif"]
 
 
+# media.SITE_DIR: the one folder of the ISO's local package dir, whatever the mirror
+SITE = "/cygwin/mirror"
+CLOSURE = ["bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh"]
+
+
+JOLIET = ("-rockridge", "off", "-joliet", "on")
+
+
+def joliet_files(iso: Path) -> list[str]:
+    """The ISO's files as Windows sees them: its Joliet tree (xorriso shows Rock Ridge else)."""
+    listing = run("xorriso", *JOLIET, "-indev", str(iso), "-find", "/", "-type", "f", "--")
+    return sorted(line.strip("'") for line in listing.split())
+
+
+def extractor(iso: Path, dest: Path) -> Callable[[str], bytes]:
+    def extract(path: str) -> bytes:
+        out = dest / path.lstrip("/").replace("/", "_")
+        out.parent.mkdir(exist_ok=True)
+        run("xorriso", *JOLIET, "-osirrox", "on", "-indev", str(iso), "-extract", path, str(out))
+        return out.read_bytes()
+
+    return extract
+
+
+def setup_finds_the_closure(iso: Path, mirror: Path, scratch: Path) -> list[str]:
+    """What setup.exe -L -l <CD>\\cygwin finds on the ISO (setup_local, after setup's source):
+    exactly one setup.ini, listing the locked closure, and every tarball of it at the path setup
+    looks in, each the mirror's bytes. The ISO's files are returned."""
+    got = joliet_files(iso)
+    keys = setup_local.mirror_keys(got, "/cygwin", "x86_64")
+    assert len(keys) == 1, keys
+    extract = extractor(iso, scratch)
+    ini_path = [f for f in got if f.lower().endswith("/x86_64/setup.ini")]
+    assert ini_path == [f"{SITE}/x86_64/setup.ini"]
+    ini = setup_ini.parse(extract(ini_path[0]).decode(), "iso setup.ini")
+    assert sorted(ini.packages) == CLOSURE
+    for pkg in ini.packages.values():
+        rel = setup_ini.install(pkg, "iso setup.ini").path
+        path = setup_local.tarball_path("/cygwin", keys[0], rel)
+        assert path in got
+        assert extract(path) == (mirror / rel).read_bytes()
+    return got
+
+
 def test_cygwin_iso(tmp_path: Path) -> None:
     work, files = setup_project(tmp_path, UEFI.replace("ISOHASH", "1" * 64))
     iso = build(work, "cygwinIso")
-    listing = run("xorriso", "-indev", str(iso), "-find", "/", "-type", "f", "--")
-    got = sorted(line.strip("'") for line in listing.split())
-    site = "/cygwin/file%3a%2f%2f" + str(tmp_path / "mirror").replace("/", "%2f") + "%2f"
+    got = setup_finds_the_closure(iso, tmp_path / "mirror", tmp_path / "x")
+    site = SITE
     want = sorted(
         [
             "/setup-x86_64.exe",
@@ -185,26 +244,11 @@ def test_cygwin_iso(tmp_path: Path) -> None:
             "/wingen/authorized_keys",
             "/wingen/packages.txt",
         ]
-        + [
-            f"{site}/x86_64/release/{n}/{n}-1.0-1.tar.xz"
-            for n in ("bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh")
-        ]
+        + [f"{site}/x86_64/release/{n}/{n}-1.0-1.tar.xz" for n in CLOSURE]
     )
     assert got == want
-
-    def extract(path: str) -> bytes:
-        dest = tmp_path / "x" / path.lstrip("/").replace("/", "_")
-        dest.parent.mkdir(exist_ok=True)
-        run("xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", path, str(dest))
-        return dest.read_bytes()
-
-    tarball = f"{site}/x86_64/release/make/make-1.0-1.tar.xz"
-    assert (
-        extract(tarball) == (tmp_path / "mirror/x86_64/release/make/make-1.0-1.tar.xz").read_bytes()
-    )
+    extract = extractor(iso, tmp_path / "x")
     assert extract("/setup-x86_64.exe") == b"MZ pretend cygwin installer\n"
-    ini = setup_ini.parse(extract(f"{site}/x86_64/setup.ini").decode(), "iso setup.ini")
-    assert sorted(ini.packages) == ["bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh"]
     assert extract("/wingen/packages.txt") == b"cygrunsrv,make,openssh\r\n"
     assert extract("/wingen/authorized_keys").decode() == PUBKEY
     assert extract("/wingen/bootstrap.sh").decode() == files["windows/wingen/bootstrap.sh"]
@@ -214,6 +258,23 @@ def test_cygwin_iso(tmp_path: Path) -> None:
         r"Volume Id\s*: WINGEN_CYGWIN\n", run("xorriso", "-indev", str(iso), "-pvd_info")
     )
     rebuilds_identically(work, "cygwinIso")
+
+
+def test_cygwin_iso_from_a_time_machine_mirror(tmp_path: Path) -> None:
+    """Windows 7 needs a Cygwin Time Machine mirror, whose URL is longer URL-encoded (109
+    characters) than a Joliet name may be (103): the ISO still holds the folder setup reads."""
+    work, files = setup_project(
+        tmp_path,
+        'iso = { name = "win7.iso", sha256 = "' + "1" * 64 + '" }\n'
+        'edition = "Windows 7 Professional"',
+        mirror_url=TIME_MACHINE,
+    )
+    assert "--allow-unsupported-windows" in files["windows/wingen/install.cmd"]
+    nix = (work / "default.nix").read_text()
+    assert f'url = "{TIME_MACHINE}/x86_64/release/make/make-1.0-1.tar.xz"' in nix
+    iso = build(work, "cygwinIso")
+    got = setup_finds_the_closure(iso, tmp_path / "mirror", tmp_path / "x")
+    assert max(len(part) for f in got for part in f.split("/")) <= 103
 
 
 def test_windows_iso_require_file(tmp_path: Path) -> None:

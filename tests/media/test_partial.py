@@ -86,8 +86,9 @@ def test_lock_for_the_wrong_architecture(tmp_path: Path) -> None:
         partial(tmp_path, {"architecture": "i686"}, mirror=TIME_MACHINE, **SETUP)
 
 
-def test_too_long_mirror(tmp_path: Path) -> None:
-    write_lock(tmp_path, ["openssh"], "https://m.example/" + "c" * 100)
-    with pytest.raises(UserError) as exc:
-        partial(tmp_path)
-    assert exc.value.field == "cygwin.mirror"
+def test_a_mirror_of_any_length_gets_the_same_short_folder(tmp_path: Path) -> None:
+    long = "https://m.example/" + "c" * 200  # URL-encoded, far past a Joliet name's 103
+    write_lock(tmp_path, ["openssh"], long)
+    text = partial(tmp_path)
+    assert 'cygwinSite = "mirror";' in text
+    assert f'url = "{long}/x86_64/release/openssh/' in text

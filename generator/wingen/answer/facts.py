@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from ..config import Config, Windows
 from ..editions import xp_time_zone
@@ -86,9 +84,3 @@ def _virtio_roots(win: Windows) -> tuple[str, ...]:
     the answer ISO (UEFI only), virtio; WinPE letters them from D: (the floppy is A:)."""
     cds = 4 if win.firmware == "uefi" else 3
     return tuple(f"{letter}:\\" for letter in CD_LETTERS[:cds])
-
-
-def mirror_dir(mirror: str) -> str:
-    """The directory name setup.exe gives a mirror in its local package dir (URL-encoded)."""
-    encoded = quote(mirror.rstrip("/") + "/", safe="")
-    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)
