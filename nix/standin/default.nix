@@ -134,7 +134,7 @@ let
           cp -r $src/generator $src/templates $out/lib/
           cat > $out/bin/${pname} <<EOF
           #!/bin/sh
-          PYTHONPATH=$out/lib/generator exec $python -c 'import sys; from wingen.cli import main; sys.argv[0] = "wingen"; main()' "\$@"
+          PYTHONPATH=$out/lib/generator exec $python -B -c 'import sys; from wingen.cli import main; sys.argv[0] = "wingen"; main()' "\$@"
           EOF
           chmod +x $out/bin/${pname}
         '';

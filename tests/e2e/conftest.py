@@ -5,7 +5,6 @@ Every test here builds real derivations with Debian's nix-bin against the stand-
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import tomllib
@@ -18,9 +17,14 @@ import pytest
 
 from helpers import windows_example  # noqa: F401 -- the e2e tests import it from here
 
+from .nixdaemon import ensure_build_users, nix_conf, single_user_env, start_daemon
+from .where import VmProcess, run_watching
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 STANDIN = ROOT / "nix" / "standin"
+# The local machine's features: kvm, so VM stages build here (test_dispatch.py drops it).
+FEATURES = ("nixos-test", "benchmark", "big-parallel", "kvm")
 
 # Short deadlines so a failure ends quickly; the runtime scales them x3 under TCG.
 CONFIG = """\
@@ -81,6 +85,12 @@ w // {{
     uname -n > "$out/host"
   '');
   featureless = w.runInLinuxVM (guestDrv "{name}-featureless" "mkdir $out");
+  unsandboxed = w.runInLinuxVM (guestDrv "{name}-unsandboxed" "echo in the guest; mkdir $out");
+  # Not a VM stage: what a builder may do to the store it reads from.
+  storeProbe = guestDrvWith {{ input = pkgs.writeText "{name}-in" "as built"; }} "{name}-probe" ''
+    echo "$(/usr/bin/id -u) $(/usr/bin/stat -c %U:%a $input)" > $out
+    if echo x >> $input; then echo "wrote into the store" >> $out; fi
+  '';
 }} // rec {{
   nosshBase = w.suspend {{ prepare = "kill $(cat /run/dropbear.pid)"; }};
   nossh = w.runInVMWith nosshBase (guestDrv "{name}-nossh" "mkdir $out");
@@ -93,32 +103,97 @@ class NixRun:
     returncode: int
     output: str
     seconds: float
+    vms: set[VmProcess]  # the QEMU processes seen while it ran: who ran them, and where
 
 
 @dataclass
 class E2E:
     dir: Path
-    env: dict[str, str]
+    env: dict[str, str]  # a client of the session's nix-daemon
+    root_env: dict[str, str]  # root on the store directly, unsandboxed
     name: str
+    kernel_root: Path
     timings: dict[str, float] = field(default_factory=dict)
+    placements: dict[str, str] = field(default_factory=dict)
 
-    def build(self, attr: str, *extra: str, top: str = "top.nix", timeout: float = 600) -> NixRun:
-        """nix-build one attribute of a file in the test dir; output is stdout+stderr together."""
+    def build(
+        self,
+        attr: str,
+        *extra: str,
+        top: str = "top.nix",
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+        link: str | None = None,
+    ) -> NixRun:
+        """nix-build one attribute of a file in the test dir; output is stdout+stderr together.
+        The result link is dir/attr unless named."""
         t0 = time.monotonic()
-        link = str(self.dir / attr)
-        proc = subprocess.run(
-            ["nix-build", str(self.dir / top), "-A", attr, "-o", link, *extra],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0)
+        cmd = ["nix-build", str(self.dir / top), "-A", attr, "-o", str(self.dir / (link or attr))]
+        cmd += extra
+        proc, vms = run_watching(cmd, env or self.env, self.name, timeout)
+        for vm in vms:
+            self.placements[vm.drv] = vm.describe()
+        return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0, vms)
+
+    def instantiate(self, attr: str, top: str = "top.nix") -> tuple[str, str]:
+        """The derivation of one attribute, and its output path (built or not)."""
+        drv = stdout_of(self.env, "nix-instantiate", str(self.dir / top), "-A", attr).strip()
+        return drv, stdout_of(self.env, "nix-store", "--query", "--outputs", drv).strip()
+
+    def repaired_inputs(self, attr: str, top: str = "top.nix") -> list[str]:
+        """The built store paths an attribute's build reads, each as the store registered it.
+        Suites that run older code as root on this shared store may have modified some (Python
+        wrote __pycache__ into the runtime's): those are repaired first."""
+        drv, _ = self.instantiate(attr, top)
+        closure = stdout_of(self.env, "nix-store", "-qR", drv).split()
+        paths = stdout_of(self.env, "nix-store", "-q", "--outputs", *closure).split()
+        unbuilt = stdout_of(self.env, "nix-store", "--check-validity", "--print-invalid", *paths)
+        inputs = sorted(set(paths) - set(unbuilt.split()))
+        for path in modified(self.root_env, inputs):
+            stdout_of(self.root_env, "nix-store", "--repair-path", path)
+        return inputs
+
+    def variant(self, suffix: str, config: str = "") -> str:
+        """A top file like top.nix for a config named <name>-<suffix> (`config` replaces the
+        default one): every derivation in it is new, so every stage really runs."""
+        name = f"{self.name}-{suffix}"
+        expr = render_linux(config or CONFIG.format(name=name), self.dir, f"{suffix}.nix")
+        top = f"top-{suffix}.nix"
+        write_top(self.dir / top, expr, self.kernel_root, name)
+        return top
+
+
+def stdout_of(env: dict[str, str], *cmd: str) -> str:
+    """A command's stdout; it must succeed (its stderr is the failure message)."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{cmd}: {proc.stderr}"
+    return proc.stdout
+
+
+def modified(env: dict[str, str], paths: list[str]) -> list[str]:
+    """The store paths whose contents differ from what the store registered for them."""
+    check = [["nix-store", "--verify-path", p] for p in paths]
+    return [c[-1] for c in check if subprocess.run(c, env=env, capture_output=True).returncode]
+
+
+def render_linux(config: str, dir: Path, file: str) -> Path:
+    from wingen.loader import parse_config
+    from wingen.render import render
+
+    cfg = parse_config(tomllib.loads(config))
+    (dir / file).write_text(render(cfg, dir).expression, encoding="utf-8")
+    return dir / file
+
+
+def write_top(path: Path, rendered: Path, kernel_root: Path, name: str) -> None:
+    path.write_text(
+        TOP.format(standin=STANDIN, kernel=f'"{kernel_root}"', rendered=rendered, name=name),
+        encoding="utf-8",
+    )
 
 
 TIMINGS: dict[str, float] = {}
+PLACEMENTS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -129,30 +204,22 @@ def kernel_root() -> Path:
     return Path(proc.stdout.strip())
 
 
-@pytest.fixture(scope="session")
+# Per package, not per session: its nix-daemon must be gone before other tests count processes.
+@pytest.fixture(scope="package")
 def e2e(kernel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    from wingen.loader import parse_config
-    from wingen.render import render
-
     d = tmp_path_factory.mktemp("e2e")
     # A fresh name each session: every stage derivation is new, so each one really runs.
     name = f"e2e-{uuid.uuid4().hex[:8]}"
-    cfg = parse_config(tomllib.loads(CONFIG.format(name=name)))
-    (d / "linux.nix").write_text(render(cfg, d).expression, encoding="utf-8")
-    (d / "top.nix").write_text(
-        TOP.format(standin=STANDIN, kernel=f'"{kernel_root}"', rendered=d / "linux.nix", name=name),
-        encoding="utf-8",
-    )
-    conf = d / "nix-conf"
-    conf.mkdir()
-    (conf / "nix.conf").write_text(
-        "sandbox = false\nbuild-users-group =\nsubstituters =\n"
-        "experimental-features = nix-command flakes\n",
-        encoding="utf-8",
-    )
-    env = {**os.environ, "NIX_CONF_DIR": str(conf)}
-    env.pop("NIX_REMOTE", None)
-    yield E2E(d, env, name, TIMINGS)
+    rendered = render_linux(CONFIG.format(name=name), d, "linux.nix")
+    write_top(d / "top.nix", rendered, kernel_root, name)
+    # Builds go through a nix-daemon of this session's own: sandboxed, as nixbld users.
+    ensure_build_users()
+    daemon = start_daemon(nix_conf(d / "nix-conf", kernel_root, system_features=FEATURES), d)
+    try:
+        root_env = single_user_env(d / "nix-conf-single-user")
+        yield E2E(d, daemon.env, root_env, name, kernel_root, TIMINGS, PLACEMENTS)
+    finally:
+        daemon.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -160,3 +227,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("e2e stage wall times")
         for stage, seconds in TIMINGS.items():
             terminalreporter.write_line(f"{stage:<40} {seconds:6.1f} s")
+    if PLACEMENTS:
+        terminalreporter.section("e2e: where each VM stage ran (QEMU's owner and sandbox)")
+        for drv, where in PLACEMENTS.items():
+            terminalreporter.write_line(f"{drv:<32} {where}")

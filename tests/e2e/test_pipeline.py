@@ -5,15 +5,17 @@ the base built by the first ones."""
 
 from __future__ import annotations
 
+import grp
 import json
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from .conftest import E2E
+from .conftest import E2E, modified
+from .nixdaemon import BUILD_GROUP
+from .where import VmProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +40,10 @@ def our_processes(e2e: E2E) -> list[str]:
     ]
 
 
+def unprivileged(vm: VmProcess) -> bool:
+    return vm.user in grp.getgrnam(BUILD_GROUP).gr_mem
+
+
 def test_install_stage_writes_a_disk(e2e: E2E) -> None:
     run = e2e.build("installed")
     assert run.returncode == 0, run.output
@@ -45,6 +51,9 @@ def test_install_stage_writes_a_disk(e2e: E2E) -> None:
     e2e.timings["install (stage)"] = stage_seconds(run.output, "install") or -1
     disk = out_path(e2e, "installed") / "disk.qcow2"
     assert disk.stat().st_size > 64 * 1024
+    # Its VMs ran as a build user, in a sandbox of the local store.
+    assert run.vms, "no QEMU process seen during the install stage"
+    assert all(unprivileged(vm) and vm.store == "/nix/store" for vm in run.vms), run.vms
 
 
 def test_suspend_stage_saves_the_running_guest(e2e: E2E) -> None:
@@ -97,13 +106,28 @@ def test_guest_exit_code_fails_the_build(e2e: E2E) -> None:
     assert not out_path(e2e, "fail").exists()
 
 
-def test_vm_stages_require_the_kvm_feature(e2e: E2E) -> None:
-    run = e2e.build("featureless", "--option", "system-features", "")
-    assert run.returncode != 0
-    # Nix's own scheduling error, before any VM starts.
-    required = re.search(r"with features \{[^}]*kvm[^}]*\} is required to build", run.output)
-    assert required, run.output
-    assert "wingen[" not in run.output
+def test_builders_are_unprivileged_and_the_store_read_only(e2e: E2E) -> None:
+    run = e2e.build("storeProbe")
+    assert run.returncode == 0, run.output
+    uid, input_mode = out_path(e2e, "storeProbe").read_text().split()[:2]
+    # uid 1000 is the sandbox's view of the build user; the input is root's (shown as nobody in
+    # the sandbox's user namespace), read-only, and the write to it failed.
+    assert (uid, input_mode) == ("1000", "nobody:444")
+    assert "wrote into the store" not in out_path(e2e, "storeProbe").read_text()
+    assert "Permission denied" in run.output
+
+
+def test_revive_unsandboxed_as_root_leaves_the_store_intact(e2e: E2E) -> None:
+    """The other setting: `sandbox = false`, no daemon, no build users, as root on the store
+    (Debian's single-user nix-bin). Root can write into store paths; the stages must not (Python
+    left __pycache__ in the runtime's)."""
+    inputs = e2e.repaired_inputs("unsandboxed")
+    run = e2e.build("unsandboxed", env=e2e.root_env)
+    assert run.returncode == 0, run.output
+    e2e.timings["revive + build, unsandboxed as root (nix-build)"] = run.seconds
+    assert "in the guest" in run.output
+    assert run.vms and all(vm.user == "root" and vm.store is None for vm in run.vms), run.vms
+    assert modified(e2e.root_env, inputs) == []
 
 
 def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
@@ -128,21 +152,10 @@ def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
 
 def test_install_deadline_holds(e2e: E2E) -> None:
     """An installer that cannot finish in time (1 s, x3 under TCG) fails at that deadline."""
-    from wingen.loader import parse_config
-    from wingen.render import render
-
     from .conftest import CONFIG
 
-    text = CONFIG.format(name=e2e.name + "-short").replace("install = 120", "install = 1")
-    cfg = parse_config(tomllib.loads(text))
-    (e2e.dir / "short.nix").write_text(render(cfg, e2e.dir).expression)
-    top = (
-        (e2e.dir / "top.nix")
-        .read_text()
-        .replace(str(e2e.dir / "linux.nix"), str(e2e.dir / "short.nix"))
-    )
-    (e2e.dir / "top-short.nix").write_text(top)
-    run = e2e.build("installed", top="top-short.nix", timeout=300)
+    short = CONFIG.format(name=f"{e2e.name}-short").replace("install = 120", "install = 1")
+    run = e2e.build("installed", top=e2e.variant("short", short), timeout=300)
     e2e.timings["install, deadline 1 s x3 (nix-build)"] = run.seconds
     assert run.returncode != 0
     assert "the installer" in run.output and "deadline" in run.output, run.output

@@ -75,6 +75,14 @@ DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 
 
+def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
+    """Where an attrs file is: Nix < 2.15 names it in the host's build dir, which a sandboxed
+    build does not see, while the file itself is in $NIX_BUILD_TOP (NixOS/nix#6736; nixpkgs'
+    setup.sh falls back the same way)."""
+    named = env.get(var)
+    return Path(named) if named and Path(named).is_file() else in_top
+
+
 @dataclass(frozen=True)
 class BuildEnv:
     """What Nix gives the builder: the environment, and with __structuredAttrs the attributes
@@ -90,10 +98,10 @@ class BuildEnv:
     @staticmethod
     def read(env: Mapping[str, str]) -> BuildEnv:
         top = Path(env.get("NIX_BUILD_TOP") or Path.cwd())
-        json_file = Path(env.get("NIX_ATTRS_JSON_FILE") or top / ".attrs.json")
+        json_file = _attrs_file(env, "NIX_ATTRS_JSON_FILE", top / ".attrs.json")
         if not json_file.is_file():
             return BuildEnv(env, top)
-        sh_file = Path(env.get("NIX_ATTRS_SH_FILE") or top / ".attrs.sh")
+        sh_file = _attrs_file(env, "NIX_ATTRS_SH_FILE", top / ".attrs.sh")
         attrs = json.loads(json_file.read_text())
         return BuildEnv(env, top, attrs, json_file, sh_file if sh_file.is_file() else None)
 
