@@ -12,7 +12,7 @@ moment each sign of progress first appears:
   QEMUs started      the controller's serial log exists (the runtime has started both VMs)
   guest running      the runtime's "restore guest: ... running after" line (nix-build's log)
   smbd started       the controller prints "waiting up to" (9p mounted, smbd forked)
-  SSH answered       xchg/wingen/ssh-ready (the controller's `ssh true` succeeded)
+  SSH answered       the controller prints "guest SSH up" (its `ssh true` succeeded)
   command sent       xchg/wingen/build.log (the controller started the guest command)
   command running    the marker (shares mapped, environment restored, the builder runs)
 
@@ -121,11 +121,12 @@ class Watcher(threading.Thread):
                 ctl = work / "wingen-controller.serial.log"
                 if ctl.exists():
                     self.mark("QEMUs started")
-                    if "waiting up to" in ctl.read_text("latin-1"):
+                    text = ctl.read_text("latin-1")
+                    if "waiting up to" in text:
                         self.mark("smbd started")
+                    if "guest SSH up" in text:
+                        self.mark("SSH answered")
                 w = work / "xchg" / "wingen"
-                if (w / "ssh-ready").exists():
-                    self.mark("SSH answered")
                 if (w / "build.log").exists():
                     self.mark("command sent")
                 if (work / "xchg" / "command-running").exists():
