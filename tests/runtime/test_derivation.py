@@ -257,7 +257,7 @@ def test_stage_builder_holds_no_decisions() -> None:
     script = (ROOT / "templates" / "scripts" / "stage.sh.j2").read_text()
     assert len(script.splitlines()) <= 30
     code = [line for line in script.splitlines() if line and not line.startswith("#")]
-    assert code == ['exec "$python" -m wingen.runtime stage']
+    assert code == ['exec "$python" -B -m wingen.runtime stage']
 
 
 def test_tcg_scaling_is_written_once() -> None:
