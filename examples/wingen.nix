@@ -1184,7 +1184,9 @@ def _probe_binary(exe: str, deadline: float) -> QemuCaps:
         with err.open("wb") as stderr:
             proc = sup.spawn("QEMU probe", argv, stderr=stderr)
         try:
-            client = QMPClient.connect(str(sock), deadline=deadline, timeout=deadline)
+            client = QMPClient.connect(
+                str(sock), deadline=deadline, timeout=deadline, alive=lambda: proc.poll() is None
+            )
         except QMPError as exc:
             raise CapsError(
                 f"cannot probe QEMU {exe}: {exc} ({_exited(proc)}; "
@@ -1196,10 +1198,8 @@ def _probe_binary(exe: str, deadline: float) -> QemuCaps:
             raise CapsError(f"cannot probe QEMU {exe}: {exc}") from exc
         finally:
             with contextlib.suppress(QMPError):
-                client.execute("quit")
+                client.quit(timeout=deadline)  # returns once QEMU has closed the socket
             client.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(2)
 
 
 def _exited(proc: subprocess.Popen[Any]) -> str:
