@@ -74,3 +74,18 @@ def windows_example(into: Path) -> Path:
     )
     assert result.exit_code == 0, result.output
     return config
+
+
+def assert_render_refuses(text: str, field: str, tmp_path: Path) -> None:
+    """`wingen render` of config text ends in one error line naming `field`, with the fix last
+    in parentheses, exit 2, no traceback, and nothing written beside the config."""
+    config = tmp_path / "wingen.toml"
+    config.write_text(text)
+    proc = wingen("render", "-c", str(config), "-o", str(tmp_path / "out.nix"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {field}: "), lines[0]
+    assert lines[0].endswith(")"), "the fix comes last, in parentheses"
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [config], "nothing half-written"

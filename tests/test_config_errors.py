@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, wingen
+from helpers import ROOT, assert_render_refuses, wingen
 
 WINDOWS = (ROOT / "examples" / "wingen.toml").read_text()
 
@@ -92,18 +92,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_names_the_field(name: str, tmp_path: Path) -> None:
     text, field = CASES[name]
-    config = tmp_path / "wingen.toml"
-    config.write_text(text)
-    out = tmp_path / "out.nix"
-    proc = wingen("render", "-c", str(config), "-o", str(out))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"error: {field}: "), lines[0]
-    assert lines[0].endswith(")"), "the fix comes last, in parentheses"
-    assert "Traceback" not in proc.stderr
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == [config], "nothing half-written"
+    assert_render_refuses(text, field, tmp_path)
 
 
 def test_unreadable_config(tmp_path: Path) -> None:

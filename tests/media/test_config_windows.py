@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, wingen
+from helpers import ROOT, assert_render_refuses, wingen
 
 from .helpers import TIME_MACHINE
 
@@ -75,14 +75,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_refused_with_the_field_named(name: str, tmp_path: Path) -> None:
     text, field = CASES[name]
-    config = tmp_path / "wingen.toml"
-    config.write_text(text)
-    proc = wingen("render", "-c", str(config), "-o", str(tmp_path / "out.nix"))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"error: {field}: "), lines[0]
-    assert list(tmp_path.iterdir()) == [config], "nothing written"
+    assert_render_refuses(text, field, tmp_path)
 
 
 @pytest.mark.parametrize(
