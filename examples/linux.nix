@@ -3854,7 +3854,7 @@ fi
     kernel = {
       kernel = kernelImage;
       initrd = "${controllerInitrd}/initrd";
-      append = "console=ttyS0 panic=1 loglevel=4 wingen.command=${controllerInit}";
+      append = "console=ttyS0 panic=1 loglevel=4 cryptomgr.notests wingen.command=${controllerInit}";
     };
     # The host's store over 9p (the runtime adds the exchange dir).
     shares = [ { tag = "store"; path = builtins.storeDir; } ];
