@@ -286,6 +286,11 @@ let
       mods=''${modules:-$out}
       mkdir -p $mods/lib/modules
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $mods/lib/modules/
+      # Unsigned, as nixpkgs' kernels ship them (MODULE_SIG = no in common-config.nix; its
+      # INSTALL_MOD_STRIP=1 strips them): stripping drops Debian's appended signature, whose check
+      # costs every insmod under TCG.
+      chmod -R u+w $mods/lib/modules
+      find $mods/lib/modules -name '*.ko' -exec strip --strip-debug {} +
       # Compressed, as nixpkgs' kernels ship them (MODULE_COMPRESS_ZSTD; xz in older releases).
       find $mods/lib/modules -name '*.ko' -exec zstd -q --rm {} +
       depmod -b $mods ${kernelVersion}
