@@ -3677,6 +3677,11 @@ if __name__ == "__main__":
   # The kernel's modules: a `modules` output of their own since nixos-25.11 (nixpkgs PR #423933),
   # in `out` before; what vmTools takes as lib.getOutput "modules" linux.
   kernelModules = linux.modules or linux.out or linux;
+  # What QEMU boots: the uncompressed ELF through its PVH entry where the package ships one, which
+  # skips the seconds TCG spends in the bzImage's decompressor. nixpkgs' kernels keep `vmlinux` in
+  # their `dev` output (kernel/manual-config.nix: `cp vmlinux $dev/`), and their x86_64 config has
+  # XEN_PVH (kernel/common-config.nix), which selects PVH: the ELF note QEMU's -kernel needs.
+  kernelImage = if linux ? dev then "${linux.dev}/vmlinux" else "${linux}/bzImage";
 
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
@@ -3847,9 +3852,9 @@ fi
   controller = vmRecord {
     memory_mib = 512;
     kernel = {
-      kernel = "${linux}/bzImage";
+      kernel = kernelImage;
       initrd = "${controllerInitrd}/initrd";
-      append = "console=ttyS0 panic=1 loglevel=4 wingen.command=${controllerInit}";
+      append = "console=ttyS0 panic=1 loglevel=4 cryptomgr.notests wingen.command=${controllerInit}";
     };
     # The host's store over 9p (the runtime adds the exchange dir).
     shares = [ { tag = "store"; path = builtins.storeDir; } ];
@@ -3996,7 +4001,7 @@ esac
     modules = bootModules;
   };
   guestKernel = initrd: mode: {
-    kernel = "${linux}/bzImage";
+    kernel = kernelImage;
     initrd = "${initrd}/initrd";
     append = "console=ttyS0 panic=1 quiet wingen.mode=${mode}";
   };

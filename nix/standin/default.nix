@@ -257,9 +257,10 @@ let
     };
 
     # nixpkgs' `linux`: bzImage in `out`; lib/modules/<modDirVersion> (compressed, with depmod's
-    # indexes, as the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05.
+    # indexes, as the kernel's install makes them) in the `modules` output, or in `out` as on nixos-24.05;
+    # the uncompressed ELF `vmlinux` in `dev` (nixpkgs' kernel build: `cp vmlinux $dev/`).
     linux = hostRunCommand "standin-linux-${kernelVersion}" {
-      outputs = [ "out" ] ++ (if splitKernelModules then [ "modules" ] else [ ]);
+      outputs = [ "out" "dev" ] ++ (if splitKernelModules then [ "modules" ] else [ ]);
       passthru = { modDirVersion = kernelVersion; version = kernelVersion; };
     } ''
       if [ -z "${kernelRoot}" ]; then
@@ -268,9 +269,28 @@ let
       fi
       mkdir -p $out
       cp ${kernelRoot}/boot/vmlinuz-${kernelVersion} $out/bzImage
+      # Debian ships no vmlinux: unpack the bzImage's payload as the kernel's scripts/extract-vmlinux
+      # does (each compressor's magic, decompressed from there; the first ELF found wins).
+      mkdir -p $dev
+      unpack() {
+        for at in $(LC_ALL=C grep -aboF "$(printf "$1")" $out/bzImage | cut -d: -f1); do
+          tail -c +$((at + 1)) $out/bzImage | $2 > $dev/vmlinux 2> /dev/null || true
+          [ "$(head -c 4 $dev/vmlinux)" = "$(printf '\177ELF')" ] && return 0
+        done
+        return 1
+      }
+      unpack '\3757zXZ' 'xz -dc' || unpack '(\265/\375' 'zstd -dc' || unpack '\037\213\010' 'gzip -dc' || {
+        echo "stand-in linux: no xz, zstd or gzip payload holding an ELF kernel in the bzImage" >&2
+        exit 1
+      }
       mods=''${modules:-$out}
       mkdir -p $mods/lib/modules
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $mods/lib/modules/
+      # Unsigned, as nixpkgs' kernels ship them (MODULE_SIG = no in common-config.nix; its
+      # INSTALL_MOD_STRIP=1 strips them): stripping drops Debian's appended signature, whose check
+      # costs every insmod under TCG.
+      chmod -R u+w $mods/lib/modules
+      find $mods/lib/modules -name '*.ko' -exec strip --strip-debug {} +
       # Compressed, as nixpkgs' kernels ship them (MODULE_COMPRESS_ZSTD; xz in older releases).
       find $mods/lib/modules -name '*.ko' -exec zstd -q --rm {} +
       depmod -b $mods ${kernelVersion}

@@ -68,6 +68,20 @@ def test_kernel_modules_sit_in_their_own_output(e2e: E2E, kernel_root: Path) -> 
     assert not (e2e.dir / "standin-linux-out" / "lib").exists()
 
 
+def test_kernel_dev_holds_the_uncompressed_pvh_vmlinux(e2e: E2E, kernel_root: Path) -> None:
+    # As nixpkgs' kernels: the ELF the bzImage decompresses to, in `dev`, bootable through PVH.
+    run = build(e2e, kernel_root, "linux-dev", "p.linux.dev")
+    assert run.returncode == 0, run.output
+    vmlinux = e2e.dir / "standin-linux-dev-dev" / "vmlinux"
+    notes = subprocess.run(
+        ["readelf", "-n", "-W", str(vmlinux)], capture_output=True, text=True, check=True
+    ).stdout
+    # A Xen note of type XEN_ELFNOTE_PHYS32_ENTRY (18): the PVH entry QEMU's -kernel needs.
+    assert any(
+        line.split()[:1] == ["Xen"] and "(0x00000012)" in line for line in notes.splitlines()
+    ), notes
+
+
 def test_closure_of_the_split_kernels_out_fails_as_in_nixpkgs(e2e: E2E, kernel_root: Path) -> None:
     run = build(e2e, kernel_root, "closure-out", closure('[ "virtio_pci" ]', kernel="p.linux"))
     assert run.returncode != 0
