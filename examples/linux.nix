@@ -1039,7 +1039,6 @@ itself: read-only on revive.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -1047,7 +1046,7 @@ from .qemu_caps import QemuCaps
 from .qmp import QMPClient
 
 FORMAT = "mapped-ram"
-STREAM = "stream"
+STREAM = "stream"  # what a save without a recorded format is
 
 
 def wanted(compression: str, caps: QemuCaps) -> bool:
@@ -1069,14 +1068,6 @@ def enable(client: QMPClient) -> None:
 
 def uri(path: Path) -> str:
     return f"file:{path}"
-
-
-def saved_format(meta: Path) -> str:
-    """The format a save recorded beside the state (older saves: the plain stream)."""
-    try:
-        return str(json.loads(meta.read_text()).get("format", STREAM))
-    except (OSError, ValueError):
-        return STREAM
 ''; }
     { path = "wingen/runtime/qemu_caps.py"; text = ''
 """What a QEMU binary can do, asked over QMP instead of assumed from its version number.
@@ -1736,7 +1727,7 @@ def restore(
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
     decomp: Tool | None = None
-    mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
+    mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:

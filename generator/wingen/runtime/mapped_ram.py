@@ -12,7 +12,6 @@ itself: read-only on revive.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from .qemu_caps import QemuCaps
 from .qmp import QMPClient
 
 FORMAT = "mapped-ram"
-STREAM = "stream"
+STREAM = "stream"  # what a save without a recorded format is
 
 
 def wanted(compression: str, caps: QemuCaps) -> bool:
@@ -42,11 +41,3 @@ def enable(client: QMPClient) -> None:
 
 def uri(path: Path) -> str:
     return f"file:{path}"
-
-
-def saved_format(meta: Path) -> str:
-    """The format a save recorded beside the state (older saves: the plain stream)."""
-    try:
-        return str(json.loads(meta.read_text()).get("format", STREAM))
-    except (OSError, ValueError):
-        return STREAM

@@ -310,7 +310,7 @@ def restore(
         if not p.is_file() or p.stat().st_size == 0:
             raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
     decomp: Tool | None = None
-    mapped = mapped_ram.saved_format(meta_path(src)) == mapped_ram.FORMAT
+    mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
     try:
         _set_ignore_shared(client, template)
         with src.open("rb") as f:
