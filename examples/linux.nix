@@ -463,12 +463,11 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
-from .snapshot import read_meta
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -482,7 +481,7 @@ from .spec import (
     only_known,
     parse_vm,
 )
-from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute
+from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute, saved_accel
 from .supervise import StageError, log
 
 RECORD = "wingen"
@@ -812,14 +811,15 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     try:
         out = None if rec.stage == "run" else build_env.output()
         dirs = Dirs(work=build_env.top, out=out)
-        saved = read_meta(Path(rec["base"]) / "state").get("accel") if rec.stage == "run" else None
+        # The plan names the state a revive loads; saved_accel reads what it was saved under.
+        spec = plan(rec, dirs, rec.accel)
         accel = resolve_accel(
             rec.accel,
             rec["qemu"],
-            saved if isinstance(saved, str) else None,
+            saved_accel(spec),
             kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
         )
-        spec = plan(rec, dirs, accel)
+        spec = replace(spec, accel=accel)
         prepare(rec, dirs, build_env, accel)
     except (SpecError, StageError, OSError) as exc:
         log(f"{label}: stage failed: {exc}")
