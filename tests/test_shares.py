@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers import ROOT, windows_example
 from wingen.loader import parse_config
 from wingen.render import render
-from wingen.shares import DRIVE_LETTERS, SHARES
+from wingen.shares import CONTROLLER_SHARES, DRIVE_LETTERS, SHARES
 
 TEMPLATES = ROOT / "templates"
 
@@ -25,8 +25,13 @@ def test_rendered_scripts_map_every_share(tmp_path: Path) -> None:
     linux = parse_config(tomllib.loads((ROOT / "examples" / "linux.toml").read_text()))
     files = render(linux, tmp_path).files
     windows = render(parse_config(tomllib.loads(windows_example(tmp_path).read_text())), tmp_path)
+    controller = files["scripts/controller-init.sh"]
+    # The controller serves every share, each from where it mounts the host's 9p tag.
+    assert [c[0] for c in CONTROLLER_SHARES] == [name for name, _ in SHARES]
+    for name, tag, path, _ in CONTROLLER_SHARES:
+        assert f"share {name} {path}" in controller
+        assert f" {tag} {path} || return 1" in controller and f"umount {path}" in controller
     for name, mount in SHARES:
-        assert f"share {name} {mount}" in files["scripts/controller-init.sh"]
         assert f"map {name} {mount}" in files["linux/map-shares.sh"]
         assert f"map {name} {DRIVE_LETTERS[name]} {mount}" in windows.files["windows/map-shares.sh"]
 

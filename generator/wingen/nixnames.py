@@ -21,6 +21,8 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "cpio",
     "linux",
     "makeModulesClosure",
+    "closureInfo",  # the controller's closure, made into its root image
+    "squashfsTools",
     "pkgsStatic",  # busybox and dropbear, static or self-contained: they run outside the store
 )
 

@@ -1,5 +1,6 @@
-"""The controller's Samba shares: the one list the controller's smb.conf, the guests' mapping
-scripts, the Windows bootstrap and the runtime's exchange-dir paths are all rendered from."""
+"""The controller's Samba shares: the one list the controller's smb.conf and 9p mounts, the
+guests' mapping scripts, the Windows bootstrap and the runtime's exchange-dir paths are all
+rendered from."""
 
 from __future__ import annotations
 
@@ -9,3 +10,7 @@ SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
 # The drive letter Windows maps each share to before Cygwin mounts it.
 DRIVE_LETTERS = {"nixstore": "S:", "xchg": "X:"}
 XCHG = dict(SHARES)["xchg"]
+# In the controller: (share name, the host's 9p tag, where it is mounted and served from, cached).
+# The host's store is not mounted at /nix/store there: that holds the controller's own programs.
+# xchg is written from both sides: uncached, or reads go stale (nixpkgs #82258).
+CONTROLLER_SHARES = (("nixstore", "store", "/srv/store", True), ("xchg", "xchg", XCHG, False))

@@ -3,10 +3,11 @@
 # `sandbox = false`, no network, no nixpkgs). Nothing here is a real package: most entries are
 # symlinks into /usr. Signatures follow nixpkgs so the rendered Nix is the same for both.
 #
-# The controller VM sees only what is shared into it. Its tools here live in the host's /usr, so the
-# stand-in qemu adds a read-only 9p share of /usr (tag `usr`) to the controller, which the rendered
-# preinit mounts like any extra tag. Tools that run inside the guest's own disk (busybox, dropbear) are
-# self-contained copies (static busybox; dropbear with its libraries and loader in FHS places).
+# The controller VM runs from a disk image of its closure, as with nixpkgs, so what runs there
+# (samba, openssh) is self-contained here too: the host's programs with their libraries and loader
+# copied into the store path and patched to find them there (as nixpkgs' own binaries do), nothing
+# pointing into /usr. Tools that run inside the guest's own disk (busybox, dropbear) are
+# self-contained copies too (static busybox; dropbear with its libraries and loader in FHS places).
 #
 # At least as strict as nixpkgs where the rendered Nix depends on it: bash has no programmable
 # completion (no compgen), the kernel's modules sit in a separate `modules` output (nixos-25.11 and
@@ -108,6 +109,32 @@ let
     done
   '';
 
+  # Host programs copied into the store with every library they load and the loader, patched
+  # (patchelf: interpreter and RUNPATH) to find them there: a closure that runs with no /usr, as
+  # nixpkgs' packages do. (Plugins a program dlopens by an absolute /usr path are not copied:
+  # smbd needs none of its own for the controller's shares.)
+  selfContained = name: progs: hostRunCommand "standin-${name}-selfcontained" { inherit progs; } ''
+    mkdir -p $out/bin $out/lib
+    for p in $progs; do
+      src=
+      for d in /usr/bin /usr/sbin; do [ -e "$d/$p" ] && src=$d/$p && break; done
+      [ -n "$src" ] || { echo "stand-in ${name}: host program $p not found (apt-get install it)" >&2; exit 1; }
+      cp "$src" $out/bin/
+      for l in $(ldd "$src" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+        [ -e "$out/lib/''${l##*/}" ] || cp -L "$l" $out/lib/
+      done
+    done
+    cp -L /lib64/ld-linux-x86-64.so.2 $out/lib/
+    chmod -R u+w $out
+    for f in $out/bin/*; do
+      patchelf --set-interpreter $out/lib/ld-linux-x86-64.so.2 --set-rpath $out/lib "$f"
+    done
+    for f in $out/lib/*; do
+      case ''${f##*/} in ld-linux*|libc.so*) continue ;; esac
+      patchelf --set-rpath $out/lib "$f"
+    done
+  '';
+
   # Without a kernel dir the set still evaluates (for eval-only tests); building `linux` fails.
   kernelVersion =
     if kernelRoot == "" then "0.0.0-no-kernel"
@@ -182,25 +209,26 @@ let
       mkdir -p $out/bin
       ln -s /usr/bin/qemu-img $out/bin/qemu-img
       ln -s qemu-system-x86_64 $out/bin/qemu-kvm
-      # The controller (the VM given the host store as 9p tag `store`) also gets the host's /usr,
-      # where this stand-in set's smbd and ssh live with their libraries.
-      cat > $out/bin/qemu-system-x86_64 <<'EOF'
-      #!/bin/sh
-      for a in "$@"; do
-        case $a in
-          *mount_tag=store*)
-            exec /usr/bin/qemu-system-x86_64 "$@" \
-              -virtfs local,path=/usr,security_model=none,readonly=on,mount_tag=usr ;;
-        esac
-      done
-      exec /usr/bin/qemu-system-x86_64 "$@"
-      EOF
-      chmod +x $out/bin/qemu-system-x86_64
+      ln -s /usr/bin/qemu-system-x86_64 $out/bin/qemu-system-x86_64
     '';
 
     vde2 = hostTools "vde2" [ "vde_switch" ];
-    samba = hostTools "samba" [ "smbd" "nmbd" ];
-    openssh = hostTools "openssh" [ "ssh" "ssh-keygen" ];
+    samba = selfContained "samba" [ "smbd" ];
+    openssh = selfContained "openssh" [ "ssh" "ssh-keygen" ];
+    squashfsTools = hostTools "squashfs-tools" [ "mksquashfs" "unsquashfs" ];
+    # nixpkgs' closureInfo: $out/store-paths lists the closure of rootPaths, one per line, sorted.
+    # Read from exportReferencesGraph's files (path, deriver, count, that many references).
+    closureInfo = { rootPaths }: hostRunCommand "closure-info" {
+      exportReferencesGraph = builtins.concatLists
+        (builtins.genList (i: [ "graph-${toString i}" (builtins.elemAt rootPaths i) ])
+          (builtins.length rootPaths));
+    } ''
+      mkdir -p $out
+      awk 'state == 0 { print; state = 1; next }
+           state == 1 { state = 2; next }
+           state == 2 { left = $1; state = left > 0 ? 3 : 0; next }
+           state == 3 { if (--left == 0) state = 0 }' graph-* | sort -u > $out/store-paths
+    '';
     socat = hostTools "socat" [ "socat" ];
     zstd = hostTools "zstd" [ "zstd" ];
     gzip = hostTools "gzip" [ "gzip" "gunzip" ];

@@ -138,7 +138,7 @@ def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
     assert run.returncode != 0
     # The controller's own reason, decoded, under the step that failed (not "exit code 3").
     assert re.search(
-        r"step 1/2 \(wait_exit controller \(the build in the guest\)\) failed: "
+        r"step 2/3 \(wait_exit controller \(the build in the guest\)\) failed: "
         r"VM controller failed: ssh deadline: the guest did not answer SSH on 192\.168\.0\.1:22 "
         r"within \d+s",
         run.output,

@@ -96,10 +96,17 @@ def test_install_runs_the_guest_alone_with_the_install_deadline(tmp_path: Path) 
 def test_suspend_saves_with_its_own_deadline(tmp_path: Path) -> None:
     spec = plan(parse_record(json.dumps(record("suspend"))), dirs(tmp_path), "tcg")
     assert [vm.name for vm in spec.vms] == ["guest", "controller"]
-    wait, save, quit_ = spec.steps
-    assert (wait.action, wait.deadline) == ("wait_file", 30)  # boot + ssh
+    wait, pause, save, save_controller = spec.steps
+    # Saved only once the controller says so: smbd up, SSH held, no 9p share mounted.
+    assert (wait.action, wait.target, wait.deadline) == ("wait_serial", "controller", 30)
+    assert wait.pattern == "wingen-controller: ready to be saved"
+    # Both VMs saved, the controller paused first so neither runs on during the other's save.
+    assert (pause.action, pause.target) == ("pause", "controller")
     assert (save.action, save.deadline, save.to) == ("save", 30, f"{tmp_path}/out/state")
-    assert quit_.target == "controller"
+    assert (save_controller.target, save_controller.to) == (
+        "controller",
+        f"{tmp_path}/out/controller-state",
+    )
     guest, controller = (argv(vm) for vm in spec.vms)
     assert "mode=boot" in guest and f"{tmp_path}/out/disk.qcow2" in guest
     assert "-smp 2" in guest and "-rtc base=2010-01-01,clock=vm" in guest and "-usb" in guest
@@ -113,8 +120,13 @@ def test_run_revives_the_base(tmp_path: Path) -> None:
     guest = spec.vms[0]
     assert guest.restore is not None and str(guest.restore.path) == "/base/state"
     assert guest.restore_deadline == 20
-    first = spec.steps[0]
-    assert (first.action, first.target, first.deadline) == ("wait_exit", "controller", 60)
+    controller = spec.vms[1]
+    assert controller.restore is not None
+    assert str(controller.restore.path) == "/base/controller-state"
+    signal, wait, _ = spec.steps
+    # The revived controller goes on when told; its wait has the SSH and build deadlines.
+    assert (signal.action, signal.target) == ("signal", "controller")
+    assert (wait.action, wait.target, wait.deadline) == ("wait_exit", "controller", 60)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +162,6 @@ def test_prepare_makes_an_overlay_and_the_controller_files(tmp_path: Path) -> No
     )  # fmt: skip
     assert info["backing-filename"] == str(base / "disk.qcow2")
     assert info["backing-filename-format"] == "qcow2"
-    assert (d.control / "mode").read_text() == "suspend\n"
     assert (d.control / "guest-command").read_text() == "echo hi\n"
     # The controller waits for SSH with the deadline scaled the one way (accel.TCG_SCALE).
     assert (d.control / "ssh-deadline").read_text() == f"{int(10 * TCG_SCALE)}\n"

@@ -23,8 +23,10 @@ firmware variable store (copied along the stages), the exchange dir (``xchg``, s
 controller over 9p), the switch every NIC is plugged into, the revive of the base's state.
 Install runs the guest alone (no controller: it has nothing to do there, and its SSH deadline
 would end an install that outlasts it).  Suspend boots the base's disk, lets the controller run
-the prepare command over SSH and saves the guest.  Run revives that, lets the controller run the
-builder in the guest, and fails with the builder's exit code.
+the prepare command over SSH, waits until the controller says it is ready to be saved (smbd up,
+SSH to the guest held open, no 9p share mounted) and saves both VMs.  Run revives both, tells
+the controller to go on (a line on its signal port: it mounts the shares and runs the builder in
+the guest), and fails with the builder's exit code.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ RECORD_KEYS = {
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
+# What the controller prints when it may be saved (templates/scripts/controller-init.sh).
+READY = "wingen-controller: ready to be saved"
+CONTROLLER_STATE = "controller-state"  # beside the guest's `state` in a base
 
 
 def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
@@ -174,7 +179,7 @@ class Dirs:
 
     @property
     def control(self) -> Path:
-        """The controller's files: its mode, deadline, the guest command and their results."""
+        """The controller's files: its SSH deadline, the guest command and their results."""
         return self.xchg / "wingen"
 
     @property
@@ -204,18 +209,17 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     elif rec.stage == "suspend":
         assert dirs.out is not None
         steps = [
-            Step(
-                "wait_file",
-                str(dirs.control / "suspend-now"),
-                d["boot"] + d["ssh"],
-                what="guest booted, SSH reachable, prepare command done",
-            ),
+            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
+                 what="guest booted, SSH reachable, prepare command done, controller ready"),
+            Step("pause", "controller", QUIT_BUDGET),
             Step("save", "guest", d["save"], to=str(dirs.out / "state"),
                  compression=rec["compression"]),
-            Step("quit", "controller", QUIT_BUDGET),
+            Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
+                 compression=rec["compression"]),
         ]  # fmt: skip
     else:
         steps = [
+            Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
             Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
             Step("quit", "guest", QUIT_BUDGET),
         ]
@@ -262,9 +266,18 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
 
 
 def _controller(rec: Record, dirs: Dirs) -> VMSpec:
+    """The controller is saved with the guest and revived with it (see the module docstring)."""
     raw = _vm_fields(rec["controller"], "controller")
     raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
     raw["failure_file"] = str(dirs.control / "failure")
+    if rec.stage == "suspend" and rec["compression"] == "template":
+        raw["template"] = True
+    if rec.stage == "run":
+        raw["restore"] = {
+            "from": f"{rec['base']}/{CONTROLLER_STATE}",
+            "compression": rec["compression"],
+        }
+        raw["restore_deadline"] = rec.deadlines["boot"]
     return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
 
 
@@ -290,7 +303,6 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     if stage == "install":
         return
     dirs.control.mkdir(parents=True, exist_ok=True)
-    (dirs.control / "mode").write_text(stage + "\n")
     ssh = scaled(rec.deadlines["ssh"], accel)
     (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
     (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")

@@ -303,56 +303,110 @@ def restore(
     name: str = "guest",
 ) -> float:
     """Feed a QEMU started with `-incoming defer` from src, check it loaded, cont.  Seconds."""
-    start = time.monotonic()
-    end = start + deadline
-    template = compression == "template"
-    for p in [src, ram_path(src)] if template else [src]:
-        if not p.is_file() or p.stat().st_size == 0:
-            raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
-    decomp: Tool | None = None
-    mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
-    try:
-        _set_ignore_shared(client, template)
-        with src.open("rb") as f:
+    incoming = Incoming.begin(
+        client, src, compression, sup=sup, deadline=deadline, tools=tools, name=name
+    )
+    return incoming.finish(cont=cont)
+
+
+@dataclass
+class Incoming:
+    """A revive under way: begun (the stream is flowing into QEMU), then finished (loaded,
+    checked, optionally continued).  Several begun one after another load at the same time:
+    a stage reviving two VMs waits for the slower, not for both in turn."""
+
+    client: QMPClient
+    src: Path
+    name: str
+    sup: Supervisor
+    start: float
+    end: float
+    deadline: float
+    decomp: Tool | None
+
+    @staticmethod
+    def begin(
+        client: QMPClient,
+        src: Path,
+        compression: str,
+        *,
+        sup: Supervisor,
+        deadline: float,
+        tools: Tools = DEFAULT_TOOLS,
+        name: str = "guest",
+    ) -> Incoming:
+        start = time.monotonic()
+        template = compression == "template"
+        for p in [src, ram_path(src)] if template else [src]:
+            if not p.is_file() or p.stat().st_size == 0:
+                raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
+        mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
+        decomp: Tool | None = None
+        try:
+            _set_ignore_shared(client, template)
             if mapped:
                 mapped_ram.enable(client)
                 client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
             else:
-                argv = tools.decompressor(compression)
-                decomp = _hand_fd(client, sup, argv, f, outgoing=False)
+                with src.open("rb") as f:  # QEMU or the decompressor holds its own copy
+                    decomp = _hand_fd(client, sup, tools.decompressor(compression), f,
+                                      outgoing=False)  # fmt: skip
                 client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
+        except BaseException as exc:
+            if decomp is not None:
+                decomp.close(sup)
+            if isinstance(exc, QMPDisconnectedError):
+                raise _refused(name, src, exc) from exc
+            if isinstance(exc, QMPError):
+                raise SnapshotError(f"restore {name}: {exc}") from exc
+            raise
+        return Incoming(client, src, name, sup, start, start + deadline, deadline, decomp)
+
+    def finish(self, *, cont: bool = True) -> float:
+        """Wait until the state is loaded and checked; cont if asked.  Seconds since begin."""
+        name, decomp = self.name, self.decomp
+        try:
             pause = 0.001
-            while str(client.execute("query-status").get("status")) == "inmigrate":
-                if time.monotonic() >= end:
+            while str(self.client.execute("query-status").get("status")) == "inmigrate":
+                if time.monotonic() >= self.end:
                     raise SnapshotError(
-                        f"restore {name}: deadline: state not loaded after {deadline:g} s"
+                        f"restore {name}: deadline: state not loaded after {self.deadline:g} s"
                     )
                 if decomp is not None and decomp.proc.poll() not in (None, 0):
-                    raise SnapshotError(_corrupt(name, src, decomp, decomp.proc.wait()))
+                    raise SnapshotError(_corrupt(name, self.src, decomp, decomp.proc.wait()))
                 time.sleep(pause)
                 pause = min(0.05, pause * 2)
-            mig = client.execute("query-migrate")
+            mig = self.client.execute("query-migrate")
             if mig.get("status") not in (None, "completed"):
                 raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
             if decomp is not None:
-                code = _wait_proc(decomp.proc, end)
+                code = _wait_proc(decomp.proc, self.end)
                 if code != 0:
-                    raise SnapshotError(_corrupt(name, src, decomp, code))
-        loaded = time.monotonic()
-        if cont:
-            client.execute("cont")
-    except QMPDisconnectedError as exc:
-        raise SnapshotError(
-            f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
-        ) from exc
-    except QMPError as exc:
-        raise SnapshotError(f"restore {name}: {exc}") from exc
-    finally:
-        if decomp is not None:
-            decomp.close(sup)
-    took = time.monotonic() - start
-    log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
-    return took
+                    raise SnapshotError(_corrupt(name, self.src, decomp, code))
+            loaded = time.monotonic()
+            if cont:
+                self.client.execute("cont")
+        except QMPDisconnectedError as exc:
+            raise _refused(name, self.src, exc) from exc
+        except QMPError as exc:
+            raise SnapshotError(f"restore {name}: {exc}") from exc
+        finally:
+            self.close()
+        took = time.monotonic() - self.start
+        state = f"running after {took:.2f} s" if cont else "paused"
+        log(f"restore {name}: loaded in {loaded - self.start:.2f} s, {state}")
+        return took
+
+    def close(self) -> None:
+        if self.decomp is not None:
+            self.decomp.close(self.sup)
+            self.decomp = None
+
+
+def _refused(name: str, src: Path, exc: Exception) -> SnapshotError:
+    return SnapshotError(
+        f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
+    )
 
 
 def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
 INTERFACES = ("virtio", "ide", "floppy")
-MEDIA = ("disk", "cdrom", "floppy")
+MEDIA = ("disk", "cdrom", "floppy", "image")
 VM_KEYS = {
     "name",
     "memory_mib",
@@ -32,6 +32,7 @@ VM_KEYS = {
     "debug_exit",
     "failure_file",
     "vga",
+    "signal",
 }
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
@@ -40,6 +41,8 @@ DEFAULT_DEADLINE = {
     "wait_exit": 3600.0,
     "save": 600.0,
     "quit": 10.0,
+    "pause": 10.0,
+    "signal": 10.0,
 }
 ACTIONS = tuple(DEFAULT_DEADLINE)
 STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
@@ -88,7 +91,9 @@ class Firmware:
 class Drive:
     file: str
     interface: str = "virtio"  # one of INTERFACES
-    media: str = "disk"  # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only)
+    # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only) | image (raw disk,
+    # read-only: the controller's root image)
+    media: str = "disk"
     index: int | None = None
 
 
@@ -135,6 +140,9 @@ class VMSpec:
     debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
     vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
     failure_file: str = ""  # where the guest writes why it failed (the report shows it)
+    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
+    # how a revived controller learns to go on.
+    signal: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         debug_exit=get(raw, "debug_exit", bool, where, False),
         vga=get(raw, "vga", bool, where, False),
         failure_file=get(raw, "failure_file", str, where, ""),
+        signal=get(raw, "signal", bool, where, False),
     )
 
 

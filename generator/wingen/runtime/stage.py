@@ -18,7 +18,7 @@ from typing import Any
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .snapshot import check_meta, read_meta, restore, save
+from .snapshot import Incoming, check_meta, read_meta, save
 from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
@@ -91,18 +91,7 @@ class Stage:
                 ) from exc
         for vm in self.vms.values():
             self._check_cpu(vm)
-        for vm in self.vms.values():
-            r = vm.spec.restore
-            if r is not None:
-                restore(
-                    vm.client(),
-                    r.path,
-                    r.compression,
-                    sup=self.sup,
-                    tools=spec.tools,
-                    deadline=self.deadline(vm.spec.restore_deadline),
-                    name=vm.name,
-                )
+        self._revive()
         total = len(spec.steps)
         for i, step in enumerate(spec.steps, 1):
             t0 = self.step_started = time.monotonic()
@@ -117,6 +106,37 @@ class Stage:
             log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
             vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+
+    def _revive(self) -> None:
+        """Load every VM that has a state at the same time, then continue them together: the
+        guest does not run (and take the CPU) while the controller still loads."""
+        started = time.monotonic()
+        incoming: list[Incoming] = []
+        try:
+            for vm in self.vms.values():
+                r = vm.spec.restore
+                if r is not None:
+                    incoming.append(
+                        Incoming.begin(
+                            vm.client(),
+                            r.path,
+                            r.compression,
+                            sup=self.sup,
+                            tools=self.spec.tools,
+                            deadline=self.deadline(vm.spec.restore_deadline),
+                            name=vm.name,
+                        )
+                    )
+            for each in incoming:
+                each.finish(cont=False)
+        finally:
+            for each in incoming:
+                each.close()
+        for each in incoming:
+            each.client.execute("cont")
+        if incoming:
+            names = ", ".join(each.name for each in incoming)
+            log(f"revive: {names} running after {time.monotonic() - started:.2f} s")
 
     def heartbeat(self) -> str:
         now = time.monotonic()
@@ -269,6 +289,18 @@ class Stage:
     def quit(self, step: Step) -> None:
         self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
 
+    def pause(self, step: Step) -> None:
+        """Stop a VM's CPUs (QMP stop): two VMs saved together are paused together first, so
+        neither runs on while the other's save is written."""
+        self.vms[step.target].client().execute("stop", timeout=self.deadline(step.deadline))
+
+    def signal(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        try:
+            vm.send_signal("go", self.deadline(step.deadline))
+        except OSError as exc:
+            raise StageError(f"VM {vm.name}: cannot write to its signal port ({exc})") from exc
+
     def capture_screens(self) -> None:
         """At a failure, each running VM's screen as a PNG beside its serial log (QMP
         screendump): Windows shows its setup errors only there."""
@@ -373,6 +405,8 @@ STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
     "wait_exit": Stage.wait_exit,
     "save": Stage.save,
     "quit": Stage.quit,
+    "pause": Stage.pause,
+    "signal": Stage.signal,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 from pathlib import Path
 from typing import IO
@@ -28,6 +29,7 @@ class VM:
         self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
         self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
         self.ram_copy = rundir / f"{spec.name}.ram"
+        self.signal_path = rundir / f"{spec.name}.signal"  # spec.signal only
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QMPClient | None = None
         self._stderr: IO[bytes] | None = None
@@ -53,6 +55,13 @@ class VM:
             "-serial",
             "chardev:wingen-serial",
         ]
+        if s.signal:  # ttyS1 in the guest; the runtime connects and writes a line (send_signal)
+            argv += [
+                "-chardev",
+                f"socket,id=wingen-signal,path={opt(self.signal_path)},server=on,wait=off",
+                "-serial",
+                "chardev:wingen-signal",
+            ]
         if s.no_reboot:
             argv.append("-no-reboot")
         if restore is not None:
@@ -88,6 +97,13 @@ class VM:
         if self.qmp is None:
             raise RuntimeError(f"VM {self.name}: not connected")
         return self.qmp
+
+    def send_signal(self, line: str, timeout: float) -> None:
+        """Write one line to the VM's second serial port (its `signal` socket)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.signal_path))
+            sock.sendall(line.encode() + b"\n")
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -170,6 +186,8 @@ def device_args(s: VMSpec) -> list[str]:
             spec = f"if=ide{index},media=cdrom,readonly=on"
         elif d.media == "floppy":
             spec = "if=floppy,format=raw,readonly=on"
+        elif d.media == "image":
+            spec = f"if={d.interface}{index},format=raw,readonly=on"
         else:
             spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
         argv += ["-drive", f"file={opt(d.file)},{spec}"]
