@@ -7,7 +7,7 @@
 #   runInVM    - drv: drv's builder run inside a revived copy of base, outputs written to the store.
 # A guest VM and a small Linux controller VM share a private vde_switch LAN; the controller gets
 # the host's /nix/store and an exchange dir over 9p and serves both to the guest over Samba.
-{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
+{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, squashfsTools, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
 
 let
   system = "x86_64-linux";
@@ -94,7 +94,8 @@ Stage spec (JSON)
        "cpus": 2, "rtc": "2010-01-01",           # optional: -smp, -rtc base=…,clock=vm
        "firmware": {"code": "OVMF_CODE.fd", "vars": "vars.fd"},   # optional: UEFI pflash
        "drives": [{"file": "disk.qcow2", "interface": "virtio" | "ide" | "floppy",
-                   "media": "disk" | "cdrom" | "floppy", "index": 0}],
+                   "media": "disk" | "cdrom" | "floppy" | "image", "index": 0}],
+                                       # image: a raw disk, read-only (the controller's root)
        "nics": [{"mac": "52:54:00:12:01:01", "model": "virtio-net-pci",
                  "switch": "vde.ctl"}],          # switch: default the spec's "switch"
        "kernel": {"kernel": "bzImage", "initrd": "initrd", "append": "console=ttyS0"},
@@ -104,6 +105,8 @@ Stage spec (JSON)
        "vga": false,                            # a display (a failing stage saves its screen)
        "cpu_model": "Nehalem-v1",               # default: host under KVM, max under TCG
        "failure_file": "xchg/wingen/failure",   # where the guest writes why it failed
+       "signal": false,                         # a second serial port (ttyS1), its host end a
+                                                #   socket the "signal" step writes a line to
        "args": ["-usb"],                        # anything else, verbatim
        "template": false,                    # optional: RAM in a share=on file so that a
                                              #   later {"save", "compression": "template"} works
@@ -116,19 +119,22 @@ Stage spec (JSON)
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
     "steps": [
-      {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
+      {"wait_file": "xchg/ready", "deadline": 600, "what": "guest SSH reachable"},
       {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
+      {"pause": "controller"},
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
        "deadline": 600, "fsync": false},
+      {"signal": "controller"},
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
   }
 
 All VMs start together (in list order); VMs with "restore" are then revived from their state
-(and ``cont``-inued) before the first step.  Steps run in order; "what" is optional and only
-used in messages.  Any wait ends early when another VM exits non-zero.  Semantics:
+before the first step: all loaded at the same time, then all ``cont``-inued together.  Steps
+run in order; "what" is optional and only used in messages.  Any wait ends early when another
+VM exits non-zero.  Semantics:
 
 * ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
   VMs have exited.
@@ -146,6 +152,9 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
   compression (and the host's CPU flags); a revive whose settings differ is refused up front
   with that reason, and so is a CPU model this host cannot provide.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
+* ``pause``: QMP ``stop`` (two VMs saved together are paused first, so neither runs on while
+  the other's save is written).
+* ``signal``: write the line ``go`` to that VM's signal port (``"signal": true``).
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 
@@ -450,8 +459,10 @@ firmware variable store (copied along the stages), the exchange dir (``xchg``, s
 controller over 9p), the switch every NIC is plugged into, the revive of the base's state.
 Install runs the guest alone (no controller: it has nothing to do there, and its SSH deadline
 would end an install that outlasts it).  Suspend boots the base's disk, lets the controller run
-the prepare command over SSH and saves the guest.  Run revives that, lets the controller run the
-builder in the guest, and fails with the builder's exit code.
+the prepare command over SSH, waits until the controller says it is ready to be saved (smbd up,
+SSH to the guest held open, no 9p share mounted) and saves both VMs.  Run revives both, tells
+the controller to go on (a line on its signal port: it mounts the shares and runs the builder in
+the guest), and fails with the builder's exit code.
 """
 
 from __future__ import annotations
@@ -499,6 +510,9 @@ RECORD_KEYS = {
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
+# What the controller prints when it may be saved (templates/scripts/controller-init.sh).
+READY = "wingen-controller: ready to be saved"
+CONTROLLER_STATE = "controller-state"  # beside the guest's `state` in a base
 
 
 def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
@@ -601,7 +615,7 @@ class Dirs:
 
     @property
     def control(self) -> Path:
-        """The controller's files: its mode, deadline, the guest command and their results."""
+        """The controller's files: its SSH deadline, the guest command and their results."""
         return self.xchg / "wingen"
 
     @property
@@ -631,18 +645,17 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     elif rec.stage == "suspend":
         assert dirs.out is not None
         steps = [
-            Step(
-                "wait_file",
-                str(dirs.control / "suspend-now"),
-                d["boot"] + d["ssh"],
-                what="guest booted, SSH reachable, prepare command done",
-            ),
+            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
+                 what="guest booted, SSH reachable, prepare command done, controller ready"),
+            Step("pause", "controller", QUIT_BUDGET),
             Step("save", "guest", d["save"], to=str(dirs.out / "state"),
                  compression=rec["compression"]),
-            Step("quit", "controller", QUIT_BUDGET),
+            Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
+                 compression=rec["compression"]),
         ]  # fmt: skip
     else:
         steps = [
+            Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
             Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
             Step("quit", "guest", QUIT_BUDGET),
         ]
@@ -689,9 +702,18 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
 
 
 def _controller(rec: Record, dirs: Dirs) -> VMSpec:
+    """The controller is saved with the guest and revived with it (see the module docstring)."""
     raw = _vm_fields(rec["controller"], "controller")
     raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
     raw["failure_file"] = str(dirs.control / "failure")
+    if rec.stage == "suspend" and rec["compression"] == "template":
+        raw["template"] = True
+    if rec.stage == "run":
+        raw["restore"] = {
+            "from": f"{rec['base']}/{CONTROLLER_STATE}",
+            "compression": rec["compression"],
+        }
+        raw["restore_deadline"] = rec.deadlines["boot"]
     return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
 
 
@@ -717,7 +739,6 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     if stage == "install":
         return
     dirs.control.mkdir(parents=True, exist_ok=True)
-    (dirs.control / "mode").write_text(stage + "\n")
     ssh = scaled(rec.deadlines["ssh"], accel)
     (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
     (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
@@ -869,7 +890,8 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
 
     "halt" forever; "count": increment the dword at COUNTER forever; "reset": ask the
     chipset for a reset (port 0xcf9), which ends QEMU with exit code 0 under -no-reboot;
-    "debug-exit": write 1 to port 0xf4 (QEMU exits with 3 given -device isa-debug-exit).
+    "debug-exit": write 1 to port 0xf4 (QEMU exits with 3 given -device isa-debug-exit);
+    "echo": copy every byte that arrives on COM2 to COM1, forever (a VM's signal port).
     """
     code = bytearray(b"\x31\xc0\x8e\xd8")  # xor ax, ax; mov ds, ax
     code += b"\xba\xf8\x03"  # mov dx, 0x3f8 (COM1 data port)
@@ -882,7 +904,11 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
         code += b"\xba\xf9\x0c\xb0\x06\xee"  # mov dx, 0xcf9; mov al, 6; out dx, al
     elif end == "debug-exit":
         code += b"\xb0\x01\xe6\xf4"  # mov al, 1; out 0xf4, al
-    if end == "count":
+    if end == "echo":
+        code += b"\xba\xfd\x02\xec\xa8\x01\x74\xf8"  # mov dx, COM2 LSR; in; test al, 1; jz back
+        code += b"\xba\xf8\x02\xec"  # mov dx, 0x2f8 (COM2 data port); in al, dx
+        code += b"\xba\xf8\x03\xee\xeb\xee"  # mov dx, 0x3f8; out dx, al; jmp back to the poll
+    elif end == "count":
         code += b"\x66\xff\x06" + COUNTER.to_bytes(2, "little")  # inc dword [COUNTER]
         code += b"\xf3\x90\xeb\xf7"  # pause; jmp back to inc (9 bytes up)
     else:
@@ -1720,56 +1746,110 @@ def restore(
     name: str = "guest",
 ) -> float:
     """Feed a QEMU started with `-incoming defer` from src, check it loaded, cont.  Seconds."""
-    start = time.monotonic()
-    end = start + deadline
-    template = compression == "template"
-    for p in [src, ram_path(src)] if template else [src]:
-        if not p.is_file() or p.stat().st_size == 0:
-            raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
-    decomp: Tool | None = None
-    mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
-    try:
-        _set_ignore_shared(client, template)
-        with src.open("rb") as f:
+    incoming = Incoming.begin(
+        client, src, compression, sup=sup, deadline=deadline, tools=tools, name=name
+    )
+    return incoming.finish(cont=cont)
+
+
+@dataclass
+class Incoming:
+    """A revive under way: begun (the stream is flowing into QEMU), then finished (loaded,
+    checked, optionally continued).  Several begun one after another load at the same time:
+    a stage reviving two VMs waits for the slower, not for both in turn."""
+
+    client: QMPClient
+    src: Path
+    name: str
+    sup: Supervisor
+    start: float
+    end: float
+    deadline: float
+    decomp: Tool | None
+
+    @staticmethod
+    def begin(
+        client: QMPClient,
+        src: Path,
+        compression: str,
+        *,
+        sup: Supervisor,
+        deadline: float,
+        tools: Tools = DEFAULT_TOOLS,
+        name: str = "guest",
+    ) -> Incoming:
+        start = time.monotonic()
+        template = compression == "template"
+        for p in [src, ram_path(src)] if template else [src]:
+            if not p.is_file() or p.stat().st_size == 0:
+                raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
+        mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
+        decomp: Tool | None = None
+        try:
+            _set_ignore_shared(client, template)
             if mapped:
                 mapped_ram.enable(client)
                 client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
             else:
-                argv = tools.decompressor(compression)
-                decomp = _hand_fd(client, sup, argv, f, outgoing=False)
+                with src.open("rb") as f:  # QEMU or the decompressor holds its own copy
+                    decomp = _hand_fd(client, sup, tools.decompressor(compression), f,
+                                      outgoing=False)  # fmt: skip
                 client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
+        except BaseException as exc:
+            if decomp is not None:
+                decomp.close(sup)
+            if isinstance(exc, QMPDisconnectedError):
+                raise _refused(name, src, exc) from exc
+            if isinstance(exc, QMPError):
+                raise SnapshotError(f"restore {name}: {exc}") from exc
+            raise
+        return Incoming(client, src, name, sup, start, start + deadline, deadline, decomp)
+
+    def finish(self, *, cont: bool = True) -> float:
+        """Wait until the state is loaded and checked; cont if asked.  Seconds since begin."""
+        name, decomp = self.name, self.decomp
+        try:
             pause = 0.001
-            while str(client.execute("query-status").get("status")) == "inmigrate":
-                if time.monotonic() >= end:
+            while str(self.client.execute("query-status").get("status")) == "inmigrate":
+                if time.monotonic() >= self.end:
                     raise SnapshotError(
-                        f"restore {name}: deadline: state not loaded after {deadline:g} s"
+                        f"restore {name}: deadline: state not loaded after {self.deadline:g} s"
                     )
                 if decomp is not None and decomp.proc.poll() not in (None, 0):
-                    raise SnapshotError(_corrupt(name, src, decomp, decomp.proc.wait()))
+                    raise SnapshotError(_corrupt(name, self.src, decomp, decomp.proc.wait()))
                 time.sleep(pause)
                 pause = min(0.05, pause * 2)
-            mig = client.execute("query-migrate")
+            mig = self.client.execute("query-migrate")
             if mig.get("status") not in (None, "completed"):
                 raise SnapshotError(f"restore {name}: incoming migration {mig.get('status')}")
             if decomp is not None:
-                code = _wait_proc(decomp.proc, end)
+                code = _wait_proc(decomp.proc, self.end)
                 if code != 0:
-                    raise SnapshotError(_corrupt(name, src, decomp, code))
-        loaded = time.monotonic()
-        if cont:
-            client.execute("cont")
-    except QMPDisconnectedError as exc:
-        raise SnapshotError(
-            f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
-        ) from exc
-    except QMPError as exc:
-        raise SnapshotError(f"restore {name}: {exc}") from exc
-    finally:
-        if decomp is not None:
-            decomp.close(sup)
-    took = time.monotonic() - start
-    log(f"restore {name}: loaded in {loaded - start:.2f} s, running after {took:.2f} s")
-    return took
+                    raise SnapshotError(_corrupt(name, self.src, decomp, code))
+            loaded = time.monotonic()
+            if cont:
+                self.client.execute("cont")
+        except QMPDisconnectedError as exc:
+            raise _refused(name, self.src, exc) from exc
+        except QMPError as exc:
+            raise SnapshotError(f"restore {name}: {exc}") from exc
+        finally:
+            self.close()
+        took = time.monotonic() - self.start
+        state = f"running after {took:.2f} s" if cont else "paused"
+        log(f"restore {name}: loaded in {loaded - self.start:.2f} s, {state}")
+        return took
+
+    def close(self) -> None:
+        if self.decomp is not None:
+            self.decomp.close(self.sup)
+            self.decomp = None
+
+
+def _refused(name: str, src: Path, exc: Exception) -> SnapshotError:
+    return SnapshotError(
+        f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
+    )
 
 
 def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:
@@ -1898,7 +1978,7 @@ from typing import Any
 COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
 INTERFACES = ("virtio", "ide", "floppy")
-MEDIA = ("disk", "cdrom", "floppy")
+MEDIA = ("disk", "cdrom", "floppy", "image")
 VM_KEYS = {
     "name",
     "memory_mib",
@@ -1919,6 +1999,7 @@ VM_KEYS = {
     "debug_exit",
     "failure_file",
     "vga",
+    "signal",
 }
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
@@ -1927,6 +2008,8 @@ DEFAULT_DEADLINE = {
     "wait_exit": 3600.0,
     "save": 600.0,
     "quit": 10.0,
+    "pause": 10.0,
+    "signal": 10.0,
 }
 ACTIONS = tuple(DEFAULT_DEADLINE)
 STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
@@ -1975,7 +2058,9 @@ class Firmware:
 class Drive:
     file: str
     interface: str = "virtio"  # one of INTERFACES
-    media: str = "disk"  # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only)
+    # disk (qcow2, written) | cdrom (read-only) | floppy (raw, read-only) | image (raw disk,
+    # read-only: the controller's root image)
+    media: str = "disk"
     index: int | None = None
 
 
@@ -2022,6 +2107,9 @@ class VMSpec:
     debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
     vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
     failure_file: str = ""  # where the guest writes why it failed (the report shows it)
+    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
+    # how a revived controller learns to go on.
+    signal: bool = False
 
 
 @dataclass(frozen=True)
@@ -2179,6 +2267,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         debug_exit=get(raw, "debug_exit", bool, where, False),
         vga=get(raw, "vga", bool, where, False),
         failure_file=get(raw, "failure_file", str, where, ""),
+        signal=get(raw, "signal", bool, where, False),
     )
 
 
@@ -2301,7 +2390,7 @@ from typing import Any
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .snapshot import check_meta, read_meta, restore, save
+from .snapshot import Incoming, check_meta, read_meta, save
 from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
@@ -2374,18 +2463,7 @@ class Stage:
                 ) from exc
         for vm in self.vms.values():
             self._check_cpu(vm)
-        for vm in self.vms.values():
-            r = vm.spec.restore
-            if r is not None:
-                restore(
-                    vm.client(),
-                    r.path,
-                    r.compression,
-                    sup=self.sup,
-                    tools=spec.tools,
-                    deadline=self.deadline(vm.spec.restore_deadline),
-                    name=vm.name,
-                )
+        self._revive()
         total = len(spec.steps)
         for i, step in enumerate(spec.steps, 1):
             t0 = self.step_started = time.monotonic()
@@ -2400,6 +2478,37 @@ class Stage:
             log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
         for vm in self.vms.values():
             vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+
+    def _revive(self) -> None:
+        """Load every VM that has a state at the same time, then continue them together: the
+        guest does not run (and take the CPU) while the controller still loads."""
+        started = time.monotonic()
+        incoming: list[Incoming] = []
+        try:
+            for vm in self.vms.values():
+                r = vm.spec.restore
+                if r is not None:
+                    incoming.append(
+                        Incoming.begin(
+                            vm.client(),
+                            r.path,
+                            r.compression,
+                            sup=self.sup,
+                            tools=self.spec.tools,
+                            deadline=self.deadline(vm.spec.restore_deadline),
+                            name=vm.name,
+                        )
+                    )
+            for each in incoming:
+                each.finish(cont=False)
+        finally:
+            for each in incoming:
+                each.close()
+        for each in incoming:
+            each.client.execute("cont")
+        if incoming:
+            names = ", ".join(each.name for each in incoming)
+            log(f"revive: {names} running after {time.monotonic() - started:.2f} s")
 
     def heartbeat(self) -> str:
         now = time.monotonic()
@@ -2552,6 +2661,18 @@ class Stage:
     def quit(self, step: Step) -> None:
         self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
 
+    def pause(self, step: Step) -> None:
+        """Stop a VM's CPUs (QMP stop): two VMs saved together are paused together first, so
+        neither runs on while the other's save is written."""
+        self.vms[step.target].client().execute("stop", timeout=self.deadline(step.deadline))
+
+    def signal(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        try:
+            vm.send_signal("go", self.deadline(step.deadline))
+        except OSError as exc:
+            raise StageError(f"VM {vm.name}: cannot write to its signal port ({exc})") from exc
+
     def capture_screens(self) -> None:
         """At a failure, each running VM's screen as a PNG beside its serial log (QMP
         screendump): Windows shows its setup errors only there."""
@@ -2656,6 +2777,8 @@ STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
     "wait_exit": Stage.wait_exit,
     "save": Stage.save,
     "quit": Stage.quit,
+    "pause": Stage.pause,
+    "signal": Stage.signal,
 }
 
 
@@ -2950,6 +3073,7 @@ def prepare_ram(ram: TemplateRam, name: str) -> None:
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 from pathlib import Path
 from typing import IO
@@ -2975,9 +3099,11 @@ class VM:
         self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
         self.ram_file = logdir / f"wingen-{spec.name}.ram"  # template mode only
         self.ram_copy = rundir / f"{spec.name}.ram"
+        self.signal_path = rundir / f"{spec.name}.signal"  # spec.signal only
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QMPClient | None = None
         self._stderr: IO[bytes] | None = None
+        self._signal_socks: list[socket.socket] = []
 
     def argv(self) -> list[str]:
         s = self.spec
@@ -3000,6 +3126,13 @@ class VM:
             "-serial",
             "chardev:wingen-serial",
         ]
+        if s.signal:  # ttyS1 in the guest; the runtime connects and writes a line (send_signal)
+            argv += [
+                "-chardev",
+                f"socket,id=wingen-signal,path={opt(self.signal_path)},server=on,wait=off",
+                "-serial",
+                "chardev:wingen-signal",
+            ]
         if s.no_reboot:
             argv.append("-no-reboot")
         if restore is not None:
@@ -3035,6 +3168,20 @@ class VM:
         if self.qmp is None:
             raise RuntimeError(f"VM {self.name}: not connected")
         return self.qmp
+
+    def send_signal(self, line: str, timeout: float) -> None:
+        """Write one line to the VM's second serial port (its `signal` socket).  The connection
+        stays open until the VM is closed: QEMU takes bytes only as fast as the guest's UART
+        empties, and drops what is left when the writer goes away."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(str(self.signal_path))
+            sock.sendall(line.encode() + b"\n")
+        except OSError:
+            sock.close()
+            raise
+        self._signal_socks.append(sock)
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -3076,6 +3223,9 @@ class VM:
         )
 
     def close(self, sup: Supervisor) -> None:
+        for sock in self._signal_socks:
+            sock.close()
+        self._signal_socks.clear()
         if self.qmp is not None:
             self.qmp.close()
             self.qmp = None
@@ -3117,6 +3267,8 @@ def device_args(s: VMSpec) -> list[str]:
             spec = f"if=ide{index},media=cdrom,readonly=on"
         elif d.media == "floppy":
             spec = "if=floppy,format=raw,readonly=on"
+        elif d.media == "image":
+            spec = f"if={d.interface}{index},format=raw,readonly=on"
         else:
             spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
         argv += ["-drive", f"file={opt(d.file)},{spec}"]
@@ -3660,10 +3812,10 @@ if __name__ == "__main__":
   # in one place (runtime/vm.py) and records them in the state's metadata. Every VM record is
   # made here, so a misspelt field fails at evaluation.
   vmRecord = { memory_mib, cpus ? 1, cpu_model ? "", rtc ? "", args ? [ ], firmware ? null,
-    disk ? null, nics ? [ ], kernel ? null, shares ? [ ], debug_exit ? false, vga ? false,
-    install ? null }:
-    { inherit memory_mib cpus cpu_model rtc args firmware disk nics kernel shares debug_exit vga
-      install; };
+    disk ? null, drives ? [ ], nics ? [ ], kernel ? null, shares ? [ ], debug_exit ? false,
+    vga ? false, signal ? false, install ? null }:
+    { inherit memory_mib cpus cpu_model rtc args firmware disk drives nics kernel shares
+      debug_exit vga signal install; };
 
   # The kernel's modules: a `modules` output of their own since nixos-25.11 (nixpkgs PR #423933),
   # in `out` before; what vmTools takes as lib.getOutput "modules" linux.
@@ -3677,7 +3829,7 @@ if __name__ == "__main__":
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "9pnet_virtio" "9p" ];
+    rootModules = [ "virtio_pci" "virtio_net" "virtio_blk" "squashfs" "9pnet_virtio" "9p" ];
     firmware = linux;
   };
   controllerInitrd = mkInitrd {
@@ -3685,8 +3837,10 @@ if __name__ == "__main__":
     init = writeScript "wingen-controller-preinit" ''
 #!/bin/sh
 # wingen controller, stage 1 (/init of its initrd, run by static busybox): load modules, bring up
-# the VM LAN, mount the host's store and xchg over 9p into a tmpfs root, then chroot into it and
-# run the command named on the kernel command line (wingen.command=/nix/store/…).
+# the VM LAN, mount the controller's own programs (a read-only image of its closure, the first
+# virtio disk) at /nix/store in a tmpfs root, then chroot into it and run the command named on the
+# kernel command line (wingen.command=/nix/store/…). The host's store and xchg come over 9p, but
+# that command mounts them only when it needs them: a mounted 9p share blocks migration.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /fs
@@ -3706,23 +3860,10 @@ ip addr add 192.168.0.2/24 dev eth0
 ip link set eth0 up
 
 mount -t tmpfs -o mode=0755 tmpfs /fs
-mkdir -p /fs/nix/store /fs/tmp/xchg /fs/etc /fs/dev /fs/proc /fs/sys /fs/root /fs/run /fs/var/run
+mkdir -p /fs/nix/store /fs/tmp /fs/etc /fs/dev /fs/proc /fs/sys /fs/root /fs/run /fs/var/run
 chmod 1777 /fs/tmp
-opts=trans=virtio,version=9p2000.L,msize=262144
-mount -t 9p -o "''$opts,cache=loose" store /fs/nix/store
-# xchg is written from both sides: uncached, or reads go stale (nixpkgs #82258).
-mount -t 9p -o "''$opts" xchg /fs/tmp/xchg
-# Any other 9p tag is a host directory shared read-only at /TAG (a merged-/usr one also gets
-# the usual /bin, /sbin, /lib, /lib64 links so its programs find their loader and libraries).
-for f in /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; do
-    [ -e "''$f" ] || continue
-    tag=''$(tr -d '\000' < "''$f")
-    case ''$tag in store|xchg|*/*|.*|''') continue ;; esac
-    mkdir -p "/fs/''$tag" && mount -t 9p -o "''$opts,ro,cache=loose" "''$tag" "/fs/''$tag"
-done
-for d in bin sbin lib lib64; do
-    if [ -e "/fs/usr/''$d" ] && [ ! -e "/fs/''$d" ]; then ln -s "usr/''$d" "/fs/''$d"; fi
-done
+mount -t squashfs -o ro /dev/vda /fs/nix/store ||
+    echo "wingen-controller: cannot mount its root image (/dev/vda) at /nix/store" >&2
 mount -t devtmpfs devtmpfs /fs/dev
 mkdir -p /fs/dev/pts && mount -t devpts devpts /fs/dev/pts
 mount -t proc proc /fs/proc
@@ -3756,23 +3897,40 @@ poweroff -f
     export WINGEN_SSH_KEY=${sshKey}/key
   '' + ''
 #!/bin/sh
-# wingen controller, stage 2 (chrooted into the 9p-backed root): share the store and xchg with
-# the guest over Samba, wait for the guest's SSH (with a deadline), run the stage's guest command,
-# record its exit code in xchg/in-vm-exit. The Nix wrapper sets PATH and WINGEN_SSH_KEY first.
-# The runtime wrote this stage's files into ''$control (mode, ssh-deadline, guest-command) and
-# reads back what this writes there (failure, build.log, suspend-now).
+# wingen controller, stage 2 (chrooted into its root image): serve the host's store and xchg to
+# the guest over Samba and run the stage's guest command over SSH. The Nix wrapper sets PATH and
+# WINGEN_SSH_KEY first. The runtime writes this stage's files into ''$control (ssh-deadline,
+# guest-command) and reads back what this writes there (failure, build.log) and in-vm-exit.
+#
+# A fresh boot is the suspend stage's. It runs the preparing command, then gets ready to be saved
+# beside the guest: no 9p share mounted (a mounted one blocks migration), smbd running with no
+# client, an SSH connection to the guest held open. It says so on the console and waits for a
+# line on its second serial port. Only a revive sends one: the revived controller then mounts
+# the shares and runs the build's command at once, with no boot, smbd start or SSH handshake.
 set -u
 xchg=/tmp/xchg
 control=''$xchg/wingen
-mode=''$(cat "''$control/mode")
-ssh_deadline=''$(cat "''$control/ssh-deadline")
 guest=192.168.0.1
 user=wingen
+mux=/tmp/wingen-guest.ssh  # the held SSH connection's socket
 
 fail() {
-    echo "''$1" > "''$control/failure"
+    echo "''$1" > "''$control/failure" 2>/dev/null  # before the save, xchg is not mounted
     echo "wingen-controller: ''$1" >&2
     exit 1
+}
+
+mount_shares() {
+    opts=trans=virtio,version=9p2000.L,msize=262144
+    mkdir -p /srv/store
+    mount -t 9p -o "''$opts,cache=loose" store /srv/store || return 1
+    mkdir -p /tmp/xchg
+    mount -t 9p -o "''$opts" xchg /tmp/xchg || return 1
+}
+
+unmount_shares() {
+    umount /srv/store || return 1
+    umount /tmp/xchg || return 1
 }
 
 mkdir -p /var/log/samba /tmp/smb/private /tmp/smb/lock /tmp/smb/state /tmp/smb/cache /tmp/smb/run /tmp/smb/ncalrpc /tmp/smb/bind-dns
@@ -3811,35 +3969,83 @@ share() {  # NAME PATH: a writable guest share
     printf '\n[%s]\npath = %s\nread only = no\nguest ok = yes\nforce user = root\n' "''$1" "''$2" \
         >> /etc/smb.conf
 }
-share nixstore /nix/store
+share nixstore /srv/store
 share xchg /tmp/xchg
-smbd -D -s /etc/smb.conf || fail "smbd did not start"
 
-cp "''$WINGEN_SSH_KEY" /root/key && chmod 600 /root/key
-ssh_to_guest() {
-    ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes \
-        -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o LogLevel=ERROR \
-        -i /root/key -l "''$user" "''$guest" "''$@"
+start_smbd() {
+    smbd -D -s /etc/smb.conf || fail "smbd did not start"
 }
 
-echo "wingen-controller: waiting up to ''${ssh_deadline}s for SSH on ''$guest"
-start=''$(date +%s)
-until ssh_to_guest true 2>/dev/null; do
-    if [ ''$((''$(date +%s) - start)) -ge "''$ssh_deadline" ]; then
-        fail "ssh deadline: the guest did not answer SSH on ''$guest:22 within ''${ssh_deadline}s"
-    fi
-    sleep 1
-done
-echo "wingen-controller: guest SSH up after ''$((''$(date +%s) - start))s"
+# Every smbd gone (the daemon and a child per client), so nothing holds the shares.
+stop_smbd() {
+    killall smbd 2>/dev/null
+    n=0
+    while pidof smbd >/dev/null; do
+        n=''$((n + 1))
+        [ "''$n" -lt 100 ] || fail "smbd did not stop within 10 s"
+        sleep 0.1
+    done
+}
 
-ssh_to_guest sh -s < "''$control/guest-command" > "''$control/build.log" 2>&1
-echo ''$? > "''$xchg/in-vm-exit"
-if [ "''$mode" = suspend ]; then
-    touch "''$control/suspend-now"
-    # The host saves the guest and then stops this VM.
-    while :; do sleep 3600; done
-fi
+cp "''$WINGEN_SSH_KEY" /root/key && chmod 600 /root/key
+ssh_to_guest() {  # through the held connection when there is one
+    ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes \
+        -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o LogLevel=ERROR \
+        -o ControlPath="''$mux" -i /root/key -l "''$user" "''$guest" "''$@"
+}
+
+wait_for_ssh() {
+    ssh_deadline=''$(cat "''$control/ssh-deadline")
+    echo "wingen-controller: waiting up to ''${ssh_deadline}s for SSH on ''$guest"
+    start=''$(date +%s)
+    until ssh_to_guest true 2>/dev/null; do
+        if [ ''$((''$(date +%s) - start)) -ge "''$ssh_deadline" ]; then
+            fail "ssh deadline: the guest did not answer SSH on ''$guest:22 within ''${ssh_deadline}s"
+        fi
+        sleep 1
+    done
+    echo "wingen-controller: guest SSH up after ''$((''$(date +%s) - start))s"
+}
+
+run_guest_command() {
+    ssh_to_guest sh -s < "''$control/guest-command" > "''$control/build.log" 2>&1
+    echo ''$? > "''$xchg/in-vm-exit"
+}
+
+# The suspend stage: prepare the guest.
+mount_shares || fail "cannot mount the host's shares (9p)"
+start_smbd
+wait_for_ssh
+run_guest_command
+rc=''$(cat "''$xchg/in-vm-exit")
+[ "''$rc" = 0 ] || fail "the preparing command in the guest exited with code ''$rc"
+
+# Ready to be saved: no client on smbd, no 9p share mounted, the SSH connection held open.
+stop_smbd
+unmount_shares || fail "cannot unmount the 9p shares before the save"
+start_smbd
+# Held for the revives' sake only: a guest whose SSH server the preparing command stopped or
+# restarted gets a new connection after each revive (wait_for_ssh), within its deadline.
+ssh_to_guest -o ControlMaster=yes -o ControlPersist=yes -f -N 2>/dev/null ||
+    echo "wingen-controller: no SSH connection to hold across the save; each revive opens one"
+echo "wingen-controller: ready to be saved"
+read -r _ < /dev/ttyS1
+
+# Revived: the runtime said go.
+mount_shares || fail "cannot mount the host's shares (9p) after the revive"
+# Through the held connection at once (an `ssh true` first would cost a client start); without
+# one, wait for the guest's SSH server as a fresh boot does.
+[ -S "''$mux" ] || wait_for_ssh
+echo "wingen-controller: running the guest command"
+run_guest_command
 '');
+  # The controller's own programs come from this read-only image of its closure, not from the
+  # host's store over 9p: a mounted 9p share blocks migration, and the controller is saved
+  # running (smbd up, SSH to the guest open) beside the guest, so a revive skips its boot.
+  controllerRoot = runCommand "wingen-controller-root.squashfs" { } ''
+    ${squashfsTools}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
+      $out -keep-as-directory -all-root -no-xattrs -quiet -no-progress
+  '';
   controller = vmRecord {
     memory_mib = 512;
     kernel = {
@@ -3847,11 +4053,14 @@ fi
       initrd = "${controllerInitrd}/initrd";
       append = "console=ttyS0 panic=1 loglevel=4 cryptomgr.notests wingen.command=${controllerInit}";
     };
-    # The host's store over 9p (the runtime adds the exchange dir).
+    drives = [ { file = "${controllerRoot}"; media = "image"; } ];
+    # The host's store over 9p, mounted only after the revive (the runtime adds the exchange dir).
     shares = [ { tag = "store"; path = builtins.storeDir; } ];
     nics = [ { model = "virtio-net-pci"; mac = net.controllerMac; } ];
     # The controller reports a failure by making QEMU exit non-zero; its reason is in xchg.
     debug_exit = true;
+    # A second serial line, where the runtime tells a revived controller to go on.
+    signal = true;
   };
 
   # The guest's settings of every kind (the guest templates add disk, NIC model, boot media).

@@ -22,7 +22,8 @@ def test_check_says_what_template_mode_costs(tmp_path: Path) -> None:
     proc = wingen("check", "-c", str(config_with(tmp_path, 'mode = "template"')))
     assert proc.returncode == 0, proc.stderr
     assert "template: revive ≈ constant" in proc.stdout
-    assert "stores 512 MiB of RAM uncompressed" in proc.stdout  # examples/linux.toml: 512 MiB
+    # examples/linux.toml: a 512 MiB guest and the default 512 MiB controller, both saved.
+    assert "stores 512 + 512 MiB of RAM (guest + controller) uncompressed" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_check_says_what_template_mode_costs(tmp_path: Path) -> None:
     [
         ('compression = "zstd"', "compressed (zstd): revive grows with the RAM in use"),
         ('compression = "gzip"', "several times slower than zstd"),
-        ('mode = "compressed"\ncompression = "none"', "NAR is all 512 MiB"),
+        ('mode = "compressed"\ncompression = "none"', "NARs are all 512 + 512 MiB"),
     ],
 )
 def test_check_says_what_compressed_modes_cost(tmp_path: Path, snapshot: str, says: str) -> None:

@@ -2,10 +2,13 @@
 
 Each test builds the stand-in's own derivations with real Nix (no VM) and checks that it fails
 where nixpkgs fails: bash without programmable completion, kernel modules in their own output,
-makeModulesClosure on a name the kernel lacks, dropbear's sbin as a symlink."""
+makeModulesClosure on a name the kernel lacks, dropbear's sbin as a symlink, the controller's
+tools needing nothing outside their closure."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -127,3 +130,33 @@ def test_run_command_has_only_stdenvs_tools(e2e: E2E, kernel_root: Path) -> None
     assert run.returncode == 0, run.output
     found = (e2e.dir / "standin-path" / "found").read_text().split()
     assert found == ["cp", "find", "sed", "grep", "awk", "tar", "gzip", "xz", "diff"]
+
+
+def test_controller_tools_run_from_their_closure_alone(
+    e2e: E2E, kernel_root: Path, tmp_path: Path
+) -> None:
+    """The controller runs from an image of its closure (closureInfo), as with nixpkgs: the
+    stand-in's smbd and ssh must run in a root holding that closure and nothing else."""
+    expr = "p.closureInfo { rootPaths = [ p.samba p.openssh ]; }"
+    run = build(e2e, kernel_root, "closure", expr)
+    assert run.returncode == 0, run.output
+    paths = (e2e.dir / "standin-closure" / "store-paths").read_text().split()
+    assert paths == sorted(paths) and all(p.startswith("/nix/store/") for p in paths)
+    samba = next(p for p in paths if p.endswith("-standin-samba-selfcontained"))
+    openssh = next(p for p in paths if p.endswith("-standin-openssh-selfcontained"))
+    root = tmp_path / "root"
+    for path in paths:
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", path, f"{root}{path}"], check=True)
+    for path in root.rglob("*"):  # nothing in it points outside the store
+        if path.is_symlink():
+            target = str(path.readlink())
+            assert not target.startswith("/") or target.startswith("/nix/store/"), (path, target)
+    (root / "dev").mkdir()
+    os.mknod(root / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # ssh opens it
+    (root / "etc").mkdir()  # and looks its user up, as in the controller (its preinit writes it)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    for argv in ([f"{samba}/bin/smbd", "--version"], [f"{openssh}/bin/ssh", "-V"]):
+        proc = subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True)
+        assert proc.returncode == 0, (argv, proc.stderr)
+        assert proc.stdout + proc.stderr, argv

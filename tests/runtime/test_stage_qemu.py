@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,44 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     p = run(tmp_path, s)
     assert p.returncode == 0, p.stderr
     assert "restore guest: loaded" in p.stderr
+
+
+def test_two_vms_saved_together_revive_together_and_take_a_signal(tmp_path: Path) -> None:
+    """The base's pair (guest and controller): paused together, saved each to its own state,
+    loaded at the same time and continued together; the runtime's line on the signal port
+    reaches the revived VM (this firmware copies COM2 to COM1)."""
+    echo = write_bios(tmp_path / "echo.bin", READY + "\r\n", end="echo")
+    halt = write_bios(tmp_path / "halt.bin", READY + "\r\n")
+    vms = [
+        {"name": "a", "memory_mib": 32, "args": ["-bios", str(echo)], "signal": True},
+        {"name": "b", "memory_mib": 32, "args": ["-bios", str(halt)]},
+    ]
+    save = [
+        {"wait_serial": "a", "pattern": READY, "deadline": 10},
+        {"wait_serial": "b", "pattern": READY, "deadline": 10},
+        {"pause": "b"},
+        {"save": "a", "to": "out/a", "compression": "zstd", "deadline": 30},
+        {"save": "b", "to": "out/b", "compression": "zstd", "deadline": 30},
+    ]
+    p = run(tmp_path, spec(tmp_path, save, vms=vms))
+    assert p.returncode == 0, p.stderr
+    for vm in vms:
+        vm["restore"] = {"from": f"out/{vm['name']}", "compression": "zstd"}
+    revive = [
+        {"signal": "a"},
+        {"wait_serial": "a", "pattern": "^go$", "deadline": 10, "what": "the signal echoed"},
+    ]
+    p = run(tmp_path, spec(tmp_path, revive, vms=vms))
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"revive: a, b running after \d+\.\d+ s", p.stderr), p.stderr
+    # Nothing echoed before the signal: the revived console holds the line and nothing else.
+    assert (tmp_path / "wingen-a.serial.log").read_text().split() == ["go"]
+
+
+def test_signal_to_a_vm_without_a_signal_port_fails_with_the_reason(tmp_path: Path) -> None:
+    p = run(tmp_path, spec(tmp_path, [{"signal": "guest"}]))
+    assert p.returncode == 1
+    assert "step 1/1 (signal guest) failed: VM guest: cannot write to its signal port" in p.stderr
 
 
 def test_template_stage_round_trip_and_mismatch(tmp_path: Path) -> None:

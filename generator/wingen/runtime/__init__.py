@@ -59,7 +59,8 @@ Stage spec (JSON)
        "cpus": 2, "rtc": "2010-01-01",           # optional: -smp, -rtc base=…,clock=vm
        "firmware": {"code": "OVMF_CODE.fd", "vars": "vars.fd"},   # optional: UEFI pflash
        "drives": [{"file": "disk.qcow2", "interface": "virtio" | "ide" | "floppy",
-                   "media": "disk" | "cdrom" | "floppy", "index": 0}],
+                   "media": "disk" | "cdrom" | "floppy" | "image", "index": 0}],
+                                       # image: a raw disk, read-only (the controller's root)
        "nics": [{"mac": "52:54:00:12:01:01", "model": "virtio-net-pci",
                  "switch": "vde.ctl"}],          # switch: default the spec's "switch"
        "kernel": {"kernel": "bzImage", "initrd": "initrd", "append": "console=ttyS0"},
@@ -69,6 +70,8 @@ Stage spec (JSON)
        "vga": false,                            # a display (a failing stage saves its screen)
        "cpu_model": "Nehalem-v1",               # default: host under KVM, max under TCG
        "failure_file": "xchg/wingen/failure",   # where the guest writes why it failed
+       "signal": false,                         # a second serial port (ttyS1), its host end a
+                                                #   socket the "signal" step writes a line to
        "args": ["-usb"],                        # anything else, verbatim
        "template": false,                    # optional: RAM in a share=on file so that a
                                              #   later {"save", "compression": "template"} works
@@ -81,19 +84,22 @@ Stage spec (JSON)
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
     "steps": [
-      {"wait_file": "xchg/suspend-now", "deadline": 600, "what": "guest SSH reachable"},
+      {"wait_file": "xchg/ready", "deadline": 600, "what": "guest SSH reachable"},
       {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
+      {"pause": "controller"},
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
        "deadline": 600, "fsync": false},
+      {"signal": "controller"},
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
   }
 
 All VMs start together (in list order); VMs with "restore" are then revived from their state
-(and ``cont``-inued) before the first step.  Steps run in order; "what" is optional and only
-used in messages.  Any wait ends early when another VM exits non-zero.  Semantics:
+before the first step: all loaded at the same time, then all ``cont``-inued together.  Steps
+run in order; "what" is optional and only used in messages.  Any wait ends early when another
+VM exits non-zero.  Semantics:
 
 * ``wait_file``: path (relative to the cwd) exists.  Fails early if a VM exits non-zero or all
   VMs have exited.
@@ -111,6 +117,9 @@ used in messages.  Any wait ends early when another VM exits non-zero.  Semantic
   compression (and the host's CPU flags); a revive whose settings differ is refused up front
   with that reason, and so is a CPU model this host cannot provide.
   Default deadlines: wait_file/wait_tcp/wait_serial/save 600 s, wait_exit 3600 s, quit 10 s.
+* ``pause``: QMP ``stop`` (two VMs saved together are paused first, so neither runs on while
+  the other's save is written).
+* ``signal``: write the line ``go`` to that VM's signal port (``"signal": true``).
 * ``quit``: QMP ``quit``; killed if still there after the step's deadline (default 10 s).
   After the last step every VM still running is quit and the switch stopped.
 

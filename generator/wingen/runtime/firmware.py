@@ -26,7 +26,8 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
 
     "halt" forever; "count": increment the dword at COUNTER forever; "reset": ask the
     chipset for a reset (port 0xcf9), which ends QEMU with exit code 0 under -no-reboot;
-    "debug-exit": write 1 to port 0xf4 (QEMU exits with 3 given -device isa-debug-exit).
+    "debug-exit": write 1 to port 0xf4 (QEMU exits with 3 given -device isa-debug-exit);
+    "echo": copy every byte that arrives on COM2 to COM1, forever (a VM's signal port).
     """
     code = bytearray(b"\x31\xc0\x8e\xd8")  # xor ax, ax; mov ds, ax
     code += b"\xba\xf8\x03"  # mov dx, 0x3f8 (COM1 data port)
@@ -39,7 +40,11 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
         code += b"\xba\xf9\x0c\xb0\x06\xee"  # mov dx, 0xcf9; mov al, 6; out dx, al
     elif end == "debug-exit":
         code += b"\xb0\x01\xe6\xf4"  # mov al, 1; out 0xf4, al
-    if end == "count":
+    if end == "echo":
+        code += b"\xba\xfd\x02\xec\xa8\x01\x74\xf8"  # mov dx, COM2 LSR; in; test al, 1; jz back
+        code += b"\xba\xf8\x02\xec"  # mov dx, 0x2f8 (COM2 data port); in al, dx
+        code += b"\xba\xf8\x03\xee\xeb\xee"  # mov dx, 0x3f8; out dx, al; jmp back to the poll
+    elif end == "count":
         code += b"\x66\xff\x06" + COUNTER.to_bytes(2, "little")  # inc dword [COUNTER]
         code += b"\xf3\x90\xeb\xf7"  # pause; jmp back to inc (9 bytes up)
     else:

@@ -33,6 +33,7 @@ class VM:
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QMPClient | None = None
         self._stderr: IO[bytes] | None = None
+        self._signal_socks: list[socket.socket] = []
 
     def argv(self) -> list[str]:
         s = self.spec
@@ -99,11 +100,18 @@ class VM:
         return self.qmp
 
     def send_signal(self, line: str, timeout: float) -> None:
-        """Write one line to the VM's second serial port (its `signal` socket)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        """Write one line to the VM's second serial port (its `signal` socket).  The connection
+        stays open until the VM is closed: QEMU takes bytes only as fast as the guest's UART
+        empties, and drops what is left when the writer goes away."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             sock.settimeout(timeout)
             sock.connect(str(self.signal_path))
             sock.sendall(line.encode() + b"\n")
+        except OSError:
+            sock.close()
+            raise
+        self._signal_socks.append(sock)
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -145,6 +153,9 @@ class VM:
         )
 
     def close(self, sup: Supervisor) -> None:
+        for sock in self._signal_socks:
+            sock.close()
+        self._signal_socks.clear()
         if self.qmp is not None:
             self.qmp.close()
             self.qmp = None
