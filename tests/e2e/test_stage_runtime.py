@@ -67,6 +67,6 @@ def test_build_log_shows_serial_lines_and_the_heartbeat(e2e: E2E) -> None:
     top = write_top(e2e, "watched", CONFIG.format(name=e2e.name))
     run = e2e.build("quiet", top=top, timeout=900)
     assert run.returncode == 0, run.output
-    assert "[controller] wingen-controller: guest SSH up after" in run.output
+    assert "[controller] wingen-controller: running the guest command" in run.output
     beat = re.search(r"still running \[accel \w+\]: step 2/3 wait_exit controller", run.output)
     assert beat, run.output
