@@ -75,9 +75,11 @@ EVENTS = [
 # (text in the rendered controller scripts, mark printed just before it)
 MARKS = [
     ('mount_shares || fail "cannot mount the host\'s shares (9p) after the revive"', "signalled"),
-    ('echo "wingen-controller: running the guest command"', "9p-mounted"),
+    ('if [ -n "\'\'$held" ]; then\n    echo "wingen-controller: running', "9p-mounted"),
     # In the guest (into build.log): its command began, both shares are mapped.
     ("set -u\nserver=", "guest-command-began"),
+    ("    until mount -t cifs", "mount-began"),
+    ("}\nmap nixstore", "mount-done"),
     ("map xchg /tmp/xchg\n", "xchg-mapping"),
     (". /tmp/xchg/saved-env\n", "build-script-began"),
 ]

@@ -452,6 +452,8 @@ The derivation carries one attribute, ``wingen``: a JSON record written by the r
    "controller": {VM fields (kernel, shares, nics, debug_exit, …)},
    "base": "/nix/store/…",                                 # suspend, run: the stage before
    "guest_command": "…",                                   # suspend, run: for the guest's sh
+   "hold_command": "…",                                    # suspend: run in the guest just
+                                                           #   before the save ("": none)
    "build_script": "/nix/store/…", "builder": "…", "args": […]}   # run: the wrapped builder
 
 The runtime adds what depends on the build: the disk (created, or an overlay on the base's), the
@@ -505,7 +507,7 @@ NOT_HANDED_OVER = {
 }  # fmt: skip
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
-    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command",
+    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
     "build_script", "builder", "args",
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
@@ -590,6 +592,7 @@ def parse_record(text: str | None) -> Record:
         get(raw, "controller", dict, RECORD)
         get(raw, "base", str, RECORD)
         get(raw, "guest_command", str, RECORD)
+        get(raw, "hold_command", str, RECORD, "")
     if stage == "run":
         get(raw, "build_script", str, RECORD)
         get(raw, "builder", str, RECORD)
@@ -742,6 +745,8 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     ssh = scaled(rec.deadlines["ssh"], accel)
     (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
     (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
+    if stage == "suspend":
+        (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
     if stage == "run":
         hand_over(build, dirs.xchg)
         shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
@@ -1102,7 +1107,8 @@ Users run anything from QEMU 8.2 (nixos-24.05) to 10.x, and distributions backpo
 features, so the runtime asks the binary itself: `query-version`, the migration capabilities
 it knows (`query-migrate-capabilities`) and the properties of its file memory backend
 (`qom-list-properties` on memory-backend-file).  A probe starts `-machine none` (~25 ms) and
-is cached per binary for the life of the process.
+is cached per binary for the life of the process; a save keeps the answer beside the state, and
+a revive by the same binary reads it there.
 """
 
 from __future__ import annotations
@@ -1175,20 +1181,53 @@ def probe_client(client: QMPClient) -> QemuCaps:
     return QemuCaps(version=version, migrate=migrate, file_backend=backend)
 
 
-_CACHE: dict[tuple[str, int, int, int], QemuCaps] = {}
+Key = tuple[str, int, int, int]
+_CACHE: dict[Key, QemuCaps] = {}
 
 
-def probe_qemu(qemu: str, *, deadline: float = 30.0) -> QemuCaps:
-    """Start `qemu -machine none`, probe it over QMP, quit it.  Cached per binary (path,
-    inode, size, mtime), so a stage with several VMs probes once."""
+def binary_key(qemu: str) -> Key:
+    """Which binary `qemu` is: its real path, inode, size and mtime."""
     exe = shutil.which(qemu)
     if exe is None:
         raise CapsError(f"cannot probe QEMU: {qemu!r} is not an executable (nor on PATH)")
     real = Path(exe).resolve()
     st = real.stat()
-    key = (str(real), st.st_ino, st.st_size, st.st_mtime_ns)
+    return (str(real), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def record(qemu: str, caps: QemuCaps) -> dict[str, Any]:
+    """The probe's answer as JSON, kept beside a saved state: a revive by the same binary
+    reads it instead of starting a probe of its own (25-110 ms)."""
+    return {
+        "binary": list(binary_key(qemu)),
+        "version": list(caps.version),
+        "migrate": sorted(caps.migrate),
+        "file_backend": sorted(caps.file_backend),
+    }
+
+
+def from_record(qemu: str, rec: Any) -> QemuCaps | None:
+    """The recorded answer if it is this very binary's, else None (probe instead)."""
+    try:
+        if tuple(rec["binary"]) != binary_key(qemu):
+            return None
+        major, minor, micro = (int(v) for v in rec["version"])
+        return QemuCaps(
+            version=(major, minor, micro),
+            migrate=frozenset(str(c) for c in rec["migrate"]),
+            file_backend=frozenset(str(p) for p in rec["file_backend"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def probe_qemu(qemu: str, *, deadline: float = 30.0, known: Any = None) -> QemuCaps:
+    """Start `qemu -machine none`, probe it over QMP, quit it.  Cached per binary (path,
+    inode, size, mtime), so a stage with several VMs probes once; `known` (a `record`, as a
+    saved state keeps it) answers for the binary it names without a probe."""
+    key = binary_key(qemu)
     if key not in _CACHE:
-        _CACHE[key] = _probe_binary(exe, deadline)
+        _CACHE[key] = from_record(qemu, known) or _probe_binary(key[0], deadline)
     return _CACHE[key]
 
 
@@ -2387,6 +2426,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import qemu_caps
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
@@ -2645,7 +2685,11 @@ class Stage:
             tools=self.spec.tools,
             ram_file=vm.ram_file if vm.spec.template else None,
             name=vm.name,
-            meta={**self.state_meta(vm.spec), "host_cpu_flags": host_cpu_flags()},
+            meta={
+                **self.state_meta(vm.spec),
+                "host_cpu_flags": host_cpu_flags(),
+                "qemu_caps": qemu_caps.record(self.spec.qemu, qemu_caps.probe_client(vm.client())),
+            },
             fsync=step.fsync,
             quit_budget=self.deadline(QUIT_BUDGET),
         )
@@ -3030,6 +3074,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .qemu_caps import QemuCaps, probe_qemu
 from .sparse import sparse_copy
@@ -3052,8 +3097,9 @@ def plan(stored: Path, copy: Path, caps: QemuCaps) -> TemplateRam:
     return TemplateRam(copy, "", copy_from=stored)
 
 
-def plan_for_qemu(stored: Path, copy: Path, qemu: str) -> TemplateRam:
-    return plan(stored, copy, probe_qemu(qemu))
+def plan_for_qemu(stored: Path, copy: Path, qemu: str, known: Any = None) -> TemplateRam:
+    """`known`: the probe recorded at the save (qemu_caps.record), if any."""
+    return plan(stored, copy, probe_qemu(qemu, known=known))
 
 
 def prepare_ram(ram: TemplateRam, name: str) -> None:
@@ -3080,7 +3126,7 @@ from typing import IO
 
 from .accel import DEFAULT_CPU
 from .qmp import QMPClient, QMPError
-from .snapshot import ram_path
+from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
 from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
@@ -3146,7 +3192,9 @@ class VM:
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py)."""
         assert self.spec.restore is not None
-        return plan_for_qemu(ram_path(self.spec.restore.path), self.ram_copy, self.qemu)
+        state = self.spec.restore.path
+        known = read_meta(state).get("qemu_caps")
+        return plan_for_qemu(ram_path(state), self.ram_copy, self.qemu, known)
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
@@ -3900,19 +3948,20 @@ poweroff -f
 # wingen controller, stage 2 (chrooted into its root image): serve the host's store and xchg to
 # the guest over Samba and run the stage's guest command over SSH. The Nix wrapper sets PATH and
 # WINGEN_SSH_KEY first. The runtime writes this stage's files into ''$control (ssh-deadline,
-# guest-command) and reads back what this writes there (failure, build.log) and in-vm-exit.
+# guest-command, hold-command) and reads back what this writes there (failure, build.log) and
+# in-vm-exit.
 #
 # A fresh boot is the suspend stage's. It runs the preparing command, then gets ready to be saved
 # beside the guest: no 9p share mounted (a mounted one blocks migration), smbd running with no
-# client, an SSH connection to the guest held open. It says so on the console and waits for a
-# line on its second serial port. Only a revive sends one: the revived controller then mounts
-# the shares and runs the build's command at once, with no boot, smbd start or SSH handshake.
+# client, a shell in the guest logged in over SSH and waiting for its command. It says so on the
+# console and waits for a line on its second serial port. Only a revive sends one: the revived
+# controller then mounts the shares and hands the shell the build's command at once, with no
+# boot, smbd start or SSH login.
 set -u
 xchg=/tmp/xchg
 control=''$xchg/wingen
 guest=192.168.0.1
 user=wingen
-mux=/tmp/wingen-guest.ssh  # the held SSH connection's socket
 
 fail() {
     echo "''$1" > "''$control/failure" 2>/dev/null  # before the save, xchg is not mounted
@@ -3971,6 +4020,9 @@ share() {  # NAME PATH: a writable guest share
 }
 share nixstore /srv/store
 share xchg /tmp/xchg
+mkdir -p /srv/hold
+printf '\n[%s]\npath = %s\nread only = yes\nguest ok = yes\n' wingen-hold \
+    /srv/hold >> /etc/smb.conf
 
 start_smbd() {
     smbd -D -s /etc/smb.conf || fail "smbd did not start"
@@ -3988,10 +4040,10 @@ stop_smbd() {
 }
 
 cp "''$WINGEN_SSH_KEY" /root/key && chmod 600 /root/key
-ssh_to_guest() {  # through the held connection when there is one
+ssh_to_guest() {
     ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes \
         -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o LogLevel=ERROR \
-        -o ControlPath="''$mux" -i /root/key -l "''$user" "''$guest" "''$@"
+        -i /root/key -l "''$user" "''$guest" "''$@"
 }
 
 wait_for_ssh() {
@@ -4019,25 +4071,51 @@ wait_for_ssh
 run_guest_command
 rc=''$(cat "''$xchg/in-vm-exit")
 [ "''$rc" = 0 ] || fail "the preparing command in the guest exited with code ''$rc"
+hold=''$(cat "''$control/hold-command")
 
-# Ready to be saved: no client on smbd, no 9p share mounted, the SSH connection held open.
+# Ready to be saved: no client on smbd, no 9p share mounted.
 stop_smbd
 unmount_shares || fail "cannot unmount the 9p shares before the save"
 start_smbd
-# Held for the revives' sake only: a guest whose SSH server the preparing command stopped or
-# restarted gets a new connection after each revive (wait_for_ssh), within its deadline.
-ssh_to_guest -o ControlMaster=yes -o ControlPersist=yes -f -N 2>/dev/null ||
-    echo "wingen-controller: no SSH connection to hold across the save; each revive opens one"
+# The guest's SMB session, where its guest type holds one (map-shares.sh then only adds tree
+# connects); without it a revive sets one up.
+if [ -n "''$hold" ] && ! printf '%s\n' "''$hold" | ssh_to_guest sh -s; then
+    echo "wingen-controller: no SMB session held across the save; each revive sets one up"
+fi
+# A shell in the guest, logged in now and fed its command after the revive (through fd 3): a
+# revive then starts no SSH client, opens no channel, runs no login. Its output waits in a FIFO
+# until the revive copies it into build.log. Where the guest's SSH server is gone (the preparing
+# command stopped it), each revive connects anew, within its SSH deadline.
+mkfifo /tmp/guest-in /tmp/guest-out
+exec 3<> /tmp/guest-in
+ssh_to_guest 'echo wingen-held; exec sh -s' < /tmp/guest-in 1<> /tmp/guest-out 2>&1 &
+held=''$!
+if read -r line < /tmp/guest-out && [ "''$line" = wingen-held ]; then
+    echo "wingen-controller: holding a shell in the guest across the save"
+else
+    held=
+    echo "wingen-controller: no shell held in the guest across the save; each revive logs in"
+fi
 echo "wingen-controller: ready to be saved"
 read -r _ < /dev/ttyS1
 
 # Revived: the runtime said go.
 mount_shares || fail "cannot mount the host's shares (9p) after the revive"
-# Through the held connection at once (an `ssh true` first would cost a client start); without
-# one, wait for the guest's SSH server as a fresh boot does.
-[ -S "''$mux" ] || wait_for_ssh
-echo "wingen-controller: running the guest command"
-run_guest_command
+if [ -n "''$held" ]; then
+    echo "wingen-controller: running the guest command"
+    cat /tmp/guest-out > "''$control/build.log" &
+    copier=''$!
+    cat "''$control/guest-command" >&3
+    exec 3>&-
+    wait "''$held"
+    echo ''$? > "''$xchg/in-vm-exit"
+    wait "''$copier"
+else
+    exec 3>&-
+    wait_for_ssh
+    echo "wingen-controller: running the guest command"
+    run_guest_command
+fi
 '');
   # The controller's own programs come from this read-only image of its closure, not from the
   # host's store over 9p: a mounted 9p share blocks migration, and the controller is saved
@@ -4348,6 +4426,9 @@ map() {  # share drive mount-point
 map nixstore S: /nix/store
 map xchg X: /tmp/xchg
 '';
+  # No SMB session is held across the save for Windows: whether its client reuses one for a new
+  # `net use` after a revive cannot be checked here, so each revive maps from scratch.
+  holdSession = "";
 
   # IDE has four places: the disk (unless it is virtio) and then the CDs in this order.
   cdroms = [ windowsBootIso cygwinIso ]
@@ -4457,6 +4538,7 @@ exec "''$python" -B -m wingen.runtime stage
   suspend = { prepare ? "sync" }: derivation (stageAttrs "suspend" {
     base = "${installed}";
     guest_command = prepare;
+    hold_command = holdSession;
   } // { name = "${name}-base"; });
 
   base = suspend { };

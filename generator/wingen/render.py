@@ -23,7 +23,7 @@ from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
 from .media import check_files, media_context
 from .nixnames import names_for
-from .shares import CONTROLLER_SHARES, DRIVE_LETTERS, SHARES, XCHG
+from .shares import CIFS_OPTIONS, CONTROLLER_SHARES, DRIVE_LETTERS, HOLD_SHARE, SHARES, XCHG
 
 PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
@@ -108,6 +108,8 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "config_dir": config_dir,
         "shares": SHARES,
         "controller_shares": CONTROLLER_SHARES,
+        "hold_share": HOLD_SHARE,
+        "cifs_options": CIFS_OPTIONS,
         "drive_letters": DRIVE_LETTERS,
         "xchg": XCHG,
     }

@@ -14,3 +14,10 @@ XCHG = dict(SHARES)["xchg"]
 # The host's store is not mounted at /nix/store there: that holds the controller's own programs.
 # xchg is written from both sides: uncached, or reads go stale (nixpkgs #82258).
 CONTROLLER_SHARES = (("nixstore", "store", "/srv/store", True), ("xchg", "xchg", XCHG, False))
+# A read-only, empty share the Linux guest keeps mounted across the save, so that after a revive
+# its SMB session is already set up and mapping the shares above costs one tree connect each
+# (Linux's cifs shares a session between mounts of one server with the same options).
+HOLD_SHARE = ("wingen-hold", "/srv/hold", "/run/wingen-hold")  # (name, controller, guest path)
+# The Linux guest's mount options, the same for every share (a different one would not share the
+# session): Samba's guest, SMB 3.0, and an echo every second so a dead session is seen quickly.
+CIFS_OPTIONS = "user=guest,pass=,vers=3.0,echo_interval=1"

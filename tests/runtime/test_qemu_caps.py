@@ -74,3 +74,20 @@ def test_not_a_qemu_fails_within_the_deadline(tmp_path: Path) -> None:
     with pytest.raises(CapsError, match=r"exit code 3; this is not QEMU"):
         probe_qemu(str(fake), deadline=1.0)
     assert time.monotonic() - t0 < 3
+
+
+def test_a_recorded_probe_answers_for_its_own_binary_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save keeps the probe beside the state; a revive by the same binary starts no probe."""
+    caps = probe_qemu(QEMU)
+    rec = qemu_caps.record(QEMU, caps)
+    monkeypatch.setattr(qemu_caps, "_CACHE", {})
+    monkeypatch.setattr(qemu_caps, "_probe_binary", lambda *_: pytest.fail("probed anyway"))
+    assert probe_qemu(QEMU, known=rec) == caps
+    # Another binary (a copy: other inode) is probed, whatever the record says.
+    other = tmp_path / "qemu-copy"
+    other.write_bytes(Path(qemu_caps.binary_key(QEMU)[0]).read_bytes())
+    other.chmod(0o755)
+    assert qemu_caps.from_record(str(other), rec) is None
+    assert qemu_caps.from_record(QEMU, {"binary": rec["binary"]}) is None  # a torn record

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,6 +78,8 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "state").stat().st_size > 0
     meta = json.loads((tmp_path / "out" / "state.json").read_text())
     flags = meta.pop("host_cpu_flags")
+    # The probe's answer, for a revive by the same binary (qemu_caps.record).
+    assert meta.pop("qemu_caps")["binary"][0] == str(Path(shutil.which(QEMU) or "").resolve())
     assert meta == {
         "accel": "tcg",
         "memory_mib": 64,

@@ -16,6 +16,8 @@ The derivation carries one attribute, ``wingen``: a JSON record written by the r
    "controller": {VM fields (kernel, shares, nics, debug_exit, …)},
    "base": "/nix/store/…",                                 # suspend, run: the stage before
    "guest_command": "…",                                   # suspend, run: for the guest's sh
+   "hold_command": "…",                                    # suspend: run in the guest just
+                                                           #   before the save ("": none)
    "build_script": "/nix/store/…", "builder": "…", "args": […]}   # run: the wrapped builder
 
 The runtime adds what depends on the build: the disk (created, or an overlay on the base's), the
@@ -69,7 +71,7 @@ NOT_HANDED_OVER = {
 }  # fmt: skip
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
-    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command",
+    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
     "build_script", "builder", "args",
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
@@ -154,6 +156,7 @@ def parse_record(text: str | None) -> Record:
         get(raw, "controller", dict, RECORD)
         get(raw, "base", str, RECORD)
         get(raw, "guest_command", str, RECORD)
+        get(raw, "hold_command", str, RECORD, "")
     if stage == "run":
         get(raw, "build_script", str, RECORD)
         get(raw, "builder", str, RECORD)
@@ -306,6 +309,8 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     ssh = scaled(rec.deadlines["ssh"], accel)
     (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
     (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
+    if stage == "suspend":
+        (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
     if stage == "run":
         hand_over(build, dirs.xchg)
         shutil.copyfile(rec["build_script"], dirs.control / "build.sh")

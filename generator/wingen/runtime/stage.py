@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import qemu_caps
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
@@ -273,7 +274,11 @@ class Stage:
             tools=self.spec.tools,
             ram_file=vm.ram_file if vm.spec.template else None,
             name=vm.name,
-            meta={**self.state_meta(vm.spec), "host_cpu_flags": host_cpu_flags()},
+            meta={
+                **self.state_meta(vm.spec),
+                "host_cpu_flags": host_cpu_flags(),
+                "qemu_caps": qemu_caps.record(self.spec.qemu, qemu_caps.probe_client(vm.client())),
+            },
             fsync=step.fsync,
             quit_budget=self.deadline(QUIT_BUDGET),
         )

@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .qemu_caps import QemuCaps, probe_qemu
 from .sparse import sparse_copy
@@ -40,8 +41,9 @@ def plan(stored: Path, copy: Path, caps: QemuCaps) -> TemplateRam:
     return TemplateRam(copy, "", copy_from=stored)
 
 
-def plan_for_qemu(stored: Path, copy: Path, qemu: str) -> TemplateRam:
-    return plan(stored, copy, probe_qemu(qemu))
+def plan_for_qemu(stored: Path, copy: Path, qemu: str, known: Any = None) -> TemplateRam:
+    """`known`: the probe recorded at the save (qemu_caps.record), if any."""
+    return plan(stored, copy, probe_qemu(qemu, known=known))
 
 
 def prepare_ram(ram: TemplateRam, name: str) -> None:

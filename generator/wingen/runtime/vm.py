@@ -10,7 +10,7 @@ from typing import IO
 
 from .accel import DEFAULT_CPU
 from .qmp import QMPClient, QMPError
-from .snapshot import ram_path
+from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
 from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
@@ -76,7 +76,9 @@ class VM:
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py)."""
         assert self.spec.restore is not None
-        return plan_for_qemu(ram_path(self.spec.restore.path), self.ram_copy, self.qemu)
+        state = self.spec.restore.path
+        known = read_meta(state).get("qemu_caps")
+        return plan_for_qemu(ram_path(state), self.ram_copy, self.qemu, known)
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
