@@ -70,6 +70,12 @@ def test_suspend_stage_saves_the_running_guest(e2e: E2E) -> None:
         check=True,
     ).stdout
     assert "installed/disk.qcow2" in info  # an overlay on the installed disk
+    # The controller is saved beside the guest, ready: smbd up, a shell held in the guest, the
+    # Linux guest's SMB session held, no 9p share mounted (else its save would be refused).
+    assert (base / "controller-state").stat().st_size > 1024 * 1024
+    for said in ("holding a shell in the guest", "ready to be saved"):
+        assert f"[controller] wingen-controller: {said}" in run.output, run.output
+    assert "no SMB session held" not in run.output
 
 
 def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
@@ -83,6 +89,11 @@ def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
     # It ran in the guest: the guest's kernel, and its host name in the build log.
     assert (out / "kernel").read_text().strip().endswith("-amd64")
     assert "building in wingen-guest" in run.output
+    # Nothing booted and nobody logged in: the revived controller handed the command to the
+    # shell it held across the save.
+    assert "[controller] wingen-controller: running the guest command" in run.output
+    assert "wingen-controller: waiting up to" not in run.output
+    assert re.search(r"revive: guest, controller running after \d", run.output), run.output
 
 
 def test_structured_attrs_reach_the_guest(e2e: E2E) -> None:

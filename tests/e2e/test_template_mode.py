@@ -49,11 +49,19 @@ def save_of(spec: StageSpec) -> Step:
 @pytest.mark.parametrize("guest", ["linux", "windows"])
 def test_template_mode_saves_and_revives_a_template(tmp_path: Path, guest: str) -> None:
     base, revive = stage_plans(tmp_path, guest, {"mode": "template"})
-    assert guest_of(base).template is True  # RAM in a share=on file: the save can keep it
-    assert save_of(base).compression == "template"
-    restore = guest_of(revive).restore
-    assert restore is not None and restore.compression == "template"
-    assert str(restore.path).endswith("-base/state")
+    # Both VMs: RAM in a share=on file, saved as a template, revived from it.
+    for vm in base.vms:
+        assert vm.template is True, vm.name
+    saves = [step for step in base.steps if step.action == "save"]
+    assert [(s.target, s.compression) for s in saves] == [
+        ("guest", "template"),
+        ("controller", "template"),
+    ]
+    for vm in revive.vms:
+        assert vm.restore is not None and vm.restore.compression == "template", vm.name
+    restores = [str(vm.restore.path) for vm in revive.vms if vm.restore is not None]
+    assert restores[0].endswith("-base/state")
+    assert restores[1].endswith("-base/controller-state")
 
 
 def test_compressed_mode_keeps_its_compression(tmp_path: Path) -> None:
@@ -84,6 +92,11 @@ def test_template_mode_base_revives_and_builds(e2e: E2E) -> None:
     assert ram.stat().st_mode & 0o222 == 0  # the store made it read-only
     assert (base / "state").stat().st_size < 4 << 20  # device state only
     assert json.loads((base / "state.json").read_text())["compression"] == "template"
+    # The controller is saved beside it, the same way (controller_memory_mib = 384).
+    controller = base / "controller-state.ram"
+    assert controller.stat().st_size == 384 << 20
+    assert controller.stat().st_blocks * 512 < controller.stat().st_size
+    assert json.loads((base / "controller-state.json").read_text())["compression"] == "template"
 
     run = e2e.build("ok", top=top, link="template-ok")
     assert run.returncode == 0, run.output
@@ -91,4 +104,5 @@ def test_template_mode_base_revives_and_builds(e2e: E2E) -> None:
     out = (e2e.dir / "template-ok").resolve()
     assert (out / "result.txt").read_text() == "written in the guest\n"
     assert "restore guest: loaded in" in run.output
-    assert "sparse copy" not in run.output  # QEMU 10: mapped read-only, not copied
+    assert "restore controller: loaded in" in run.output
+    assert "sparse copy" not in run.output  # QEMU 10: both mapped read-only, not copied
