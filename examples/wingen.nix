@@ -651,6 +651,7 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
             Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
                  what="guest booted, SSH reachable, prepare command done, controller ready"),
             Step("pause", "controller", QUIT_BUDGET),
+            Step("pause", "guest", QUIT_BUDGET),
             Step("save", "guest", d["save"], to=str(dirs.out / "state"),
                  compression=rec["compression"]),
             Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
@@ -1869,6 +1870,10 @@ class Incoming:
             if cont:
                 self.client.execute("cont")
         except QMPDisconnectedError as exc:
+            # A corrupt stream makes the decompressor fail and QEMU exit: the former is the reason.
+            code = decomp.exited(1.0) if decomp is not None else None
+            if decomp is not None and code:
+                raise SnapshotError(_corrupt(name, self.src, decomp, code)) from exc
             raise _refused(name, self.src, exc) from exc
         except QMPError as exc:
             raise SnapshotError(f"restore {name}: {exc}") from exc
@@ -2654,8 +2659,8 @@ class Stage:
 
         def why() -> str | None:
             code = vm.exit_code()
-            if code is not None:
-                return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
+            if code is not None:  # with the reason the VM wrote, if it wrote one
+                return f"{vm.ended(code)}, before it printed {step.pattern!r}"
             return self.abort_reason(vm.name)
 
         self.wait(step, seen, f"{step.pattern!r} not on {vm.name}'s serial console", abort=why)
@@ -3971,15 +3976,18 @@ fail() {
 
 mount_shares() {
     opts=trans=virtio,version=9p2000.L,msize=262144
-    mkdir -p /srv/store
-    mount -t 9p -o "''$opts,cache=loose" store /srv/store || return 1
-    mkdir -p /tmp/xchg
+    [ -d /tmp/xchg ] || mkdir -p /tmp/xchg
     mount -t 9p -o "''$opts" xchg /tmp/xchg || return 1
+    [ -d /nix/store ] || mkdir -p /nix/store
+    mount -t 9p -o "''$opts,cache=loose" store /nix/store || return 1
 }
 
+# Lazily: the umount program itself runs from the store share. The share is gone (and QEMU's
+# migration blocker with it) once umount exits; if anything else still held it, the save fails
+# with QEMU's own reason.
 unmount_shares() {
-    umount /srv/store || return 1
-    umount /tmp/xchg || return 1
+    umount -l /nix/store || return 1
+    umount -l /tmp/xchg || return 1
 }
 
 mkdir -p /var/log/samba /tmp/smb/private /tmp/smb/lock /tmp/smb/state /tmp/smb/cache /tmp/smb/run /tmp/smb/ncalrpc /tmp/smb/bind-dns
@@ -4018,14 +4026,29 @@ share() {  # NAME PATH: a writable guest share
     printf '\n[%s]\npath = %s\nread only = no\nguest ok = yes\nforce user = root\n' "''$1" "''$2" \
         >> /etc/smb.conf
 }
-share nixstore /srv/store
 share xchg /tmp/xchg
+share nixstore /nix/store
 mkdir -p /srv/hold
 printf '\n[%s]\npath = %s\nread only = yes\nguest ok = yes\n' wingen-hold \
     /srv/hold >> /etc/smb.conf
 
+# smbd -D returns before smbd listens: wait for port 445 (01BD) in LISTEN (0A) state, so a
+# client right after it is not refused.
 start_smbd() {
     smbd -D -s /etc/smb.conf || fail "smbd did not start"
+    n=0
+    until smbd_listens; do
+        n=''$((n + 1))
+        [ "''$n" -lt 100 ] || fail "smbd did not listen on port 445 within 10 s"
+        sleep 0.1
+    done
+}
+
+smbd_listens() {
+    while read -r _ local _ state _; do
+        case ''$local:''$state in *:01BD:0A) return 0 ;; esac
+    done < /proc/net/tcp
+    return 1
 }
 
 # Every smbd gone (the daemon and a child per client), so nothing holds the shares.
@@ -4082,40 +4105,54 @@ start_smbd
 if [ -n "''$hold" ] && ! printf '%s\n' "''$hold" | ssh_to_guest sh -s; then
     echo "wingen-controller: no SMB session held across the save; each revive sets one up"
 fi
-# A shell in the guest, logged in now and fed its command after the revive (through fd 3): a
-# revive then starts no SSH client, opens no channel, runs no login. Its output waits in a FIFO
-# until the revive copies it into build.log. Where the guest's SSH server is gone (the preparing
-# command stopped it), each revive connects anew, within its SSH deadline.
+# A shell in the guest, logged in now and fed its command after the revive: a revive then starts
+# no SSH client, opens no channel, runs no login. Its input is fd 3 (the only writer: closing it
+# ends the shell's script); its output waits in a FIFO, fd 4, until the revive copies it into
+# build.log. The job starts first, so it holds neither fd. fd 3 is read-write: a write to it
+# never blocks or raises SIGPIPE, even if the shell is gone. Where the guest's SSH server is gone
+# (the preparing command stopped it), each revive connects anew, within its SSH deadline.
 mkfifo /tmp/guest-in /tmp/guest-out
-exec 3<> /tmp/guest-in
 ssh_to_guest 'echo wingen-held; exec sh -s' < /tmp/guest-in 1<> /tmp/guest-out 2>&1 &
 held=''$!
-if read -r line < /tmp/guest-out && [ "''$line" = wingen-held ]; then
+exec 3<> /tmp/guest-in 4< /tmp/guest-out
+n=0
+line=
+while [ "''$line" != wingen-held ]; do  # the login may print a few lines of its own first
+    n=''$((n + 1))
+    if [ "''$n" -gt 5 ] || ! read -r line <&4; then  # EOF: ssh failed, its message was read
+        kill "''$held" 2>/dev/null
+        held=
+        break
+    fi
+done
+if [ -n "''$held" ]; then
     echo "wingen-controller: holding a shell in the guest across the save"
 else
-    held=
     echo "wingen-controller: no shell held in the guest across the save; each revive logs in"
 fi
 # What no running program maps is not needed again: out of the page cache and, zeroed as it is
 # freed (init_on_free=1), out of the saved state.
 sync
 echo 3 > /proc/sys/vm/drop_caches
+# The signal port open before the save: bytes that reach a UART before it is opened are lost.
+exec 5< /dev/ttyS1
 echo "wingen-controller: ready to be saved"
-read -r _ < /dev/ttyS1
+read -r _ <&5
 
 # Revived: the runtime said go.
 mount_shares || fail "cannot mount the host's shares (9p) after the revive"
 if [ -n "''$held" ]; then
     echo "wingen-controller: running the guest command"
-    cat /tmp/guest-out > "''$control/build.log" &
+    cat <&4 3>&- > "''$control/build.log" &
     copier=''$!
+    exec 4<&-
     cat "''$control/guest-command" >&3
     exec 3>&-
     wait "''$held"
     echo ''$? > "''$xchg/in-vm-exit"
-    wait "''$copier"
+    wait "''$copier" || echo "wingen-controller: the guest's output was not all copied" >&2
 else
-    exec 3>&-
+    exec 3>&- 4<&-
     wait_for_ssh
     echo "wingen-controller: running the guest command"
     run_guest_command

@@ -10,10 +10,13 @@ SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
 # The drive letter Windows maps each share to before Cygwin mounts it.
 DRIVE_LETTERS = {"nixstore": "S:", "xchg": "X:"}
 XCHG = dict(SHARES)["xchg"]
-# In the controller: (share name, the host's 9p tag, where it is mounted and served from, cached).
-# The host's store is not mounted at /nix/store there: that holds the controller's own programs.
-# xchg is written from both sides: uncached, or reads go stale (nixpkgs #82258).
-CONTROLLER_SHARES = (("nixstore", "store", "/srv/store", True), ("xchg", "xchg", XCHG, False))
+# In the controller: (share name, the host's 9p tag, where it is mounted and served from, cached),
+# in mount order. The host's store goes over the controller's own /nix/store (its root image):
+# Samba follows a symlink on the server and refuses one that leaves the share, so an absolute
+# /nix/store/… link in the store resolves only if the share is at /nix/store. It goes last, so the
+# mount program still runs from the image; every path the controller runs is in the host's store
+# too. xchg is written from both sides: uncached, or reads go stale (nixpkgs #82258).
+CONTROLLER_SHARES = (("xchg", "xchg", XCHG, False), ("nixstore", "store", "/nix/store", True))
 # A read-only, empty share the Linux guest keeps mounted across the save, so that after a revive
 # its SMB session is already set up and mapping the shares above costs one tree connect each
 # (Linux's cifs shares a session between mounts of one server with the same options).

@@ -61,15 +61,23 @@ let
     args = [ "-c" script ];
   }} // extra);
   guestDrv = guestDrvWith {{ }};
+  # An input holding an absolute symlink into another store path (as symlinkJoin, buildEnv and
+  # wrappers make them): the guest must read through it.
+  linked = pkgs.runCommand "{name}-linked" {{ }} ''
+    mkdir $out
+    ln -s ${{pkgs.writeText "{name}-target" "reached through a store symlink"}} $out/link
+  '';
 in
 w // {{
-  ok = w.runInLinuxVM (guestDrvWith {{ note = "passed as a file"; passAsFile = [ "note" ]; }}
-    "{name}-ok" ''
+  ok = w.runInLinuxVM (guestDrvWith {{
+    note = "passed as a file"; passAsFile = [ "note" ]; inherit linked;
+  }} "{name}-ok" ''
     echo "building in $(uname -n)"
     mkdir -p "$out"
     echo "written in the guest" > "$out/result.txt"
     uname -r > "$out/kernel"
     cp "$notePath" "$out/note"
+    cat "$linked/link" > "$out/via-link"
   '');
   fail = w.runInLinuxVM (guestDrv "{name}-fail" "echo about to fail; exit 3");
   # Attributes reach a structured-attrs builder only as $NIX_ATTRS_JSON_FILE / _SH_FILE.
@@ -93,6 +101,7 @@ w // {{
   '';
 }} // rec {{
   nosshBase = w.suspend {{ prepare = "kill $(cat /run/dropbear.pid)"; }};
+  failingPrepare = w.suspend {{ prepare = "echo preparing; exit 4"; }};
   nossh = w.runInVMWith nosshBase (guestDrv "{name}-nossh" "mkdir $out");
 }}
 """

@@ -86,6 +86,9 @@ def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
     out = out_path(e2e, "ok")
     assert (out / "result.txt").read_text() == "written in the guest\n"
     assert (out / "note").read_text() == "passed as a file"
+    # Samba follows symlinks on the controller: an absolute one into another store path
+    # resolves only because the store is served from /nix/store itself.
+    assert (out / "via-link").read_text() == "reached through a store symlink"
     # It ran in the guest: the guest's kernel, and its host name in the build log.
     assert (out / "kernel").read_text().strip().endswith("-amd64")
     assert "building in wingen-guest" in run.output
@@ -158,6 +161,19 @@ def test_guest_without_ssh_ends_at_the_deadline(e2e: E2E) -> None:
     assert re.search(r"VM guest .*last \d+ serial lines|last serial lines of the guest", run.output)
     # The deadline (10 s, x3 under TCG) bounds it, not the 120 s build deadline.
     assert run.seconds < 120
+    assert our_processes(e2e) == []
+
+
+def test_failing_prepare_command_fails_the_base_with_its_code(e2e: E2E) -> None:
+    run = e2e.build("failingPrepare")
+    assert run.returncode != 0
+    assert "preparing" in run.output  # the command's own output reached the log
+    # The controller's reason, under the step that waited for it to be ready.
+    assert re.search(
+        r"step 1/5 \(wait_serial controller .*\) failed: VM controller failed: the preparing "
+        r"command in the guest exited with code 4",
+        run.output,
+    ), run.output
     assert our_processes(e2e) == []
 
 

@@ -96,12 +96,13 @@ def test_install_runs_the_guest_alone_with_the_install_deadline(tmp_path: Path) 
 def test_suspend_saves_with_its_own_deadline(tmp_path: Path) -> None:
     spec = plan(parse_record(json.dumps(record("suspend"))), dirs(tmp_path), "tcg")
     assert [vm.name for vm in spec.vms] == ["guest", "controller"]
-    wait, pause, save, save_controller = spec.steps
+    wait, pause, pause_guest, save, save_controller = spec.steps
     # Saved only once the controller says so: smbd up, SSH held, no 9p share mounted.
     assert (wait.action, wait.target, wait.deadline) == ("wait_serial", "controller", 30)
     assert wait.pattern == "wingen-controller: ready to be saved"
     # Both VMs saved, the controller paused first so neither runs on during the other's save.
     assert (pause.action, pause.target) == ("pause", "controller")
+    assert (pause_guest.action, pause_guest.target) == ("pause", "guest")
     assert (save.action, save.deadline, save.to) == ("save", 30, f"{tmp_path}/out/state")
     assert (save_controller.target, save_controller.to) == (
         "controller",

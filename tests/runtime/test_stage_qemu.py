@@ -223,6 +223,28 @@ def test_wait_serial_deadline(tmp_path: Path) -> None:
     assert "'NEVER-PRINTED' not on guest's serial console within 0.5 s" in p.stderr
 
 
+def test_wait_serial_ended_by_a_failing_vm_gives_its_reason(tmp_path: Path) -> None:
+    """A base's controller that fails before it is ready (its preparing command failed) ends
+    the wait at once, with the reason it wrote (here written beforehand: this firmware cannot)."""
+    bios = write_bios(tmp_path / "x.bin", "preparing\r\n", spin=1 << 24, end="debug-exit")
+    reason = tmp_path / "failure"
+    reason.write_text("the preparing command in the guest exited with code 4\n")
+    vm = {
+        "name": "controller",
+        "memory_mib": 64,
+        "args": ["-bios", str(bios)],
+        "debug_exit": True,
+        "failure_file": str(reason),
+    }
+    step = {"wait_serial": "controller", "pattern": "ready to be saved", "deadline": 60}
+    p = run(tmp_path, spec(tmp_path, [step], vms=[vm]))
+    assert p.returncode == 1
+    assert (
+        "VM controller failed: the preparing command in the guest exited with code 4 "
+        "(QEMU exit code 3), before it printed 'ready to be saved'"
+    ) in p.stderr, p.stderr
+
+
 def test_wait_exit_deadline(tmp_path: Path) -> None:
     p = run(tmp_path, spec(tmp_path, [{"wait_exit": "guest", "deadline": 0.5, "what": "build"}]))
     assert p.returncode == 1

@@ -215,6 +215,7 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
             Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
                  what="guest booted, SSH reachable, prepare command done, controller ready"),
             Step("pause", "controller", QUIT_BUDGET),
+            Step("pause", "guest", QUIT_BUDGET),
             Step("save", "guest", d["save"], to=str(dirs.out / "state"),
                  compression=rec["compression"]),
             Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),

@@ -243,8 +243,8 @@ class Stage:
 
         def why() -> str | None:
             code = vm.exit_code()
-            if code is not None:
-                return f"VM {vm.name} exited ({describe_exit(code)}) before it printed it"
+            if code is not None:  # with the reason the VM wrote, if it wrote one
+                return f"{vm.ended(code)}, before it printed {step.pattern!r}"
             return self.abort_reason(vm.name)
 
         self.wait(step, seen, f"{step.pattern!r} not on {vm.name}'s serial console", abort=why)
