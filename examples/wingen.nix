@@ -1871,9 +1871,9 @@ class Incoming:
                 self.client.execute("cont")
         except QMPDisconnectedError as exc:
             # A corrupt stream makes the decompressor fail and QEMU exit: the former is the reason.
-            code = decomp.exited(1.0) if decomp is not None else None
-            if decomp is not None and code:
-                raise SnapshotError(_corrupt(name, self.src, decomp, code)) from exc
+            failed = decomp.exited(1.0) if decomp is not None else None
+            if decomp is not None and failed:
+                raise SnapshotError(_corrupt(name, self.src, decomp, failed)) from exc
             raise _refused(name, self.src, exc) from exc
         except QMPError as exc:
             raise SnapshotError(f"restore {name}: {exc}") from exc
