@@ -118,14 +118,14 @@ Stage spec (JSON)
       },
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
-    "steps": [
+    "steps": [                     # every action once, as no one stage has them all:
       {"wait_file": "xchg/ready", "deadline": 600, "what": "guest SSH reachable"},
       {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
-      {"pause": "controller"},
+      {"pause": "controller"},     # a base: both paused, then each saved
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
        "deadline": 600, "fsync": false},
-      {"signal": "controller"},
+      {"signal": "controller"},    # a revive: both restored, the controller told to go on
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
@@ -4226,8 +4226,8 @@ fi
     cp ${writeScript "wingen-guest-init" ''
 #!/bin/sh
 # wingen Linux guest, /sbin/init on its own disk: network, an SSH server, nothing else.
-# The shares are mapped by each stage's command after a revive (a CIFS session saved in a
-# snapshot is stale after the second revive).
+# The shares are mapped by each stage's command after a revive: the controller serves them only
+# once it has mounted the host's store and xchg, after the revive.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -4329,8 +4329,9 @@ esac
   };
   mapShares = ''
 #!/bin/sh
-# Map the controller's shares in the Linux guest, after every revive (the previous controller's
-# sessions are gone). The retry covers the first seconds after a revive.
+# Map the controller's shares in the Linux guest, after every revive: the controller serves them
+# only once it has mounted the host's store and xchg, after the revive. Over the SMB session held
+# across the save (hold-session.sh), each mount is a tree connect. The retry covers a slow start.
 set -u
 server=192.168.0.2
 map() {

@@ -83,14 +83,14 @@ Stage spec (JSON)
       },
       {"name": "controller", "memory_mib": 256, "args": ["-kernel", "...", "..."]}
     ],
-    "steps": [
+    "steps": [                     # every action once, as no one stage has them all:
       {"wait_file": "xchg/ready", "deadline": 600, "what": "guest SSH reachable"},
       {"wait_tcp": "127.0.0.1:10022", "deadline": 60},
       {"wait_serial": "guest", "pattern": "GUEST-READY", "deadline": 60, "what": "boot"},
-      {"pause": "controller"},
+      {"pause": "controller"},     # a base: both paused, then each saved
       {"save": "guest", "to": "/nix/store/...-out/state", "compression": "zstd",
        "deadline": 600, "fsync": false},
-      {"signal": "controller"},
+      {"signal": "controller"},    # a revive: both restored, the controller told to go on
       {"wait_exit": "controller", "deadline": 900, "what": "build command"},
       {"quit": "guest"}
     ]
