@@ -3857,7 +3857,9 @@ if __name__ == "__main__":
       chmod -R u+w payload
     ''}
     mkdir -p $out
-    find . | ${cpio}/bin/cpio -o -H newc --quiet | ${gzip}/bin/gzip -1 > $out/initrd
+    # Owned by root whoever builds it (as nixpkgs' makeInitrd does): the Linux guest's installer
+    # copies this tree onto its disk, and its SSH server refuses a /root owned by anyone else.
+    find . | ${cpio}/bin/cpio -o -H newc -R +0:+0 --reproducible --quiet | ${gzip}/bin/gzip -1 > $out/initrd
   '';
 
   # --- one runtime record per VM ---------------------------------------------------------------

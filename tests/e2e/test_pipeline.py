@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import E2E, modified
+from .conftest import E2E, modified, stdout_of
 from .nixdaemon import BUILD_GROUP
 from .where import VmProcess
 
@@ -54,6 +54,24 @@ def test_install_stage_writes_a_disk(e2e: E2E) -> None:
     # Its VMs ran as a build user, in a sandbox of the local store.
     assert run.vms, "no QEMU process seen during the install stage"
     assert all(unprivileged(vm) and vm.store == "/nix/store" for vm in run.vms), run.vms
+
+
+def test_initrds_are_owned_by_root_whoever_built_them(e2e: E2E) -> None:
+    """The installer copies its initrd's tree onto the guest's disk, and dropbear refuses a /root
+    owned by anyone but root: a build user's uid in the archive would lock SSH out."""
+    drv = e2e.instantiate("installed")[0]
+    record = json.loads(stdout_of(e2e.env, "nix-store", "--query", "--binding", "wingen", drv))
+    initrd = record["guest"]["install"]["kernel"]["initrd"]
+    unpacked = subprocess.run(["gzip", "-dc", initrd], capture_output=True, check=True).stdout
+    listing = subprocess.run(
+        ["cpio", "-tv", "--quiet", "--numeric-uid-gid"],
+        input=unpacked,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    entries = [line.split() for line in listing.splitlines()]
+    assert any(e[-1] == "payload/root" for e in entries), listing[:500]
+    assert {(e[2], e[3]) for e in entries} == {("0", "0")}
 
 
 def test_suspend_stage_saves_the_running_guest(e2e: E2E) -> None:
