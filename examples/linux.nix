@@ -4034,10 +4034,13 @@ mkdir -p /srv/hold
 printf '\n[%s]\npath = %s\nread only = yes\nguest ok = yes\n' wingen-hold \
     /srv/hold >> /etc/smb.conf
 
-# smbd -D returns before smbd listens: wait for port 445 (01BD) in LISTEN (0A) state, so a
-# client right after it is not refused.
 start_smbd() {
     smbd -D -s /etc/smb.conf || fail "smbd did not start"
+}
+
+# smbd -D returns before smbd listens: wait for port 445 (01BD) in LISTEN (0A) state, for a
+# client that does not retry. (The guests' map-shares.sh retries.)
+wait_smbd_listens() {
     n=0
     until smbd_listens; do
         n=''$((n + 1))
@@ -4104,6 +4107,7 @@ unmount_shares || fail "cannot unmount the 9p shares before the save"
 start_smbd
 # The guest's SMB session, where its guest type holds one (map-shares.sh then only adds tree
 # connects); without it a revive sets one up.
+[ -z "''$hold" ] || wait_smbd_listens
 if [ -n "''$hold" ] && ! printf '%s\n' "''$hold" | ssh_to_guest sh -s; then
     echo "wingen-controller: no SMB session held across the save; each revive sets one up"
 fi
