@@ -4147,6 +4147,18 @@ read -r _ <&5
 
 # Revived: the runtime said go.
 mount_shares || fail "cannot mount the host's shares (9p) after the revive"
+# If the held shell's job ended before the save (reaped by this shell, or a zombie until it
+# is), this revive logs in afresh instead.
+held_alive() {
+    [ -r "/proc/''$held/stat" ] || return 1
+    read -r _ _ state _ < "/proc/''$held/stat"
+    [ "''$state" != Z ]
+}
+if [ -n "''$held" ] && ! held_alive; then
+    wait "''$held"
+    held=
+    echo "wingen-controller: the shell held in the guest had ended; logging in afresh"
+fi
 if [ -n "''$held" ]; then
     echo "wingen-controller: running the guest command"
     cat <&4 3>&- > "''$control/build.log" &
