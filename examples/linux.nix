@@ -514,7 +514,8 @@ DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 # What the controller prints when it may be saved (templates/scripts/controller-init.sh).
 READY = "wingen-controller: ready to be saved"
-CONTROLLER_STATE = "controller-state"  # beside the guest's `state` in a base
+# Where a base keeps each VM's saved state.
+GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
 
 
 def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
@@ -652,7 +653,7 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
                  what="guest booted, SSH reachable, prepare command done, controller ready"),
             Step("pause", "controller", QUIT_BUDGET),
             Step("pause", "guest", QUIT_BUDGET),
-            Step("save", "guest", d["save"], to=str(dirs.out / "state"),
+            Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
                  compression=rec["compression"]),
             Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
                  compression=rec["compression"]),
@@ -697,11 +698,7 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
     raw["drives"] = drives
     if raw.get("firmware"):
         raw["firmware"] = {**raw["firmware"], "vars": str(disk_dir / "firmware-vars.fd")}
-    if rec.stage == "suspend" and rec["compression"] == "template":
-        raw["template"] = True  # its RAM in a share=on file, which the save keeps
-    if rec.stage == "run":
-        raw["restore"] = {"from": f"{rec['base']}/state", "compression": rec["compression"]}
-        raw["restore_deadline"] = rec.deadlines["boot"]
+    _saved_as(rec, raw, GUEST_STATE)
     return parse_vm(raw, f"{RECORD}.guest", str(dirs.switch))
 
 
@@ -710,15 +707,18 @@ def _controller(rec: Record, dirs: Dirs) -> VMSpec:
     raw = _vm_fields(rec["controller"], "controller")
     raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
     raw["failure_file"] = str(dirs.control / "failure")
+    _saved_as(rec, raw, CONTROLLER_STATE)
+    return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
+
+
+def _saved_as(rec: Record, raw: dict[str, Any], state: str) -> None:
+    """A VM of the base, saved as <base>/`state`: a template save keeps its RAM in a share=on
+    file; a run revives it from there."""
     if rec.stage == "suspend" and rec["compression"] == "template":
         raw["template"] = True
     if rec.stage == "run":
-        raw["restore"] = {
-            "from": f"{rec['base']}/{CONTROLLER_STATE}",
-            "compression": rec["compression"],
-        }
+        raw["restore"] = {"from": f"{rec['base']}/{state}", "compression": rec["compression"]}
         raw["restore_deadline"] = rec.deadlines["boot"]
-    return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
 
 
 def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
