@@ -2431,7 +2431,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import qemu_caps
+from . import mapped_ram, qemu_caps
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
@@ -2681,6 +2681,7 @@ class Stage:
         vm = self.vms[step.target]
         if vm.exit_code() is not None:
             raise StageError(f"VM {vm.name} is not running ({vm.status()})")
+        caps = qemu_caps.probe_client(vm.client())  # kept with the state, and decides the format
         save(
             vm.client(),
             Path(step.to),
@@ -2693,10 +2694,11 @@ class Stage:
             meta={
                 **self.state_meta(vm.spec),
                 "host_cpu_flags": host_cpu_flags(),
-                "qemu_caps": qemu_caps.record(self.spec.qemu, qemu_caps.probe_client(vm.client())),
+                "qemu_caps": qemu_caps.record(self.spec.qemu, caps),
             },
             fsync=step.fsync,
             quit_budget=self.deadline(QUIT_BUDGET),
+            mapped=mapped_ram.wanted(step.compression, caps),
         )
         if vm.proc is not None:
             budget = self.deadline(QUIT_BUDGET)
