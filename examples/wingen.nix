@@ -4040,17 +4040,19 @@ start_smbd() {
     smbd -D -s /etc/smb.conf || fail "smbd did not start"
 }
 
-# smbd -D returns before smbd listens: wait for port 445 (01BD) in LISTEN (0A) state, for a
-# client that does not retry. (The guests' map-shares.sh retries.)
-wait_smbd_listens() {
+within_10s() {  # MESSAGE CONDITION...: poll CONDITION every 0.1 s; fail with MESSAGE at 10 s
+    msg=''$1
+    shift
     n=0
-    until smbd_listens; do
+    until "''$@"; do
         n=''$((n + 1))
-        [ "''$n" -lt 100 ] || fail "smbd did not listen on port 445 within 10 s"
+        [ "''$n" -lt 100 ] || fail "''$msg"
         sleep 0.1
     done
 }
 
+# smbd -D returns before smbd listens: port 445 (01BD) in LISTEN (0A) state, awaited for a
+# client that does not retry. (The guests' map-shares.sh retries.)
 smbd_listens() {
     while read -r _ local _ state _; do
         case ''$local:''$state in *:01BD:0A) return 0 ;; esac
@@ -4061,12 +4063,11 @@ smbd_listens() {
 # Every smbd gone (the daemon and a child per client), so nothing holds the shares.
 stop_smbd() {
     killall smbd 2>/dev/null
-    n=0
-    while pidof smbd >/dev/null; do
-        n=''$((n + 1))
-        [ "''$n" -lt 100 ] || fail "smbd did not stop within 10 s"
-        sleep 0.1
-    done
+    within_10s "smbd did not stop within 10 s" smbd_gone
+}
+
+smbd_gone() {
+    ! pidof smbd >/dev/null
 }
 
 cp "''$WINGEN_SSH_KEY" /root/key && chmod 600 /root/key
@@ -4109,7 +4110,7 @@ unmount_shares || fail "cannot unmount the 9p shares before the save"
 start_smbd
 # The guest's SMB session, where its guest type holds one (map-shares.sh then only adds tree
 # connects); without it a revive sets one up.
-[ -z "''$hold" ] || wait_smbd_listens
+[ -z "''$hold" ] || within_10s "smbd did not listen on port 445 within 10 s" smbd_listens
 if [ -n "''$hold" ] && ! printf '%s\n' "''$hold" | ssh_to_guest sh -s; then
     echo "wingen-controller: no SMB session held across the save; each revive sets one up"
 fi
