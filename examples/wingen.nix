@@ -1803,9 +1803,12 @@ class Incoming:
     name: str
     sup: Supervisor
     start: float
-    end: float
     deadline: float
-    decomp: Tool | None
+    decomp: Tool | None = None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.deadline
 
     @staticmethod
     def begin(
@@ -1818,13 +1821,13 @@ class Incoming:
         tools: Tools = DEFAULT_TOOLS,
         name: str = "guest",
     ) -> Incoming:
-        start = time.monotonic()
+        incoming = Incoming(client, src, name, sup, time.monotonic(), deadline)
         template = compression == "template"
         for p in [src, ram_path(src)] if template else [src]:
             if not p.is_file() or p.stat().st_size == 0:
                 raise SnapshotError(f"restore {name}: state file {p} is missing or empty")
         mapped = read_meta(src).get("format", mapped_ram.STREAM) == mapped_ram.FORMAT
-        decomp: Tool | None = None
+        begun = False
         try:
             _set_ignore_shared(client, template)
             if mapped:
@@ -1832,18 +1835,16 @@ class Incoming:
                 client.execute("migrate-incoming", {"uri": mapped_ram.uri(src)})
             else:
                 with src.open("rb") as f:  # QEMU or the decompressor holds its own copy
-                    decomp = _hand_fd(client, sup, tools.decompressor(compression), f,
-                                      outgoing=False)  # fmt: skip
+                    incoming.decomp = _hand_fd(client, sup, tools.decompressor(compression), f,
+                                               outgoing=False)  # fmt: skip
                 client.execute("migrate-incoming", {"uri": f"fd:{FD_NAME}"})
-        except BaseException as exc:
-            if decomp is not None:
-                decomp.close(sup)
-            if isinstance(exc, QMPDisconnectedError):
-                raise _refused(name, src, exc) from exc
-            if isinstance(exc, QMPError):
-                raise SnapshotError(f"restore {name}: {exc}") from exc
-            raise
-        return Incoming(client, src, name, sup, start, start + deadline, deadline, decomp)
+            begun = True
+        except QMPError as exc:
+            raise incoming.failure(exc) from exc
+        finally:
+            if not begun:
+                incoming.close()
+        return incoming
 
     def finish(self, *, cont: bool = True) -> float:
         """Wait until the state is loaded and checked; cont if asked.  Seconds since begin."""
@@ -1869,14 +1870,8 @@ class Incoming:
             loaded = time.monotonic()
             if cont:
                 self.client.execute("cont")
-        except QMPDisconnectedError as exc:
-            # A corrupt stream makes the decompressor fail and QEMU exit: the former is the reason.
-            failed = decomp.exited(1.0) if decomp is not None else None
-            if decomp is not None and failed:
-                raise SnapshotError(_corrupt(name, self.src, decomp, failed)) from exc
-            raise _refused(name, self.src, exc) from exc
         except QMPError as exc:
-            raise SnapshotError(f"restore {name}: {exc}") from exc
+            raise self.failure(exc) from exc
         finally:
             self.close()
         took = time.monotonic() - self.start
@@ -1884,16 +1879,23 @@ class Incoming:
         log(f"restore {name}: loaded in {loaded - self.start:.2f} s, {state}")
         return took
 
+    def failure(self, exc: QMPError) -> SnapshotError:
+        """Why the revive failed.  A corrupt stream makes the decompressor fail and QEMU exit:
+        the former is the reason."""
+        if not isinstance(exc, QMPDisconnectedError):
+            return SnapshotError(f"restore {self.name}: {exc}")
+        failed = self.decomp.exited(1.0) if self.decomp is not None else None
+        if self.decomp is not None and failed:
+            return SnapshotError(_corrupt(self.name, self.src, self.decomp, failed))
+        return SnapshotError(
+            f"restore {self.name}: QEMU refused the state file {self.src} and exited ({exc}); "
+            "see its stderr"
+        )
+
     def close(self) -> None:
         if self.decomp is not None:
             self.decomp.close(self.sup)
             self.decomp = None
-
-
-def _refused(name: str, src: Path, exc: Exception) -> SnapshotError:
-    return SnapshotError(
-        f"restore {name}: QEMU refused the state file {src} and exited ({exc}); see its stderr"
-    )
 
 
 def _corrupt(name: str, src: Path, tool: Tool, code: int) -> str:
