@@ -3128,6 +3128,7 @@ def prepare_ram(ram: TemplateRam, name: str) -> None:
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import subprocess
 from pathlib import Path
@@ -3166,7 +3167,7 @@ class VM:
         argv += ["-m", f"{s.memory_mib}M"]
         restore = s.restore
         if restore is not None and restore.compression == "template":
-            ram = self.template_ram()
+            ram = self.template_ram
             argv += _ram_backend(ram.path, s.memory_mib, share=False, options=ram.options)
         elif s.template:
             argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
@@ -3198,8 +3199,10 @@ class VM:
     def cpu(self) -> str:
         return cpu_of(self.spec, self.accel)
 
+    @functools.cached_property
     def template_ram(self) -> TemplateRam:
-        """How a template revive maps the stored RAM privately (see template_ram.py)."""
+        """How a template revive maps the stored RAM privately (see template_ram.py); planned
+        once, for the copy start() may make and the flags argv() writes."""
         assert self.spec.restore is not None
         state = self.spec.restore.path
         known = read_meta(state).get("qemu_caps")
@@ -3208,7 +3211,7 @@ class VM:
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
         if r is not None and r.compression == "template" and ram_path(r.path).exists():
-            prepare_ram(self.template_ram(), self.name)
+            prepare_ram(self.template_ram, self.name)
         self.serial_log.unlink(missing_ok=True)
         if self.spec.template and self.spec.restore is None:
             self.ram_file.unlink(missing_ok=True)
