@@ -109,6 +109,9 @@ let
     done
   '';
 
+  # Shell words: the shared libraries the host program at shell word `prog` loads (ldd's "=>").
+  hostLibsOf = prog: "$(ldd ${prog} | sed -n 's/.*=> \\(\\/[^ ]*\\) .*/\\1/p')";
+
   # Host programs copied into the store with every library they load and the loader, patched
   # (patchelf: interpreter and RUNPATH) to find them there: a closure that runs with no /usr, as
   # nixpkgs' packages do. (Plugins a program dlopens by an absolute /usr path are not copied:
@@ -120,7 +123,7 @@ let
       for d in /usr/bin /usr/sbin; do [ -e "$d/$p" ] && src=$d/$p && break; done
       [ -n "$src" ] || { echo "stand-in ${name}: host program $p not found (apt-get install it)" >&2; exit 1; }
       cp "$src" $out/bin/
-      for l in $(ldd "$src" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+      for l in ${hostLibsOf ''"$src"''}; do
         [ -e "$out/lib/''${l##*/}" ] || cp -L "$l" $out/lib/
       done
     done
@@ -275,7 +278,7 @@ let
         mkdir -p $out/bin $out/lib/x86_64-linux-gnu $out/lib64
         for p in /usr/sbin/dropbear /usr/bin/dropbearkey; do
           cp "$p" $out/bin/
-          for l in $(ldd "$p" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+          for l in ${hostLibsOf ''"$p"''}; do
             cp -L "$l" $out/lib/x86_64-linux-gnu/
           done
         done
