@@ -3956,13 +3956,20 @@ if __name__ == "__main__":
   '';
 
   # A modules closure as a root-relative tree: lib/modules/… (plain .ko, since nixpkgs compresses
-  # them and busybox's insmod wants them plain) and insmod-list, in load order.
+  # them with xz and busybox's insmod wants them plain) and insmod-list, in load order. Its text
+  # indexes name the plain files, so busybox's modprobe (which the kernel runs for a module it
+  # asks for by name or alias) finds them; kmod's binary indexes, which would name the
+  # compressed files, are dropped.
   plainModules = modules: runCommand "wingen-modules" { } ''
     mkdir -p $out/lib
     cp -r ${modules}/lib/modules $out/lib/
     chmod -R u+w $out/lib
     for m in $(find $out/lib -name '*.ko.xz'); do ${busybox}/bin/busybox unxz "$m"; done
     for m in $(find $out/lib -name '*.ko.zst'); do ${zstd}/bin/zstd -q -d --rm "$m"; done
+    find $out/lib -name 'modules.*.bin' -delete
+    for f in $out/lib/modules/*/modules.dep $out/lib/modules/*/modules.alias; do
+      if [ -e "$f" ]; then sed -i 's/\.ko\.\(xz\|zst\)\b/.ko/g' "$f"; fi
+    done
     sed -e "s|^${modules}||" -e 's/\.ko\.\(xz\|zst\)$/.ko/' ${modules}/insmod-list > $out/insmod-list
   '';
 
@@ -4009,7 +4016,7 @@ if __name__ == "__main__":
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "virtio_blk" "squashfs" "9pnet_virtio" "9p" ];
+    rootModules = [ ("virtio_pci") ("virtio_net") ("virtio_blk") ("squashfs") ("9p") ("9pnet_virtio") ];  # kmodules.py
     firmware = linux;
   };
   controllerInitrd = mkInitrd {
@@ -4028,6 +4035,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "''$m" || echo "wingen-controller: cannot load ''$m" >&2; done < /insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules
+# (this initrd's, which stays the root the kernel's helpers see: the command runs in a chroot).
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 
 command=
 read -r cmdline < /proc/cmdline
@@ -4344,14 +4354,12 @@ fi
   # The initrd loads what mounting the root disk takes; the disk holds the rest (network, SMB).
   bootModules = makeModulesClosure {
     kernel = kernelModules;
-    # Aliases, not driver names: newer kernels dropped crc32c_generic (nixpkgs PR #489507), and
-    # makeModulesClosure resolves an alias to whichever modules provide it.
-    rootModules = [ "virtio_pci" "virtio_blk" "crc32c" "ext4" ];
+    rootModules = [ ("virtio_pci") ("virtio_blk") ("crc32c") ("ext2") ("ext4") ];  # kmodules.py
     firmware = linux;
   };
   guestModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "cifs" "cmac" "ccm" "ctr" "gcm" "sha512" "ecb" ];
+    rootModules = [ ("virtio_pci") ("virtio_net") ("cifs") ("nls_utf8") ("hmac") ("md4") ("ecb") ("des_generic") ("sha256") ("cmac") ("aes") ("ccm") ("gcm") ("ctr") ("sha512") ("md5") ];  # kmodules.py
     firmware = linux;
   };
   guestRoot = runCommand "wingen-linux-guest-root" { } ''
@@ -4380,8 +4388,15 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /tmp/xchg /var/run /etc/dropbear
-# The drivers for the network and for SMB mounts, from this disk (the initrd loaded the disk's).
-while read -r m; do insmod "''$m" 2>/dev/null; done < /etc/wingen/insmod-list
+# The drivers for the network and for SMB mounts, from this disk (the initrd loaded the disk's,
+# which are skipped); one that does not load is said on the console.
+while read -r m; do
+    name=''${m##*/}
+    grep -q "^''$(echo "''${name%.ko}" | tr - _) " /proc/modules ||
+        insmod "''$m" || echo "wingen-guest: cannot load ''$m" >&2
+done < /etc/wingen/insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules.
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 grep -q '^cifs ' /proc/modules || echo "wingen-guest: the cifs module did not load" >&2
 hostname wingen-guest
 ip link set lo up
@@ -4414,6 +4429,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "''$m" || echo "wingen-initrd: cannot load ''$m" >&2; done < /insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules.
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 
 mode=boot
 read -r cmdline < /proc/cmdline
@@ -4421,8 +4438,8 @@ for arg in ''$cmdline; do
     case ''$arg in wingen.mode=*) mode=''${arg#wingen.mode=} ;; esac
 done
 
-die() {
-    echo "wingen-initrd: ''$1" >&2
+die() {  # the reason, as the line that ends the stage at once (runtime/contract.py)
+    echo WINGEN-FAILED: "wingen-initrd: ''$1"
     poweroff -f
 }
 

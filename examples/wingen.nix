@@ -3956,13 +3956,20 @@ if __name__ == "__main__":
   '';
 
   # A modules closure as a root-relative tree: lib/modules/… (plain .ko, since nixpkgs compresses
-  # them and busybox's insmod wants them plain) and insmod-list, in load order.
+  # them with xz and busybox's insmod wants them plain) and insmod-list, in load order. Its text
+  # indexes name the plain files, so busybox's modprobe (which the kernel runs for a module it
+  # asks for by name or alias) finds them; kmod's binary indexes, which would name the
+  # compressed files, are dropped.
   plainModules = modules: runCommand "wingen-modules" { } ''
     mkdir -p $out/lib
     cp -r ${modules}/lib/modules $out/lib/
     chmod -R u+w $out/lib
     for m in $(find $out/lib -name '*.ko.xz'); do ${busybox}/bin/busybox unxz "$m"; done
     for m in $(find $out/lib -name '*.ko.zst'); do ${zstd}/bin/zstd -q -d --rm "$m"; done
+    find $out/lib -name 'modules.*.bin' -delete
+    for f in $out/lib/modules/*/modules.dep $out/lib/modules/*/modules.alias; do
+      if [ -e "$f" ]; then sed -i 's/\.ko\.\(xz\|zst\)\b/.ko/g' "$f"; fi
+    done
     sed -e "s|^${modules}||" -e 's/\.ko\.\(xz\|zst\)$/.ko/' ${modules}/insmod-list > $out/insmod-list
   '';
 
@@ -4009,7 +4016,7 @@ if __name__ == "__main__":
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "virtio_blk" "squashfs" "9pnet_virtio" "9p" ];
+    rootModules = [ ("virtio_pci") ("virtio_net") ("virtio_blk") ("squashfs") ("9p") ("9pnet_virtio") ];  # kmodules.py
     firmware = linux;
   };
   controllerInitrd = mkInitrd {
@@ -4028,6 +4035,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "''$m" || echo "wingen-controller: cannot load ''$m" >&2; done < /insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules
+# (this initrd's, which stays the root the kernel's helpers see: the command runs in a chroot).
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 
 command=
 read -r cmdline < /proc/cmdline
