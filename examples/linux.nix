@@ -7,7 +7,7 @@
 #   runInVM    - drv: drv's builder run inside a revived copy of base, outputs written to the store.
 # A guest VM and a small Linux controller VM share a private vde_switch LAN; the controller gets
 # the host's /nix/store and an exchange dir over 9p and serves both to the guest over Samba.
-{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, squashfsTools, pkgsStatic }:
+{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, pkgsStatic, squashfs-tools ? null, squashfsTools ? null }:
 
 let
   system = "x86_64-linux";
@@ -27,6 +27,11 @@ let
     controllerMac = "52:54:00:12:01:02";
   };
   busybox = pkgsStatic.busybox;
+  # Renamed in nixpkgs (nixnames.RENAMED): the current name where this nixpkgs has it.
+  squashfs =
+    if squashfs-tools != null then squashfs-tools
+    else if squashfsTools != null then squashfsTools
+    else throw "wingen: this nixpkgs has neither squashfs-tools nor squashfsTools";
 
   # --- the runtime helper (python3 -m wingen.runtime), embedded file by file ---------------
   runtimeFiles = [
@@ -4316,7 +4321,7 @@ fi
   # host's store over 9p: a mounted 9p share blocks migration, and the controller is saved
   # running (smbd up, SSH to the guest open) beside the guest, so a revive skips its boot.
   controllerRoot = runCommand "wingen-controller-root.squashfs" { } ''
-    ${squashfsTools}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
+    ${squashfs}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
       $out -keep-as-directory -all-root -no-xattrs -quiet -no-progress
   '';
   controller = vmRecord {

@@ -218,7 +218,9 @@ let
     vde2 = hostTools "vde2" [ "vde_switch" ];
     samba = selfContained "samba" [ "smbd" ];
     openssh = selfContained "openssh" [ "ssh" "ssh-keygen" ];
-    squashfsTools = hostTools "squashfs-tools" [ "mksquashfs" "unsquashfs" ];
+    # nixpkgs' current name only (pkgs/by-name/sq/squashfs-tools), not the older squashfsTools
+    # nixpkgs still has beside it: a render that asked for the old name alone would fail here.
+    squashfs-tools = hostTools "squashfs-tools" [ "mksquashfs" "unsquashfs" ];
     # nixpkgs' closureInfo: $out/store-paths lists the closure of rootPaths, one per line, sorted.
     # Read from exportReferencesGraph's files (path, deriver, count, that many references).
     closureInfo = { rootPaths }: hostRunCommand "closure-info" {
