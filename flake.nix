@@ -1,7 +1,7 @@
 {
   description = "wingen: one typed config in, Nix out - build software inside a Windows VM";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.11";
 
   outputs = { self, nixpkgs }:
     let
