@@ -51,6 +51,7 @@ class Stage:
         self.step_started = self.started
         self.current = "starting the VMs"
         self.screens: list[str] = []  # lines for the report: where each screenshot went
+        self.failure: str | None = None  # why the stage failed, once it has (execute)
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -393,13 +394,16 @@ def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str 
         if collect is not None:
             collect()
     except GuestCommandError as exc:
+        stage.failure = str(exc)
         log(f"{label} failed: {exc}")
         return exc.code
     except (StageError, QMPError, OSError) as exc:
         what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        stage.failure = what
+        # The reason last, on one line: `nix build` shows a failed build's last lines.
+        log(f"{report}\n{keep_hint(stage.spec.workdir)}")
         log(
-            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
-            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {what}"
         )
         return 1
     except Interrupted as exc:
