@@ -205,6 +205,9 @@ def test_install_deadline_holds(e2e: E2E) -> None:
     assert run.returncode != 0
     assert "the installer" in run.output and "deadline" in run.output, run.output
     assert "wingen[install]: stage failed" in run.output
+    # The build log's last line (nix-build prints its tail above its own error) is the reason.
+    ours = [line for line in run.output.splitlines() if "wingen[install]" in line]
+    assert "stage failed: step 1/1 (wait_exit guest (the installer)) failed: deadline" in ours[-1]
     assert run.seconds < 60
     assert our_processes(e2e) == []
 
