@@ -108,7 +108,8 @@ def test_revive_builds_a_derivation_in_the_guest(e2e: E2E) -> None:
     # resolves only because the store is served from /nix/store itself.
     assert (out / "via-link").read_text() == "reached through a store symlink"
     # It ran in the guest: the guest's kernel, and its host name in the build log.
-    assert (out / "kernel").read_text().strip().endswith("-amd64")
+    release = next((e2e.kernel_root / "lib" / "modules").iterdir()).name
+    assert (out / "kernel").read_text().strip() == release
     assert "building in wingen-guest" in run.output
     # Nothing booted and nobody logged in: the revived controller handed the command to the
     # shell it held across the save.
