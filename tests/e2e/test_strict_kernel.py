@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import E2E, HERE
 
+pytestmark = pytest.mark.e2e
+
 
 def modules_dir(root: Path) -> Path:
     return next((root / "lib" / "modules").iterdir())
