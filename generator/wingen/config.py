@@ -16,7 +16,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .editions import XP_TIME_ZONES, Edition, find_edition, xp_time_zone
+from .editions import Edition, find_edition
+from .timezones import check_windows_id, check_xp_time_zone
 
 
 def bad(problem: str, fix: str) -> PydanticCustomError:
@@ -337,15 +338,14 @@ class Windows(Model):
         return self.product_key
 
     @model_validator(mode="after")
-    def _xp_time_zone(self) -> Self:
-        """winnt.sif takes a numeric index: `render` needs one for the name (editions.py)."""
-        if self.answer_file == "winnt-sif" and xp_time_zone(self.time_zone) is None:
-            raise _at(
-                "time_zone",
-                f"{self.time_zone!r} has no XP/2003 time zone index wingen knows",
-                "give the numeric index from Microsoft's time zone index table, or one of: "
-                + ", ".join(sorted(XP_TIME_ZONES)),
-            )
+    def _time_zone(self) -> Self:
+        """Windows takes only its own zone IDs, XP/2003 only a numeric index (timezones.py)."""
+        if self.answer_file == "winnt-sif":
+            wrong = check_xp_time_zone(self.time_zone)
+        else:
+            wrong = check_windows_id(self.time_zone)
+        if wrong is not None:
+            raise _at("time_zone", *wrong)
         return self
 
 
