@@ -438,3 +438,9 @@ def test_cmd_echo_prints_back_its_text(text: str) -> None:
 def test_cmd_echo_refuses_what_echo_cannot_print(text: str) -> None:
     with pytest.raises(ValueError, match="echo"):
         escape.cmd_echo(text)
+
+
+def test_ui_language_has_its_fallback() -> None:
+    root = autounattend({"language": "en-GB"})
+    core = comp(root, "windowsPE", "Microsoft-Windows-International-Core-WinPE")
+    assert text(core, "u:UILanguage") == text(core, "u:UILanguageFallback") == "en-GB"
