@@ -147,9 +147,9 @@ def test_interface_children_in_microsofts_order() -> None:
     [("Windows Server 2022 SERVERSTANDARDCORE", True), ("Windows 10 Pro", False)],
 )
 def test_administrator_password(edition: str, server: bool) -> None:
-    root = autounattend({"edition": edition, "account": {"user": "bob", "password": "pw1"}})
+    root = autounattend({"edition": edition, "account": {"user": "bob", "password": "Pw-one-1"}})
     oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
-    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:Value") == "pw1"
+    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:Value") == "Pw-one-1"
     assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:PlainText") == "true"
 
 

@@ -81,8 +81,8 @@ esac
 }
 WINDOWS_TOOLS = {
     # net.exe exits 2 on any error. `net user NAME PASSWORD /add` is refused (NERR 2245) where the
-    # policy "Password must meet complexity requirements" is on (Server; Microsoft Learn, that
-    # policy's page): three of upper, lower, digit, other, and not the account name in it.
+    # policy "Password must meet complexity requirements" is on (Server): 6 characters or more,
+    # three of upper, lower, digit, other, not the account name (wingen/winpolicy.py, its source).
     "net.exe": r"""echo "net $*" >> /state/log
 case $1 in
   user)
@@ -96,6 +96,7 @@ case $1 in
       case $3 in *[!A-Za-z0-9]*) n=$((n + 1)) ;; esac
       lower=$(echo "$3" | tr A-Z a-z); name=$(echo "$2" | tr A-Z a-z)
       case $lower in *"$name"*) n=0 ;; esac
+      [ ${#3} -ge 6 ] || n=0
       if [ -e /state/complexity ] && [ $n -lt 3 ]; then
         echo "The password does not meet the password policy requirements."
         echo "More help is available by typing NET HELPMSG 2245."
@@ -107,6 +108,7 @@ esac""",
     "netsh.exe": 'echo "netsh $*" >> /state/log',
     "reg.exe": 'echo "reg $*" >> /state/log',
     "shutdown.exe": 'echo "shutdown $*" >> /state/log',
+    "WindowsPowerShell/v1.0/powershell.exe": 'echo "powershell $1 $2 $3" >> /state/log',
 }
 APPLETS = ("sh", "mkdir", "cp", "chmod", "chown", "od", "tr", "grep", "seq", "sync", "cat")
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
@@ -253,3 +255,21 @@ def test_no_argument_ends_with_a_failure_line(tmp_path: Path) -> None:
     code, com1, _ = run_bootstrap(fake_cygwin(tmp_path), args=())
     assert code == 1
     assert com1 == [f"{FAILED} usage: bootstrap.sh DIR-OF-THIS-SCRIPT (install.cmd passes it)"]
+
+
+def test_long_paths_on_and_defender_off_best_effort(tmp_path: Path) -> None:
+    root = fake_cygwin(tmp_path)
+    code, com1, log = run_bootstrap(root)
+    assert code == 0, com1
+    assert any("FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f" in line for line in log), log
+    assert "powershell -NoProfile -NonInteractive -Command" in log
+    script = (root / "cd/wingen/bootstrap.sh").read_text()
+    assert "Set-MpPreference -DisableRealtimeMonitoring $true" in script
+    assert "Uninstall-WindowsFeature Windows-Defender-Features, Windows-Defender" in script
+    # Windows 7 has no Set-MpPreference: a failing PowerShell leaves the install going
+    (root / "win/WindowsPowerShell/v1.0/powershell.exe").write_text("#!/bin/sh\nexit 1\n")
+    (root / "dev/ttyS0").write_text("")
+    (root / "state/services").unlink()
+    (root / "state/running").unlink(missing_ok=True)
+    code, com1, _ = run_bootstrap(root)
+    assert code == 0 and com1[-1] == INSTALL_DONE
