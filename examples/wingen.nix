@@ -3531,7 +3531,7 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 SECTOR = 2048
 NOPROMPT = "efi/microsoft/boot/efisys_noprompt.bin"
@@ -3885,39 +3885,118 @@ def find_wim(src: Path) -> str:
     raise MediaError(f"{src.name} has no {' or '.join(INSTALL_IMAGES)}: not a Windows install ISO")
 
 
-def wim_images(info: str) -> list[tuple[int, str]]:
-    """(index, name) of each image in `wimlib-imagex info` output."""
-    images: list[tuple[int, str]] = []
-    index: int | None = None
+@dataclass(frozen=True)
+class WimImage:
+    """One image as `wimlib-imagex info` prints it (its fields come from the WIM's XML data:
+    WINDOWS/ARCH, WINDOWS/EDITIONID, WINDOWS/LANGUAGES); None where the WIM has no such field."""
+
+    index: int
+    name: str
+    arch: str | None = None  # "x86", "x86_64", "ARM64" …
+    edition_id: str | None = None  # "Professional", "ServerStandardEval" …
+    languages: tuple[str, ...] | None = None
+    default_language: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.index}: {self.name!r}"]
+        if self.arch is not None:
+            parts.append(self.arch)
+        if self.edition_id is not None:
+            parts.append(f"Edition ID {self.edition_id}")
+        if self.languages is not None:
+            parts.append(f"languages {' '.join(self.languages)} (default {self.default_language})")
+        return ", ".join(parts)
+
+
+_FIELDS = {
+    "Name": "name",
+    "Architecture": "arch",
+    "Edition ID": "edition_id",
+    "Languages": "languages",
+    "Default Language": "default_language",
+}
+
+
+def wim_images(info: str) -> list[WimImage]:
+    """Each image in `wimlib-imagex info` output."""
+    images: list[WimImage] = []
+    fields: dict[str, Any] | None = None
     for line in info.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "Index" and value.strip().isdigit():
-            index = int(value)
-        elif key.strip() == "Name" and index is not None:
-            images.append((index, value.strip()))
-            index = None
+        key, value = key.strip(), value.strip()
+        if key == "Index" and value.isdigit():
+            if fields is not None and "name" in fields:
+                images.append(WimImage(**fields))
+            fields = {"index": int(value)}
+        elif fields is not None and key in _FIELDS:
+            fields[_FIELDS[key]] = tuple(value.split()) if key == "Languages" else value
+    if fields is not None and "name" in fields:
+        images.append(WimImage(**fields))
     return images
 
 
-def check_edition(info: str, name: str | None, index: int | None) -> str:
-    images = wim_images(info)
-    listing = "; ".join(f"{i}: {n!r}" for i, n in images) or "none"
+def _chosen(images: list[WimImage], name: str | None, index: int | None) -> WimImage:
+    listing = "; ".join(f"{i.index}: {i.name!r}" for i in images) or "none"
     if name is not None:
-        if any(n == name for _, n in images):
-            return f"edition {name!r} is in the ISO"
-        close = [n for _, n in images if n.casefold() == name.casefold()]
+        for image in images:
+            if image.name == name:
+                return image
+        close = [i.name for i in images if i.name.casefold() == name.casefold()]
         hint = f" (spelled {close[0]!r} there)" if close else ""
         raise MediaError(
             f"windows.edition {name!r} is not an image of this ISO{hint}; it has {listing} "
             "(set windows.edition to one of these names, or windows.image_index)"
         )
-    assert index is not None
-    if any(i == index for i, _ in images):
-        return f"image {index} is in the ISO"
+    for image in images:
+        if image.index == index:
+            return image
     raise MediaError(
         f"windows.image_index {index} is not an image of this ISO; it has {listing} "
         "(set windows.image_index to one of these, or windows.edition)"
     )
+
+
+def check_edition(
+    info: str,
+    name: str | None,
+    index: int | None,
+    *,
+    language: str | None = None,
+    arch: str | None = None,
+    generic_key: bool = False,
+) -> str:
+    """The configured image is on the ISO, and Setup can use it unattended: the display language
+    is one of the image's (else Setup stops at its language page: cschneegans/unattend-generator
+    issues 64 and 170), its architecture is the answer file's (else Setup ignores the components
+    written for the other one), and a generic (KMS client) key is not sent to evaluation media,
+    whose Edition ID ends in "Eval" and which refuse it (dockur/windows assets/win2022-eval.xml
+    sends an empty key; OpenNebula/one-apps issue 225). A field the WIM does not carry is not
+    checked."""
+    image = _chosen(wim_images(info), name, index)
+    has = f"image {image.describe()}"
+    if arch is not None and image.arch is not None and image.arch != arch:
+        raise MediaError(
+            f"windows.architecture is {_ARCH_CONFIG.get(arch, arch)!r} but {has} "
+            f"(set windows.architecture = {_ARCH_CONFIG.get(image.arch, image.arch)!r}, or use "
+            "an ISO of that architecture)"
+        )
+    languages = [lang.casefold() for lang in image.languages or ()]
+    if language is not None and image.languages and language.casefold() not in languages:
+        raise MediaError(
+            f"windows.language {language!r} is not a language of {has} "
+            f"(set windows.language = {image.default_language or image.languages[0]!r})"
+        )
+    if generic_key and image.edition_id is not None and image.edition_id.endswith("Eval"):
+        raise MediaError(
+            f'windows.product_key "generic" is a KMS client key, which evaluation media refuse; '
+            f'{has} (set windows.product_key = "none")'
+        )
+    return f"{has} fits the config"
+
+
+# wimlib's names for WINDOWS/ARCH (0: x86, 9: x86_64) and the config's.
+_ARCH_CONFIG = {"x86": "i686", "x86_64": "x86_64"}
+_ARCH_WIMLIB = {v: k for k, v in _ARCH_CONFIG.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -3937,6 +4016,9 @@ def main(argv: list[str] | None = None) -> int:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--name")
     which.add_argument("--index", type=int)
+    p.add_argument("--language")
+    p.add_argument("--architecture", choices=sorted(_ARCH_WIMLIB))
+    p.add_argument("--generic-key", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "noprompt":
@@ -3947,7 +4029,13 @@ def main(argv: list[str] | None = None) -> int:
             print(find_wim(args.src))
         else:
             info = args.info.read_text(encoding="utf-8", errors="replace")
-            print(check_edition(info, args.name, args.index))
+            arch = _ARCH_WIMLIB.get(args.architecture) if args.architecture else None
+            print(
+                check_edition(
+                    info, args.name, args.index,
+                    language=args.language, arch=arch, generic_key=args.generic_key,
+                )
+            )  # fmt: skip
     except MediaError as exc:
         print(f"wingen: {exc}", file=sys.stderr)
         return 3
@@ -4359,7 +4447,7 @@ fi
     memory_mib = 4096;
     cpus = 2;
     cpu_model = "Nehalem-v1";
-    rtc = "2010-01-01";
+    rtc = "2025-01-01";
     args = [ ];
   };
 
@@ -4395,18 +4483,24 @@ fi
   '';
   windowsBootIso = windowsIsoNoPrompt;
   # The configured image, looked up in the ISO's install.wim/.esd with wimlib before a multi-hour
-  # install starts: a name or index that is not there fails in seconds, listing what is.
+  # install starts: a name or index that is not there fails in seconds, listing what is; so do a
+  # display language the image lacks, the other architecture, and a generic key for Eval media.
   editionCheck = runCommand "wingen-edition-check" {
     iso = windowsIso;
     PYTHONPATH = runtime;
     wimlib = "${wimlib}/bin/wimlib-imagex";
     which = "--name";
     image = "Windows 11 Pro";
+    language = "en-US";
+    architecture = "x86_64";
+    # a generic (KMS client) key: evaluation media refuse it (winiso.check_edition)
+    keyCheck = "--generic-key";
   } ''
     wim=$(${winiso} find-wim "$iso")
     ${winiso} extract "$iso" "$wim" "install.''${wim##*.}"
     "$wimlib" info "install.''${wim##*.}" > info.txt
-    ${winiso} check-edition info.txt "$which" "$image"
+    ${winiso} check-edition info.txt "$which" "$image" --language "$language" \
+      --architecture "$architecture" $keyCheck
     cp info.txt "$out"
   '';
   virtioIso = null;
@@ -4424,6 +4518,7 @@ fi
       <InputLocale>en-US</InputLocale>
       <SystemLocale>en-US</SystemLocale>
       <UILanguage>en-US</UILanguage>
+      <UILanguageFallback>en-US</UILanguageFallback>
       <UserLocale>en-US</UserLocale>
     </component>
     <component name="Microsoft-Windows-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
@@ -4528,6 +4623,7 @@ fi
       <InputLocale>en-US</InputLocale>
       <SystemLocale>en-US</SystemLocale>
       <UILanguage>en-US</UILanguage>
+      <UILanguageFallback>en-US</UILanguageFallback>
       <UserLocale>en-US</UserLocale>
     </component>
     <component name="Microsoft-Windows-Shell-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
@@ -4787,7 +4883,7 @@ in
 {
   inherit installed base suspend runtime sshKey;
   # The config the stages were rendered from, as Nix data.
-  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
+  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2025-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
   # Windows: derivations with a Linux builder are refused (nix/windows-guest.nix.j2).
   runInVM = runInWindowsVMWith base;
   runInVMWith = runInWindowsVMWith;

@@ -7,7 +7,7 @@ python3Packages.buildPythonApplication {
   pyproject = true;
   src = lib.cleanSource ../.;
   build-system = [ python3Packages.hatchling ];
-  dependencies = with python3Packages; [ jinja2 pydantic typer tomlkit ];
+  dependencies = with python3Packages; [ jinja2 pydantic typer tomlkit tzlocal ];
   pythonImportsCheck = [ "wingen" ];
   meta = {
     description = "One typed config in, Nix out: build software inside a Windows VM, reproducibly";

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, assert_render_refuses, wingen
+from wingen.winpolicy import complexity_problem
 
 WINDOWS = (ROOT / "examples" / "wingen.toml").read_text()
 
@@ -80,7 +81,16 @@ CASES = {
         _replace('lock_file = "cygwin.lock.json"', 'lock_file = ""'),
         "cygwin.lock_file",
     ),
-    "unquoted date": (_replace('rtc_base = "2010-01-01"', "rtc_base = 2010-01-01"), "vm.rtc_base"),
+    "unquoted date": (_replace('rtc_base = "2025-01-01"', "rtc_base = 2025-01-01"), "vm.rtc_base"),
+    "a month 13": (_replace('rtc_base = "2025-01-01"', 'rtc_base = "2010-13-01"'), "vm.rtc_base"),
+    "a February 30": (
+        _replace('rtc_base = "2025-01-01"', 'rtc_base = "2024-02-30T00:00:00"'),
+        "vm.rtc_base",
+    ),
+    "Server with the default password": (
+        _replace('edition = "Windows 11 Pro"', 'edition = "Windows Server 2025 SERVERDATACENTER"'),
+        "windows.account.password",
+    ),
     "memory below the minimum": (_replace("memory_mib = 4096", "memory_mib = 64"), "vm.memory_mib"),
     "unknown acceleration": (
         _replace('acceleration = "auto"', 'acceleration = "hvf"'),
@@ -139,3 +149,12 @@ def test_custom_key_warns_about_the_store(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "warning: windows.product_key" in proc.stderr
     assert "world-readable" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("password", "refused"),
+    [("wingen", True), ("Wg-build-1", False), ("Wingen-2024", True), ("Ab1-", True),
+     ("abcdefgh12", True), ("abcdef1!", False), ("Pässwort1", False)],
+)  # fmt: skip
+def test_windows_password_complexity(password: str, refused: bool) -> None:
+    assert (complexity_problem(password, "wingen") is not None) == refused

@@ -14,6 +14,7 @@ from helpers import ROOT, nix_eval
 from wingen.config import Config
 from wingen.editions import EDITIONS
 from wingen.render import environment, render
+from wingen.timezones import windows_ids
 
 pytestmark = pytest.mark.nix
 
@@ -36,6 +37,7 @@ drv_name = st.from_regex(r"\A[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,20}\Z")
 user = st.from_regex(r'\A[^"/\\\[\]:;|=,+*?<>@\x00-\x1f\x7f\ufffe\uffff]{1,20}\Z')
 computer = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,14}\Z")
 package = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,20}\Z")
+zone = st.sampled_from(sorted(windows_ids()))
 nt6 = st.sampled_from([e.name for e in EDITIONS if e.family == "nt6"])
 
 
@@ -47,7 +49,7 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
         "windows": {
             "iso": {"url": draw(line) + "/" + draw(drv_name), "sha256": "0" * 64},
             "edition": draw(nt6),
-            "time_zone": draw(line),
+            "time_zone": draw(zone) + draw(st.sampled_from(["", "_dstoff"])),
             "computer_name": draw(computer),
             "account": {"user": draw(user), "password": draw(line)},
         },

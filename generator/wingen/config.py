@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 from typing import Annotated, Literal, Self
@@ -16,7 +17,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .editions import XP_TIME_ZONES, Edition, find_edition, xp_time_zone
+from .editions import Edition, find_edition
+from .timezones import check_windows_id, check_xp_time_zone
+from .winpolicy import complexity_problem
 
 
 def bad(problem: str, fix: str) -> PydanticCustomError:
@@ -337,15 +340,30 @@ class Windows(Model):
         return self.product_key
 
     @model_validator(mode="after")
-    def _xp_time_zone(self) -> Self:
-        """winnt.sif takes a numeric index: `render` needs one for the name (editions.py)."""
-        if self.answer_file == "winnt-sif" and xp_time_zone(self.time_zone) is None:
+    def _server_password(self) -> Self:
+        """Server applies the complexity rule to local accounts: Setup would stop at the account."""
+        edition = self.known_edition
+        if edition is None or not edition.server or edition.family != "nt6":
+            return self
+        problem = complexity_problem(self.account.password, self.account.user)
+        if problem is not None:
             raise _at(
-                "time_zone",
-                f"{self.time_zone!r} has no XP/2003 time zone index wingen knows",
-                "give the numeric index from Microsoft's time zone index table, or one of: "
-                + ", ".join(sorted(XP_TIME_ZONES)),
+                "account.password",
+                f"{self.account.password!r} {problem}: Windows Server's password policy refuses it",
+                "set windows.account.password to 6 or more characters with three of upper case, "
+                "lower case, digits and symbols, not containing the user name",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _time_zone(self) -> Self:
+        """Windows takes only its own zone IDs, XP/2003 only a numeric index (timezones.py)."""
+        if self.answer_file == "winnt-sif":
+            wrong = check_xp_time_zone(self.time_zone)
+        else:
+            wrong = check_windows_id(self.time_zone)
+        if wrong is not None:
+            raise _at("time_zone", *wrong)
         return self
 
 
@@ -397,6 +415,21 @@ def _extra_args(args: list[str]) -> list[str]:
     return args
 
 
+def _rtc_base(v: str) -> str:
+    """QEMU's -rtc base: utc, localtime, or a date (time) that exists (QEMU's own parser takes
+    2010-13-01 and starts the guest clock wherever mktime puts it)."""
+    fix = 'use "utc", "localtime" or a real date like 2025-01-01 (or 2025-01-01T12:00:00)'
+    if v in ("utc", "localtime"):
+        return v
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?", v):
+        raise bad(f"{v!r} is not an RTC base", fix)
+    try:
+        datetime.datetime.fromisoformat(v)
+    except ValueError as exc:
+        raise bad(f"{v!r} is not a real date ({exc})", fix) from None
+    return v
+
+
 class VM(Model):
     # A named CPU model keeps a snapshot portable between builders (-cpu host ties it to the
     # building machine's CPU). Nehalem-v1 is x86-64-v2 (SSE4.2, POPCNT: what Windows 11 24H2
@@ -414,14 +447,9 @@ class VM(Model):
     disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 64  # Windows 11 needs 64
     acceleration: Literal["auto", "kvm", "tcg"] = "auto"
     extra_qemu_args: Annotated[list[Text], AfterValidator(_extra_args)] = []
-    rtc_base: Annotated[
-        str,
-        _matching(
-            r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
-            "is not an RTC base",
-            'use "utc", "localtime" or a date like 2010-01-01',
-        ),
-    ] = "2010-01-01"
+    # A fixed clock keeps builds reproducible; a date after current media were signed, so that
+    # no certificate looks not yet valid.
+    rtc_base: Annotated[str, AfterValidator(_rtc_base)] = "2025-01-01"
     controller_memory_mib: Annotated[int, Field(ge=128, le=65536)] = 512
 
 

@@ -8,7 +8,6 @@ Editions without such a key (Home, XP, Server 2003) are known but have no generi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,35 +112,3 @@ _BY_NAME = {e.name.casefold(): e for e in EDITIONS}
 def find_edition(name: str) -> Edition | None:
     """The edition with this image name, case-insensitively."""
     return _BY_NAME.get(name.casefold())
-
-
-# XP/2003 take a numeric time zone index (Microsoft "Microsoft Time Zone Index Values");
-# Vista and later take the names on the left. XP has no "UTC": Greenwich Standard Time has no DST.
-XP_TIME_ZONES = {
-    "UTC": 90,
-    "Greenwich Standard Time": 90,
-    "GMT Standard Time": 85,
-    "W. Europe Standard Time": 110,
-    "Central Europe Standard Time": 95,
-    "Central European Standard Time": 100,
-    "Romance Standard Time": 105,
-    "E. Europe Standard Time": 115,
-    "FLE Standard Time": 125,
-    "Russian Standard Time": 145,
-    "India Standard Time": 190,
-    "China Standard Time": 210,
-    "Tokyo Standard Time": 235,
-    "AUS Eastern Standard Time": 255,
-    "Eastern Standard Time": 35,
-    "Central Standard Time": 20,
-    "Mountain Standard Time": 10,
-    "Pacific Standard Time": 4,
-}
-
-
-def xp_time_zone(name: str) -> int | None:
-    """winnt.sif's TimeZone index for a time zone name (or an index given as digits); None if
-    wingen knows no index for it."""
-    if re.fullmatch(r"[0-9]{1,3}", name):
-        return int(name)
-    return XP_TIME_ZONES.get(name)

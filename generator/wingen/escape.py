@@ -156,6 +156,26 @@ def inf(value: object) -> str:
     return '"' + text.replace('"', '""').replace("%", "%%") + '"'
 
 
+# cmd.exe's special characters outside quotes, each escaped with a caret; `%` is doubled in a batch
+# file (Microsoft Learn, "cmd": "the ampersand (&), pipe (|), and parentheses ( ) are special
+# characters that must be preceded by the escape character (^)"; likewise < > and ^ itself).
+_CMD_SPECIAL = re.compile(r"([&|<>()^])")
+
+
+def cmd_echo(value: object) -> str:
+    """Text for a batch file's `echo` (written `>FILE echo TEXT`), printed back verbatim.
+
+    Delayed expansion stays off (install.cmd's `setlocal` has no EnableDelayedExpansion), so `!` is
+    plain. Refused: line breaks (they end the command), and text `echo` would read as its own
+    switch or state (empty, `on`, `off`, `/?`)."""
+    text = _no_nul(str(value), "a batch file")
+    if any(ch in text for ch in "\r\n"):
+        raise ValueError("a line break cannot be put into a batch file's echo")
+    if not text.strip() or text.strip().lower() in ("on", "off") or text.startswith("/"):
+        raise ValueError(f"echo {text!r} would not print the text")
+    return _CMD_SPECIAL.sub(r"^\1", text).replace("%", "%%")
+
+
 FILTERS = {
     "nix_ident": nix_ident,
     "nix_formals": nix_formals,
@@ -167,4 +187,5 @@ FILTERS = {
     "sh_words": sh_words,
     "xml": xml,
     "inf": inf,
+    "cmd_echo": cmd_echo,
 }

@@ -153,7 +153,7 @@ let
     # nixpkgs' buildPythonApplication, reduced to what nix/wingen.nix needs: wingen runs from its
     # source tree with a host python3 that has its dependencies.
     python3Packages = {
-      hatchling = null; jinja2 = null; pydantic = null; typer = null; tomlkit = null;
+      hatchling = null; jinja2 = null; pydantic = null; typer = null; tomlkit = null; tzlocal = null;
       buildPythonApplication = { pname, version, src, meta ? { }, ... }:
         runCommand "${pname}-${version}" { inherit src; python = hostPython; } ''
           if [ -z "$python" ]; then

@@ -1,7 +1,9 @@
 """FAKE Windows install ISOs, built from real tools: nothing here is Microsoft's, but each part has
 the shape Microsoft's media have, made by the programs that make such parts.
 
-- sources/install.wim: `wimlib-imagex capture` + `append`, one named image per entry of `images`;
+- sources/install.wim: `wimlib-imagex capture` + `append`, one named image per entry of `images`,
+  each with the properties Microsoft's images carry and `wimlib-imagex info` prints (architecture,
+  Edition ID, languages and the default one; set with --image-property, as wimlib documents);
 - efi/microsoft/boot/efisys.bin and efisys_noprompt.bin: two distinct 1.44 MB FAT images
   (mkfs.fat, different labels and serials), as on Windows 8 and later media;
 - boot/etfsboot.com: 4 KiB standing in for the BIOS boot sector loader.
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import io
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+Images = tuple["str | FakeImage", ...]
 BOOT_FILES = {
     "boot/etfsboot.com": "ETFSBOOT.COM",
     "efi/microsoft/boot/efisys.bin": "EFISYS.BIN",
@@ -28,12 +32,39 @@ README = (
 )
 
 
+@dataclass(frozen=True)
+class FakeImage:
+    name: str
+    arch: str = "9"  # WINDOWS/ARCH: 0 x86, 9 x86_64
+    edition_id: str | None = None  # from the name when not given
+    languages: tuple[str, ...] = ("en-US",)
+
+    @property
+    def properties(self) -> list[str]:
+        edition = self.edition_id or _edition_id(self.name)
+        props = [f"WINDOWS/ARCH={self.arch}", f"WINDOWS/EDITIONID={edition}"]
+        props += [f"WINDOWS/LANGUAGES/LANGUAGE[{n + 1}]={lang}"
+                  for n, lang in enumerate(self.languages)]  # fmt: skip
+        props.append(f"WINDOWS/LANGUAGES/DEFAULT={self.languages[0]}")
+        return [arg for prop in props for arg in ("--image-property", prop)]
+
+
+def _edition_id(name: str) -> str:
+    """The Edition ID Microsoft's images of that name carry (retail media)."""
+    for words, edition in (("Home", "Core"), ("Pro", "Professional"),
+                           ("SERVERSTANDARD", "ServerStandard"),
+                           ("SERVERDATACENTER", "ServerDatacenter")):  # fmt: skip
+        if words in name:
+            return edition
+    return "Enterprise"
+
+
 def _run(*argv: str) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f"{argv}: {proc.stderr[-2000:]}"
 
 
-def windows_tree(root: Path, images: tuple[str, ...], *, noprompt: bool = True) -> Path:
+def windows_tree(root: Path, images: Images, *, noprompt: bool = True) -> Path:
     tree = root / "tree"
     boot = tree / "efi" / "microsoft" / "boot"
     boot.mkdir(parents=True)
@@ -46,16 +77,18 @@ def windows_tree(root: Path, images: tuple[str, ...], *, noprompt: bool = True) 
              str(boot / "efisys_noprompt.bin"), "1440")  # fmt: skip
         assert (boot / "efisys.bin").read_bytes() != (boot / "efisys_noprompt.bin").read_bytes()
     wim = tree / "sources" / "install.wim"
-    for n, name in enumerate(images):
+    for n, entry in enumerate(images):
+        image = entry if isinstance(entry, FakeImage) else FakeImage(entry)
         content = root / f"image{n}"
         (content / "Windows" / "System32").mkdir(parents=True)
-        (content / "Windows" / "System32" / "edition.txt").write_text(name)
-        _run("wimlib-imagex", "append" if n else "capture", str(content), str(wim), name)
+        (content / "Windows" / "System32" / "edition.txt").write_text(image.name)
+        _run("wimlib-imagex", "append" if n else "capture", str(content), str(wim), image.name,
+             *image.properties)  # fmt: skip
     (tree / "setup.exe").write_bytes(b"MZ pretend setup\n")
     return tree
 
 
-def xorriso_iso(root: Path, name: str, images: tuple[str, ...], *, noprompt: bool = True) -> Path:
+def xorriso_iso(root: Path, name: str, images: Images, *, noprompt: bool = True) -> Path:
     tree = windows_tree(root, images, noprompt=noprompt)
     iso = root / name
     _run("xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso), "-V", "FAKE_WIN", "-J",
@@ -65,9 +98,7 @@ def xorriso_iso(root: Path, name: str, images: tuple[str, ...], *, noprompt: boo
     return iso
 
 
-def microsoft_shaped_iso(
-    root: Path, name: str, images: tuple[str, ...], *, noprompt: bool = True
-) -> Path:
+def microsoft_shaped_iso(root: Path, name: str, images: Images, *, noprompt: bool = True) -> Path:
     import pycdlib  # type: ignore[import-untyped]
 
     tree = windows_tree(root, images, noprompt=noprompt)

@@ -23,9 +23,14 @@ PARTIAL_NAMES = (
 )  # fmt: skip
 
 
+SERVER_PASSWORD = "Wg-build-1"
+
+
 def windows_cfg(windows: dict[str, Any] | None = None, **top: Any) -> Config:
     win = {"iso": {"name": "win.iso", "sha256": ZERO}, "edition": "Windows 11 Pro"}
     win.update(windows or {})
+    if str(win.get("edition", "")).startswith("Windows Server") and "account" not in win:
+        win["account"] = {"password": SERVER_PASSWORD}  # Server's policy refuses the default
     return parse_config({"name": "t", "windows": win, **top})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from wingen import escape
 from wingen.answer.schema import AnswerFileError, check_autounattend
 from wingen.errors import UserError
+from wingen.runtime.contract import failure_reason
 
 from .helpers import OLD_CYGWIN, render_files, windows_cfg
 
@@ -144,9 +147,9 @@ def test_interface_children_in_microsofts_order() -> None:
     [("Windows Server 2022 SERVERSTANDARDCORE", True), ("Windows 10 Pro", False)],
 )
 def test_administrator_password(edition: str, server: bool) -> None:
-    root = autounattend({"edition": edition, "account": {"user": "bob", "password": "pw1"}})
+    root = autounattend({"edition": edition, "account": {"user": "bob", "password": "Pw-one-1"}})
     oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
-    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:Value") == "pw1"
+    assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:Value") == "Pw-one-1"
     assert text(oobe, "u:UserAccounts/u:AdministratorPassword/u:PlainText") == "true"
 
 
@@ -171,13 +174,17 @@ def test_windows_7_gets_no_windows_8_settings() -> None:
 
 def test_markup_in_text_fields_comes_back_escaped() -> None:
     root = autounattend(
-        {"time_zone": MARKUP, "account": {"user": "o'brien&co", "password": MARKUP}}
+        {
+            "time_zone": "Pacific Standard Time_dstoff",
+            "account": {"user": "o'brien&co", "password": MARKUP},
+        }
     )
     oobe = comp(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
     assert text(oobe, ".//u:LocalAccount/u:Password/u:Value") == MARKUP
     assert text(oobe, "u:AutoLogon/u:Password/u:Value") == MARKUP
     assert text(oobe, "u:AutoLogon/u:Username") == "o'brien&co"
-    assert text(comp(root, "specialize", "Microsoft-Windows-Shell-Setup"), "u:TimeZone") == MARKUP
+    zone = text(comp(root, "specialize", "Microsoft-Windows-Shell-Setup"), "u:TimeZone")
+    assert zone == "Pacific Standard Time_dstoff"  # the documented no-daylight-saving suffix
     assert passes(root) == ["windowsPE", "specialize", "oobeSystem"]  # nothing injected
 
 
@@ -388,3 +395,52 @@ def test_check_wants_one_driver_path_per_drive_root(old: str, new: str) -> None:
     assert old in good
     with pytest.raises(AnswerFileError, match="not one drive root"):
         check_autounattend(good.replace(old, new), "x86_64")
+
+
+# --- install.cmd's failure lines (cmd.exe cannot run here: its text is checked) ------------
+
+
+def _cmd_echo_prints(text: str) -> str:
+    """What a batch file's `echo TEXT` prints, delayed expansion off: `%%` is read as `%` first
+    (phase 1, percent expansion), then `^` makes the next character plain (phase 2)."""
+    return re.sub(r"\^(.)", r"\1", text.replace("%%", "%"))
+
+
+def test_install_cmd_every_failure_path_writes_one_failure_line_and_stops() -> None:
+    cmd = render_files(windows_cfg())["windows/wingen/install.cmd"]
+    lines = cmd.splitlines()
+    com1 = [line.strip() for line in lines if "COM1" in line and not line.startswith("rem")]
+    # the redirection first: `echo ... 1>COM1` would redirect handle 1 and drop the digit
+    assert com1 and all(line.startswith(">COM1 echo ") for line in com1), com1
+    failures = [n for n, line in enumerate(lines) if line.strip().startswith(">COM1 echo WINGEN")]
+    reasons = [_cmd_echo_prints(lines[n].strip().removeprefix(">COM1 echo ")) for n in failures]
+    assert [failure_reason(r) for r in reasons] == [
+        r"cygwin setup failed with exit code %ERRORLEVEL%; its log: "
+        r"%CYGROOT%\var\log\setup.log.full",
+        r"cygwin setup left no %CYGROOT%\bin\bash.exe",
+        "bootstrap.sh did not run: bash exit code %ERRORLEVEL%",
+    ]
+    for n in failures:  # each inside an `if … (` block that then leaves the script
+        assert lines[n - 1].rstrip().endswith("("), lines[n - 1]
+        assert lines[n + 1].strip() == "exit /b 1"
+    # exit codes compared with NEQ: `if errorlevel 1` means >= 1 and misses negative NTSTATUS codes
+    assert not [line for line in lines if line.strip().startswith("if errorlevel")]
+
+
+@pytest.mark.parametrize("text", ["a & b | c", "(x) <y> ^z", "100% done", "1>2", "!bang!"])
+def test_cmd_echo_prints_back_its_text(text: str) -> None:
+    escaped = escape.cmd_echo(text)
+    assert _cmd_echo_prints(escaped) == text
+    assert not re.search(r"(?<!\^)[&|<>()]", escaped)  # nothing cmd.exe would act on
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "", "off", "/?"])
+def test_cmd_echo_refuses_what_echo_cannot_print(text: str) -> None:
+    with pytest.raises(ValueError, match="echo"):
+        escape.cmd_echo(text)
+
+
+def test_ui_language_has_its_fallback() -> None:
+    root = autounattend({"language": "en-GB"})
+    core = comp(root, "windowsPE", "Microsoft-Windows-International-Core-WinPE")
+    assert text(core, "u:UILanguage") == text(core, "u:UILanguageFallback") == "en-GB"

@@ -20,20 +20,39 @@ from pathlib import Path
 
 import pytest
 
-from wingen.runtime.contract import INSTALL_DONE
+from wingen.runtime.contract import FAILED, INSTALL_DONE, failure_reason
 
 from .helpers import render_files, windows_cfg
 
 FAKES = {
     "cygpath": 'case $1 in -S) echo /win ;; -u) echo "$2" ;; *) exit 2 ;; esac',
+    # As openssh-portable's contrib/cygwin/ssh-host-config: every warning is counted
+    # (`let ++warning_cnt`), a service that did not install is one more ("Installing sshd as a
+    # service failed!", csih_error_recoverable), and the script ends `exit $warning_cnt`.
     "ssh-host-config": r"""
 echo "ssh-host-config $*" >> /state/log
-[ -e /state/install-none ] && exit 0
-name=$(cat /state/install-as)
-echo "$name" >> /state/services
-echo "# default sshd_config" > /etc/sshd_config
-[ -e /state/starts-it ] && echo "$name" >> /state/running
-echo "*** Info: Host configuration finished. Have fun! (net start $name)"
+warning_cnt=0
+i=0
+while [ $i -lt "$(cat /state/warnings 2>/dev/null || echo 0)" ]; do
+  echo "*** Warning: Can't set permissions on /var/empty!"
+  warning_cnt=$((warning_cnt + 1)); i=$((i + 1))
+done
+if [ -e /state/install-none ]; then
+  echo "*** ERROR: Installing sshd as a service failed!"
+  warning_cnt=$((warning_cnt + 1))
+else
+  name=$(cat /state/install-as)
+  echo "$name" >> /state/services
+  echo "# default sshd_config" > /etc/sshd_config
+  [ -e /state/starts-it ] && echo "$name" >> /state/running
+  echo "*** Info: The sshd service has been installed. (net start $name)"
+fi
+if [ $warning_cnt -eq 0 ]; then
+  echo "*** Info: Host configuration finished. Have fun!"
+else
+  echo "*** Warning: Host configuration exited with $warning_cnt errors or warnings!"
+fi
+exit $warning_cnt
 """,
     "cygrunsrv": r"""
 echo "cygrunsrv $*" >> /state/log
@@ -61,11 +80,35 @@ esac
     "sleep": "exit 0",
 }
 WINDOWS_TOOLS = {
+    # net.exe exits 2 on any error. `net user NAME PASSWORD /add` is refused (NERR 2245) where the
+    # policy "Password must meet complexity requirements" is on (Server): 6 characters or more,
+    # three of upper, lower, digit, other, not the account name (wingen/winpolicy.py, its source).
     "net.exe": r"""echo "net $*" >> /state/log
-case $1 in user) [ "$#" -gt 2 ] || grep -x "$2" /state/users > /dev/null || exit 2 ;; esac""",
+case $1 in
+  user)
+    if [ "$#" -eq 2 ]; then
+      grep -x "$2" /state/users > /dev/null || { echo "The user name could not be found."; exit 2; }
+    elif [ "$4" = /add ]; then
+      n=0
+      case $3 in *[A-Z]*) n=$((n + 1)) ;; esac
+      case $3 in *[a-z]*) n=$((n + 1)) ;; esac
+      case $3 in *[0-9]*) n=$((n + 1)) ;; esac
+      case $3 in *[!A-Za-z0-9]*) n=$((n + 1)) ;; esac
+      lower=$(echo "$3" | tr A-Z a-z); name=$(echo "$2" | tr A-Z a-z)
+      case $lower in *"$name"*) n=0 ;; esac
+      [ ${#3} -ge 6 ] || n=0
+      if [ -e /state/complexity ] && [ $n -lt 3 ]; then
+        echo "The password does not meet the password policy requirements."
+        echo "More help is available by typing NET HELPMSG 2245."
+        exit 2
+      fi
+      echo "$2" >> /state/users
+    fi ;;
+esac""",
     "netsh.exe": 'echo "netsh $*" >> /state/log',
     "reg.exe": 'echo "reg $*" >> /state/log',
     "shutdown.exe": 'echo "shutdown $*" >> /state/log',
+    "WindowsPowerShell/v1.0/powershell.exe": 'echo "powershell $1 $2 $3" >> /state/log',
 }
 APPLETS = ("sh", "mkdir", "cp", "chmod", "chown", "od", "tr", "grep", "seq", "sync", "cat")
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
@@ -89,7 +132,14 @@ def _script(root: Path, body: str, where: str) -> None:
     path.chmod(0o755)
 
 
-def fake_cygwin(tmp: Path, *, install_as: str = "cygsshd", flags: tuple[str, ...] = ()) -> Path:
+def fake_cygwin(
+    tmp: Path,
+    *,
+    install_as: str = "cygsshd",
+    flags: tuple[str, ...] = (),
+    users: str = "wingen\n",
+    warnings: int = 0,
+) -> Path:
     root = tmp / "root"
     _copy_with_libs("/bin/bash", root)
     shutil.copy2("/bin/busybox", root / "bin" / "busybox")
@@ -109,7 +159,8 @@ def fake_cygwin(tmp: Path, *, install_as: str = "cygsshd", flags: tuple[str, ...
     os.mknod(root / "dev/urandom", 0o666 | 0o020000, os.makedev(1, 9))
     (root / "dev/ttyS0").write_text("")  # COM1, as the host's serial log would show it
     (root / "state/install-as").write_text(install_as + "\n")
-    (root / "state/users").write_text("wingen\n")
+    (root / "state/users").write_text(users)
+    (root / "state/warnings").write_text(f"{warnings}\n")
     for flag in flags:
         (root / "state" / flag).write_text("")
     script = render_files(windows_cfg())["windows/wingen/bootstrap.sh"]
@@ -118,15 +169,18 @@ def fake_cygwin(tmp: Path, *, install_as: str = "cygsshd", flags: tuple[str, ...
     return root
 
 
-def run_bootstrap(root: Path) -> tuple[int, list[str], list[str]]:
+def run_bootstrap(
+    root: Path, args: tuple[str, ...] = ("/cd/wingen",)
+) -> tuple[int, list[str], list[str]]:
     """Exit code, the COM1 lines, the stand-ins' log."""
     proc = subprocess.run(
-        [CHROOT, str(root), "/bin/bash", "/cd/wingen/bootstrap.sh", "/cd/wingen"],
+        [CHROOT, str(root), "/bin/bash", "/cd/wingen/bootstrap.sh", *args],
         env={"PATH": "/usr/fake:/bin", "HOME": "/home/wingen"},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     com1 = (root / "dev/ttyS0").read_text().replace("\r\n", "\n").splitlines()
-    log = (root / "state/log").read_text().splitlines()
+    log_file = root / "state/log"
+    log = log_file.read_text().splitlines() if log_file.exists() else []
     return proc.returncode, com1, log
 
 
@@ -152,13 +206,70 @@ def test_service_name_is_found_and_bootstrap_finishes(
 
 @pytest.mark.parametrize(
     ("flags", "says"),
-    [(("broken",), "wingen: sshd (service cygsshd) is not running after 30 s"),
-     (("install-none",), "wingen: ssh-host-config installed no sshd service")],
+    [(("broken",), "sshd (service cygsshd) is not running after 30 s"),
+     (("install-none",), "ssh-host-config installed no sshd service")],
 )  # fmt: skip
-def test_sshd_not_starting_ends_with_a_line_on_com1(
+def test_sshd_not_starting_ends_with_a_failure_line_on_com1(
     tmp_path: Path, flags: tuple[str, ...], says: str
 ) -> None:
     code, com1, log = run_bootstrap(fake_cygwin(tmp_path, flags=flags))
     assert code != 0
-    assert com1[-1].startswith(says), com1
+    assert com1[-1].startswith(f"{FAILED} {says}"), com1
+    assert failure_reason(com1[-1]) is not None
+    assert INSTALL_DONE not in com1
     assert not any(line.startswith(("reg ", "shutdown ")) for line in log), log
+
+
+def test_ssh_host_config_warnings_leave_the_decision_to_the_service_checks(tmp_path: Path) -> None:
+    """ssh-host-config exits with its warning count; sshd is installed and runs all the same."""
+    code, com1, log = run_bootstrap(fake_cygwin(tmp_path, warnings=2))
+    assert code == 0, com1
+    assert (
+        "wingen: ssh-host-config exited 2 (its warnings are in /var/log/wingen-bootstrap.log)"
+        in com1
+    )
+    assert com1[-1] == INSTALL_DONE
+    assert log[-1] == "shutdown -s -t 5"
+
+
+def test_a_password_the_policy_refuses_ends_with_a_failure_line(tmp_path: Path) -> None:
+    """No account yet (winnt.sif's case), and a net.exe enforcing complexity, as Server does."""
+    code, com1, log = run_bootstrap(fake_cygwin(tmp_path, users="", flags=("complexity",)))
+    assert code == 1
+    assert com1[-1].startswith(f"{FAILED} net user wingen /add failed"), com1
+    assert "windows.account.password" in com1[-1]
+    assert not any(line.startswith("ssh-host-config") for line in log), log
+
+
+def test_any_failing_command_ends_with_a_failure_line(tmp_path: Path) -> None:
+    root = fake_cygwin(tmp_path)
+    (root / "win/reg.exe").write_text("#!/bin/sh\necho 'ERROR: Access is denied.'\nexit 1\n")
+    code, com1, _ = run_bootstrap(root)
+    assert code == 1
+    assert com1[-1].startswith(f"{FAILED} bootstrap failed at line "), com1
+    assert [line for line in com1 if line.startswith(FAILED)] == [com1[-1]]  # one, the last
+    assert INSTALL_DONE not in com1
+
+
+def test_no_argument_ends_with_a_failure_line(tmp_path: Path) -> None:
+    code, com1, _ = run_bootstrap(fake_cygwin(tmp_path), args=())
+    assert code == 1
+    assert com1 == [f"{FAILED} usage: bootstrap.sh DIR-OF-THIS-SCRIPT (install.cmd passes it)"]
+
+
+def test_long_paths_on_and_defender_off_best_effort(tmp_path: Path) -> None:
+    root = fake_cygwin(tmp_path)
+    code, com1, log = run_bootstrap(root)
+    assert code == 0, com1
+    assert any("FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f" in line for line in log), log
+    assert "powershell -NoProfile -NonInteractive -Command" in log
+    script = (root / "cd/wingen/bootstrap.sh").read_text()
+    assert "Set-MpPreference -DisableRealtimeMonitoring $true" in script
+    assert "Uninstall-WindowsFeature Windows-Defender-Features, Windows-Defender" in script
+    # Windows 7 has no Set-MpPreference: a failing PowerShell leaves the install going
+    (root / "win/WindowsPowerShell/v1.0/powershell.exe").write_text("#!/bin/sh\nexit 1\n")
+    (root / "dev/ttyS0").write_text("")
+    (root / "state/services").unlink()
+    (root / "state/running").unlink(missing_ok=True)
+    code, com1, _ = run_bootstrap(root)
+    assert code == 0 and com1[-1] == INSTALL_DONE

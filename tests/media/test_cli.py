@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -178,3 +180,57 @@ def test_time_machine_mirror_checks_locks_and_renders(tmp_path: Path) -> None:
         assert r.returncode == 0, (argv, r.stderr)
     assert 'cygwinSite = "mirror";' in r.stdout
     assert f'url = "{TIME_MACHINE}/x86_64/release/make/' in r.stdout
+
+
+def setups_other_spellings(text: str) -> str:
+    """The fixture as older setup.ini files spell it, every form cygwin-setup's inilex.ll takes:
+    capitalised keys, `Filename:`/`Section:`, `depends:`, `[exp]`, an unknown section, and each
+    SHA-512 as base64url."""
+    out = []
+    for n, line in enumerate(text.splitlines()):
+        key, sep, value = line.partition(": ")
+        if key == "install":
+            path, size, digest = value.split()
+            b64 = base64.urlsafe_b64encode(bytes.fromhex(digest)).decode().rstrip("=")
+            line = f"Filename: {path} {size} {b64}"
+        elif sep and key in ("version", "obsoletes", "provides", "conflicts", "build-depends"):
+            line = key[0].upper() + key[1:] + ": " + value
+        elif key == "depends2":
+            line = ("Depends2: " if n % 2 else "depends: ") + value
+        elif key == "category":
+            line = "Section: " + value
+        elif line == "[test]":
+            line = "[exp]"
+        elif line == "[prev]":
+            line = "[other]\nversion: 0.0-0\ndepends2: nosuch-package\n[prev]"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_lock_reads_setups_other_spellings_to_the_same_closure(tmp_path: Path) -> None:
+    other = tmp_path / "other.ini"
+    other.write_text(setups_other_spellings(FIXTURE.read_text()))
+    assert "Depends2:" in other.read_text() and "depends:" in other.read_text()
+    args = ("--mirror", "https://m.example/c", "make", "openssh")
+    a = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), "-o", "a.json", *args, cwd=tmp_path)
+    b = wingen("cygwin", "lock", "--setup-ini", str(other), "-o", "b.json", *args, cwd=tmp_path)
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    locks = [json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab"]
+    for lock in locks:  # the hash of the setup.ini read differs, as the files do
+        assert len(lock["setup_ini"].pop("sha512")) == 128
+    assert locks[1] == locks[0]
+    assert len(locks[0]["packages"]) == 15
+
+
+def test_lock_refuses_an_md5_only_install_line(tmp_path: Path) -> None:
+    text = FIXTURE.read_text().replace(
+        "zlib0-1.3.1-1.tar.xz 30000 "
+        + FIXTURE.read_text().split("zlib0-1.3.1-1.tar.xz 30000 ")[1][:128],
+        "zlib0-1.3.1-1.tar.xz 30000 " + "0123456789abcdef" * 2,
+    )
+    (tmp_path / "md5.ini").write_text(text)
+    r = wingen("cygwin", "lock", "--setup-ini", "md5.ini", "-o", "l.json", "openssh", cwd=tmp_path)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "zlib0" in r.stderr and "only an MD5" in r.stderr and "SHA-512" in r.stderr
+    assert not (tmp_path / "l.json").exists()

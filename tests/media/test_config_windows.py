@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, assert_render_refuses, wingen
+from wingen.timezones import XP_TIME_ZONE_INDEX, xp_time_zone
 
 from .helpers import TIME_MACHINE
 
@@ -95,3 +96,50 @@ def test_old_windows_with_a_time_machine_mirror_is_accepted(text: str, tmp_path:
     config.write_text(text)
     proc = wingen("check", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("pairs", "says"),
+    [
+        ((('time_zone = "UTC"', 'time_zone = "Europe/Berlin"'),),
+         'windows.time_zone: \'Europe/Berlin\' is an IANA time zone name; Windows takes its own '
+         'time zone IDs (use "W. Europe Standard Time"'),
+        ((('time_zone = "UTC"', 'time_zone = "Mars Standard Time"'),),
+         "windows.time_zone: 'Mars Standard Time' is not a Windows time zone ID"),
+        ((*XP, ('time_zone = "UTC"', 'time_zone = "America/New_York"')),
+         'windows.time_zone: \'America/New_York\' is an IANA time zone name; winnt.sif takes '
+         'Microsoft\'s time zone index (use "Eastern Standard Time" (index 35))'),
+        ((*XP, ('time_zone = "UTC"', 'time_zone = "999"')),
+         "windows.time_zone: '999' is not in Microsoft's XP/2003 time zone index table"),
+    ],
+    ids=["IANA name", "no such zone", "IANA name for XP", "no such XP index"],
+)  # fmt: skip
+def test_check_refuses_a_time_zone_windows_does_not_take(
+    pairs: tuple[tuple[str, str], ...], says: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(_edit(*pairs))
+    proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert says in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "zone", ["W. Europe Standard Time", "Pacific Standard Time_dstoff", "Jordan Standard Time"]
+)
+def test_windows_time_zone_ids_are_accepted(zone: str, tmp_path: Path) -> None:
+    config = tmp_path / "wingen.toml"
+    config.write_text(_edit(('time_zone = "UTC"', f'time_zone = "{zone}"')))
+    proc = wingen("check", "-c", str(config))
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone", "index"),
+    [("Tonga Standard Time", 300), ("SA Pacific Standard Time", 45),
+     ("S.A. Pacific Standard Time", 45), ("Nepal Standard Time", 193), ("UTC", 90), ("083", 83)],
+)  # fmt: skip
+def test_winnt_sif_takes_microsofts_whole_index_table(zone: str, index: int) -> None:
+    assert xp_time_zone(zone) == index
+    assert len(XP_TIME_ZONE_INDEX) == 75  # every row of "Microsoft Time Zone Index Values"

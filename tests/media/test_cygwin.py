@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,26 @@ def test_missing_lock_file_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(UserError) as exc:
         lock.read_lock(tmp_path / "nope.json")
     assert exc.value.field == "cygwin.lock_file"
+
+
+def test_setups_strict_relations_and_set_aside_sections() -> None:
+    """inilex.ll: `<<` and `>>` are `<` and `>`; `[exp]` is `[test]`; other `[word]` sections are
+    set aside, never read as the current version."""
+    text = (
+        "release: cygwin\narch: x86_64\n\n@ a\nVersion: 2-1\n"
+        "Depends2: b (<< 3), c (>> 1.0)\n[exp]\nversion: 3-1\n[foo.bar]\nversion: 9-9\n"
+    )
+    pkg = setup_ini.parse(text).packages["a"]
+    assert [v.kind for v in pkg.versions] == ["curr", "test", "other"]
+    assert pkg.current.version == "2-1"
+    assert setup_ini.dependencies(pkg, "x") == (
+        setup_ini.Dep("b", "<", "3"),
+        setup_ini.Dep("c", ">", "1.0"),
+    )
+
+
+def test_base64url_sha512_is_read_as_hex() -> None:
+    digest = bytes(range(192, 256))  # 6-bit groups of 62 and 63: base64url's `-` and `_`
+    b64 = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    assert len(b64) == 86 and {"-", "_"} <= set(b64)
+    assert setup_ini.sha512_hex(b64) == digest.hex()

@@ -14,7 +14,7 @@ import pytest
 
 from wingen.runtime import winiso
 
-from .fake_iso import microsoft_shaped_iso, xorriso_iso
+from .fake_iso import FakeImage, microsoft_shaped_iso, windows_tree, xorriso_iso
 from .test_nix_media import build, run, setup_project, try_build
 
 pytestmark = pytest.mark.nix
@@ -128,3 +128,64 @@ def test_edition_checked_against_the_wim(
     else:
         assert proc.returncode != 0
         assert error in proc.stderr, proc.stderr[-2000:]
+
+
+# Images as the media that stop an unattended Setup have them (fake_iso.FakeImage: wimlib sets
+# the same XML properties Microsoft's images carry).
+ENGLISH_INTERNATIONAL = (FakeImage("Windows 11 Home", languages=("en-GB",)),
+                         FakeImage("Windows 10 Pro", languages=("en-GB", "fr-FR")))  # fmt: skip
+X86 = (FakeImage("Windows 11 Home"), FakeImage("Windows 10 Pro", arch="0"))
+EVAL = (FakeImage("Windows Server 2022 SERVERSTANDARD", edition_id="ServerStandardEval"),)
+SERVER = 'edition = "Windows Server 2022 SERVERSTANDARD"'
+SERVER_PASSWORD = 'account = { user = "wingen", password = "Wg-build-1" }'
+
+
+@pytest.mark.parametrize(
+    ("images", "config", "error"),
+    [
+        (ENGLISH_INTERNATIONAL, 'edition = "Windows 10 Pro"',
+         "windows.language 'en-US' is not a language of image 2: 'Windows 10 Pro', x86_64, "
+         "Edition ID Professional, languages en-GB fr-FR (default en-GB) "
+         "(set windows.language = 'en-GB')"),
+        (ENGLISH_INTERNATIONAL, 'edition = "Windows 10 Pro"\nlanguage = "fr-FR"', None),
+        (X86, 'edition = "Windows 10 Pro"',
+         "windows.architecture is 'x86_64' but image 2: 'Windows 10 Pro', x86, "
+         "Edition ID Professional, languages en-US (default en-US) "
+         "(set windows.architecture = 'i686', or use an ISO of that architecture)"),
+        (EVAL, f'{SERVER}\nproduct_key = "generic"\n{SERVER_PASSWORD}',
+         'windows.product_key "generic" is a KMS client key, which evaluation media refuse; '
+         "image 1: 'Windows Server 2022 SERVERSTANDARD', x86_64, Edition ID ServerStandardEval, "
+         'languages en-US (default en-US) (set windows.product_key = "none")'),
+        (EVAL, f'{SERVER}\nproduct_key = "none"\n{SERVER_PASSWORD}', None),
+    ],
+    ids=["language not on the image", "a language of the image", "the other architecture",
+         "generic key on Eval media", "no key on Eval media"],
+)  # fmt: skip
+def test_edition_check_reads_language_architecture_and_channel(
+    tmp_path: Path, images: tuple[FakeImage, ...], config: str, error: str | None
+) -> None:
+    iso = microsoft_shaped_iso(tmp_path, unique(tmp_path, "props"), images)
+    work = project(tmp_path, iso, config)
+    proc = try_build(work, "editionCheck")
+    if error is None:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    else:
+        assert proc.returncode != 0
+        assert error in proc.stderr, proc.stderr[-2000:]
+
+
+def test_edition_check_reads_wimlibs_info(tmp_path: Path) -> None:
+    """The fields, as the real `wimlib-imagex info` prints them."""
+    tree = windows_tree(tmp_path, (*EVAL, FakeImage("Windows 10 Pro", languages=("de-DE",))))
+    info = subprocess.run(
+        ["wimlib-imagex", "info", str(tree / "sources" / "install.wim")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    images = winiso.wim_images(info)
+    assert images == [
+        winiso.WimImage(1, "Windows Server 2022 SERVERSTANDARD", "x86_64", "ServerStandardEval",
+                        ("en-US",), "en-US"),
+        winiso.WimImage(2, "Windows 10 Pro", "x86_64", "Professional", ("de-DE",), "de-DE"),
+    ]  # fmt: skip
+    ok = winiso.check_edition(info, "Windows 10 Pro", None, language="de-DE", arch="x86_64")
+    assert ok.endswith("fits the config")

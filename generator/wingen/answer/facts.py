@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config, Windows
-from ..editions import xp_time_zone
 from ..shares import SHARES
+from ..timezones import xp_time_zone
 
 # Drive letters Windows may give the CD-ROMs (Windows ISO, Cygwin ISO, answer ISO, virtio ISO).
 CD_LETTERS = tuple("DEFGHIJKLMNOPQRSTUVWXYZ")

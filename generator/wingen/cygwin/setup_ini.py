@@ -12,10 +12,19 @@ Format (sourceware.org/cygwin-apps/setup.ini.html, and what calm writes today):
   relation like `(>= 6.3)`;
 - `install: path size sha512` names the binary tarball; `category:` is space-separated.
 Unknown keys are kept and ignored, as setup does for forward compatibility.
+
+Setup's lexer (cygwin-setup `inilex.ll`) also takes other spellings, found in older files (Cygwin
+Time Machine snapshots): `Version:`, `Depends2:`/`depends:`/`Depends:`, `Obsoletes:`, `Provides:`,
+`Conflicts:`, `Build-Depends:` (either capital), `Filename:` for `install:`, `Section:` for
+`category:`, `Source:` for `srcpkg:`; `[exp]` for `[test]`, and any other `[word]` starts a section
+setup sets aside; `<<` and `>>` (Debian's strict relations) as `<` and `>`. An install line's hash
+is 128 hex digits, or the same SHA-512 as 86 base64url characters, or an MD5 (32 hex digits). This
+parser reads all of them into the lowercase, hex form calm writes today.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 
@@ -26,11 +35,33 @@ PSEUDO_PACKAGES = frozenset({"_windows"})
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):(?:[ \t](.*))?")
-_DEP = re.compile(r"([A-Za-z0-9_][A-Za-z0-9._+-]*)(?:\s*\(\s*(<=|>=|<|>|=)\s*([^\s()]+)\s*\))?")
+_DEP = re.compile(
+    r"([A-Za-z0-9_][A-Za-z0-9._+-]*)(?:\s*\(\s*(<<|>>|<=|>=|<|>|=)\s*([^\s()]+)\s*\))?"
+)
 _HEX512 = re.compile(r"[0-9a-f]{128}")
 _PATH = re.compile(r"[A-Za-z0-9._+~-]+(/[A-Za-z0-9._+~-]+)*")
 _VERSION = re.compile(r"[A-Za-z0-9._+~:-]+")
-SECTIONS = {"[curr]": "curr", "[prev]": "prev", "[test]": "test"}
+_B64URL512 = re.compile(r"[A-Za-z0-9_-]{86}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
+SECTIONS = {"[curr]": "curr", "[prev]": "prev", "[test]": "test", "[exp]": "test"}
+# Any other `[word]` (inilex.ll: "[" {STR} "]", T_OTHER): a section whose fields setup sets aside.
+_OTHER_SECTION = re.compile(r"\[[!a-zA-Z0-9_./:+~-]+\]")
+# inilex.ll's other spellings of the keys below, each read as the one calm writes today.
+_KEY_ALIASES = {
+    "Version": "version",
+    "Filename": "install",
+    "Section": "category",
+    "Source": "srcpkg",
+    "depends": "depends2",
+    "Depends": "depends2",
+    "Depends2": "depends2",
+    "Obsoletes": "obsoletes",
+    "Provides": "provides",
+    "Conflicts": "conflicts",
+    **{f"{b}uild-{d}epends": "build-depends" for b in "bB" for d in "dD"},
+}
+# Debian's strict relations, which setup's lexer reads as `<` and `>`.
+_RELATIONS = {"<<": "<", ">>": ">"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +87,7 @@ class Install:
 class Version:
     """One version section of a package (current, [prev] or [test])."""
 
-    kind: str  # "curr", "prev" or "test"
+    kind: str  # "curr", "prev", "test", or "other" (a section setup sets aside)
     fields: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -140,10 +171,10 @@ def parse(text: str, source: str = "setup.ini") -> SetupIni:
                 raise fail(lineno, f"{name!r} is not a package name")
             start, sections = lineno, [Version("curr")]
             continue
-        if stripped in SECTIONS:
+        if stripped in SECTIONS or _OTHER_SECTION.fullmatch(stripped):
             if name is None:
                 raise fail(lineno, f"{stripped} before the first package")
-            kind = SECTIONS[stripped]
+            kind = SECTIONS.get(stripped, "other")
             if kind == "curr":  # the old explicit marker for the (already open) first section
                 continue
             sections.append(Version(kind))
@@ -151,7 +182,7 @@ def parse(text: str, source: str = "setup.ini") -> SetupIni:
         m = _KEY.fullmatch(line.rstrip())
         if m is None:
             raise fail(lineno, f"not a 'key: value' line: {line[:60]!r}")
-        key, value = m.group(1), m.group(2) or ""
+        key, value = _KEY_ALIASES.get(m.group(1), m.group(1)), m.group(2) or ""
         # A value with an unclosed quote continues on the following lines.
         while value.count('"') % 2:
             if i >= len(lines):
@@ -180,7 +211,8 @@ def parse_deps(value: str, *, where: str) -> tuple[Dep, ...]:
         m = _DEP.fullmatch(part)
         if m is None:
             raise UserError(where, f"cannot read the dependency {part!r}", "is the file setup.ini?")
-        out.append(Dep(m.group(1), m.group(2), m.group(3)))
+        op = _RELATIONS.get(m.group(2), m.group(2))
+        out.append(Dep(m.group(1), op, m.group(3)))
     return tuple(out)
 
 
@@ -211,19 +243,38 @@ def install(pkg: Package, source: str) -> Install:
             fix,
         )
     parts = value.split()
+    if len(parts) == 3 and _MD5.fullmatch(parts[2]):
+        # nixpkgs' fetchurl takes no MD5, and a lock pins every file by SHA-512.
+        raise UserError(
+            f"cygwin package {pkg.name}",
+            f"install line {value[:80]!r} gives only an MD5 ({source}); wingen pins every "
+            "tarball by SHA-512",
+            "use a setup.ini (a later Cygwin Time Machine snapshot) whose install lines carry "
+            "SHA-512 hashes",
+        )
     if (
         len(parts) != 3
         or not _PATH.fullmatch(parts[0])
         or ".." in parts[0].split("/")
         or not parts[1].isdigit()
-        or not _HEX512.fullmatch(parts[2].lower())
+        or not (_HEX512.fullmatch(parts[2].lower()) or _B64URL512.fullmatch(parts[2]))
     ):
         raise UserError(
             f"cygwin package {pkg.name}",
             f"install line {value[:80]!r} is not 'path size sha512' ({source})",
             fix,
         )
-    return Install(parts[0], int(parts[1]), parts[2].lower())
+    return Install(parts[0], int(parts[1]), sha512_hex(parts[2]))
+
+
+def sha512_hex(digest: str) -> str:
+    """A SHA-512 as setup.ini gives it (128 hex digits, or 86 base64url characters, RFC 4648
+    without padding: inilex.ll decodes 21 groups of four and the high 8 bits of the last two) as
+    lowercase hex."""
+    if len(digest) == 128:
+        return digest.lower()
+    raw = base64.urlsafe_b64decode(digest + "==")
+    return raw.hex()
 
 
 def check_version(text: str, what: str) -> str:
