@@ -46,8 +46,8 @@ parsed and checked), ``stage`` (orchestration: one method per step action; the o
 report), ``vm`` (one QEMU process; the one place spec fields become QEMU flags), ``logs`` (serial
 consoles and guest output echoed into the build log, the heartbeat),
 ``qmp`` (the QMP client), ``snapshot`` (save and revive over QMP), ``sparse`` (sparse RAM files),
-``accel`` (KVM probe, TCG scaling), ``supervise`` (processes, signals, waits), ``firmware``
-(the tiny test BIOS).
+``accel`` (KVM probe, TCG scaling), ``contract`` (the lines guests and runtime share),
+``supervise`` (processes, signals, waits), ``firmware`` (the tiny test BIOS).
 
 CLI
 ---
@@ -142,7 +142,9 @@ VM exits non-zero.  Semantics:
   inside the private VM LAN is not visible from the host: let the controller probe it and
   write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
-* ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
+* ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off),
+  and with a ``pattern`` the VM must have printed a line matching it before (its success sign:
+  the install's ``WINGEN-INSTALL-DONE``), else the power-off is a failure.
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit
   (the quit has its own budget, 10 s scaled, after the migration's deadline).
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
@@ -166,6 +168,10 @@ without a display says so) and the report names it.
 
 A VM that exits non-zero ends any wait at once; if it wrote its reason into its
 ``failure_file``, the report says "VM NAME failed: REASON" instead of QEMU's exit code.
+A line on any VM's serial console that begins with ``WINGEN-FAILED:`` (``contract.FAILED``)
+ends any wait within a poll, with the rest of the line as the reason, whether or not the VM
+goes on running or powers off.  ``contract`` declares every line the guests and the runtime
+share.
 
 The runtime adds to every VM: the accelerator and CPU model,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console
@@ -433,6 +439,55 @@ def probe_once(qemu: str, deadline: float = 3.0) -> str | None:
                 why = f"no output from a test guest within {deadline:g} s"
         return why.strip()
 ''; }
+    { path = "wingen/runtime/contract.py"; text = ''
+"""The lines the guests' scripts and the runtime share, declared once.
+
+The templates get them as ``contract`` in their Jinja context (render.py) and write them through
+their target's escaping filter; the runtime reads the VMs' serial consoles for them.  A rename here
+is one edit: nothing else spells these strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A guest (or the controller) that fails writes one line to its serial console that *begins* with
+# this prefix, then the reason: the runtime ends whatever stage it is in within about a second,
+# with that reason.  Only a line's start counts, so text that merely contains it is never taken.
+FAILED = "WINGEN-FAILED:"
+
+# The install stage's positive sign, for every guest: the line its installer prints, alone, once
+# the disk is complete.  An install succeeds only if the guest printed it before QEMU exited 0; a
+# power-off without it (an installer that died, a Setup that gave up) fails the stage.
+INSTALL_DONE = "WINGEN-INSTALL-DONE"
+
+# The Linux guest's init, booted from its disk: up, and the SSH server started.
+GUEST_READY = "WINGEN-GUEST-READY"
+
+# The controller in the suspend stage: smbd up, a shell held in the guest, no 9p share mounted.
+CONTROLLER_READY = "wingen-controller: ready to be saved"
+
+# What the templates see as `contract`.
+STRINGS = {
+    "FAILED": FAILED,
+    "INSTALL_DONE": INSTALL_DONE,
+    "GUEST_READY": GUEST_READY,
+    "CONTROLLER_READY": CONTROLLER_READY,
+}
+
+
+def line_pattern(line: str) -> str:
+    """A wait pattern (Python re, MULTILINE) that matches `line` alone on a line."""
+    return "^" + re.escape(line) + "''$"
+
+
+def failure_reason(line: str) -> str | None:
+    """The reason a serial console line reports, if it is a failure line."""
+    text = line.replace("\r", "").strip()
+    if not text.startswith(FAILED):
+        return None
+    return text[len(FAILED) :].strip() or "(no reason given)"
+''; }
     { path = "wingen/runtime/derivation.py"; text = ''
 """A stage as a Nix builder (`python3 -m wingen.runtime stage`, no spec): everything a stage
 decides, decided here once.
@@ -481,6 +536,7 @@ from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
+from .contract import CONTROLLER_READY, INSTALL_DONE, line_pattern
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -512,8 +568,6 @@ RECORD_KEYS = {
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
-# What the controller prints when it may be saved (templates/scripts/controller-init.sh).
-READY = "wingen-controller: ready to be saved"
 # Where a base keeps each VM's saved state.
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
 
@@ -645,11 +699,13 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     steps: list[Step]
     if rec.stage == "install":
         what = rec["guest"].get("install", {}).get("what", "the installer")
-        steps = [Step("wait_exit", "guest", d["install"], what=what)]
+        # Success is the installer's own line, not the power-off an installer that died makes too.
+        done = line_pattern(INSTALL_DONE)
+        steps = [Step("wait_exit", "guest", d["install"], what=what, pattern=done)]
     elif rec.stage == "suspend":
         assert dirs.out is not None
         steps = [
-            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
+            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
                  what="guest booted, SSH reachable, prepare command done, controller ready"),
             Step("pause", "controller", QUIT_BUDGET),
             Step("pause", "guest", QUIT_BUDGET),
@@ -944,6 +1000,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from .contract import failure_reason
+
 POLL = 0.25  # seconds between looks at the files
 
 
@@ -1055,6 +1113,38 @@ class Echo:
         if self._thread is not None:
             self._thread.join(5)
         self.flush(final=True)
+
+
+class FailureWatch:
+    """A serial console read as it grows, for the contract's failure line (contract.FAILED): the
+    first one found is kept as the VM's reason."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pos = 0
+        self.partial = b""
+        self.reason: str | None = None
+
+    def check(self, final: bool = False) -> str | None:
+        """The reason of the first failure line so far; `final` (the VM has exited) also reads
+        an unterminated last line."""
+        if self.reason is not None:
+            return self.reason
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return None
+        self.pos += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        for raw in lines:
+            reason = failure_reason(raw.decode("utf-8", "replace"))
+            if reason is not None:
+                self.reason = reason
+                break
+        return self.reason
 ''; }
     { path = "wingen/runtime/mapped_ram.py"; text = ''
 """Uncompressed saves as mapped-ram files (QEMU >= 9.0, where the probe finds it).
@@ -2164,7 +2254,7 @@ class Step:
     target: str  # a VM name, a path (wait_file) or HOST:PORT (wait_tcp)
     deadline: float  # seconds, before TCG scaling
     what: str = ""  # for messages only
-    pattern: str = ""  # wait_serial
+    pattern: str = ""  # wait_serial; wait_exit: a line required before the exit
     to: str = ""  # save
     compression: str = "zstd"  # save
     fsync: bool = False  # save
@@ -2396,8 +2486,9 @@ def parse_step(raw: Any, i: int, names: list[str]) -> Step:
     if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
     pattern = ""
-    if action == "wait_serial":
-        pattern = get(raw, "pattern", str, where)
+    if action in ("wait_serial", "wait_exit"):
+        # wait_exit: optional, a line the VM must have printed before it exited (its success sign)
+        pattern = get(raw, "pattern", str, where, ... if action == "wait_serial" else "")
         try:
             re.compile(pattern)
         except re.error as exc:
@@ -2616,7 +2707,12 @@ class Stage:
                 )
 
     def abort_reason(self, waited: str | None) -> str | None:
-        """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
+        """Why waiting further is pointless: a VM wrote a failure line, a VM died with an error,
+        or every VM has exited."""
+        for name, vm in self.vms.items():
+            reason = vm.failure()
+            if reason is not None:
+                return f"VM {name} failed: {reason}"
         codes = {name: vm.exit_code() for name, vm in self.vms.items()}
         for name, code in codes.items():
             if code is not None and code != 0 and name != waited:
@@ -2651,13 +2747,9 @@ class Stage:
 
     def wait_serial(self, step: Step) -> None:
         vm = self.vms[step.target]
-        rx = re.compile(step.pattern)
 
         def seen() -> bool:
-            try:
-                return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
-            except OSError:
-                return False
+            return serial_has(vm, step.pattern)
 
         def why() -> str | None:
             code = vm.exit_code()
@@ -2678,6 +2770,15 @@ class Stage:
         code = vm.exit_code()
         if code:
             raise StageError(vm.ended(code))
+        reason = vm.failure()
+        if reason is not None:
+            raise StageError(f"VM {vm.name} failed: {reason}")
+        if step.pattern and not serial_has(vm, step.pattern):
+            # A bare power-off is no success: an installer that died powers off too.
+            raise StageError(
+                f"VM {vm.name} powered off without printing {step.pattern!r}, the sign that "
+                f"{step.what or 'it'} succeeded"
+            )
 
     def save(self, step: Step) -> None:
         vm = self.vms[step.target]
@@ -2854,6 +2955,15 @@ def host_cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
+
+
+def serial_has(vm: VM, pattern: str) -> bool:
+    """Whether a line of the VM's serial console matches pattern (re, MULTILINE; CRs dropped)."""
+    try:
+        text = vm.serial_log.read_text("utf-8", "replace").replace("\r", "")
+    except OSError:
+        return False
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 def _minutes(seconds: float) -> str:
@@ -3135,6 +3245,7 @@ from pathlib import Path
 from typing import IO
 
 from .accel import DEFAULT_CPU
+from .logs import FailureWatch
 from .qmp import QMPClient, QMPError
 from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
@@ -3160,6 +3271,7 @@ class VM:
         self.qmp: QMPClient | None = None
         self._stderr: IO[bytes] | None = None
         self._signal_socks: list[socket.socket] = []
+        self._failures = FailureWatch(self.serial_log)
 
     def argv(self) -> list[str]:
         s = self.spec
@@ -3246,13 +3358,19 @@ class VM:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def failure(self) -> str | None:
+        """The reason of the failure line (contract.FAILED) the VM wrote on its serial console."""
+        return self._failures.check(final=self.exit_code() is not None)
+
     def ended(self, code: int) -> str:
-        """How the VM ended: the reason the guest wrote into its failure file, if any, else
-        QEMU's exit code ("VM controller failed: ssh deadline: …", "VM guest exited (…)")."""
+        """How the VM ended: the reason the guest wrote into its failure file or as a failure
+        line on its console, if any, else QEMU's exit code ("VM controller failed: ssh deadline:
+        …", "VM guest exited (…)")."""
         text = ""
         if self.spec.failure_file:
             with contextlib.suppress(OSError):
                 text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        text = text or self.failure() or ""
         if text:
             return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
         return f"VM {self.name} exited ({describe_exit(code)})"
@@ -4150,7 +4268,7 @@ sync
 echo 3 > /proc/sys/vm/drop_caches
 # The signal port open before the save: bytes that reach a UART before it is opened are lost.
 exec 5< /dev/ttyS1
-echo "wingen-controller: ready to be saved"
+echo 'wingen-controller: ready to be saved'
 read -r _ <&5
 
 # Revived: the runtime said go.
@@ -4270,7 +4388,7 @@ ip link set lo up
 ip addr add 192.168.0.1/24 dev eth0
 ip link set eth0 up
 dropbear -R -E -s -p 22 -P /run/dropbear.pid
-echo "WINGEN-GUEST-READY"
+echo WINGEN-GUEST-READY
 while :; do sleep 3600; done
 ''} $out/sbin/init
     chmod 755 $out/sbin/init
@@ -4323,7 +4441,7 @@ install)
     cp -a /payload/. /newroot/ || die "copying the payload failed"
     sync
     umount /newroot
-    echo "WINGEN-INSTALL-DONE"
+    echo WINGEN-INSTALL-DONE
     poweroff -f
     ;;
 boot)

@@ -23,6 +23,7 @@ from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
 from .media import check_files, media_context
 from .nixnames import names_for
+from .runtime.contract import STRINGS as CONTRACT
 from .shares import CIFS_OPTIONS, CONTROLLER_SHARES, DRIVE_LETTERS, HOLD_SHARE, SHARES, XCHG
 
 PACKAGE = Path(__file__).resolve().parent
@@ -112,6 +113,7 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "cifs_options": CIFS_OPTIONS,
         "drive_letters": DRIVE_LETTERS,
         "xchg": XCHG,
+        "contract": CONTRACT,  # the lines guests and the runtime share (runtime/contract.py)
     }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)
     return ctx

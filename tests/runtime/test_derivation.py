@@ -88,6 +88,9 @@ def test_install_runs_the_guest_alone_with_the_install_deadline(tmp_path: Path) 
     spec = plan(parse_record(json.dumps(record("install"))), dirs(tmp_path), "tcg")
     assert [vm.name for vm in spec.vms] == ["guest"]
     assert [(s.action, s.target, s.deadline) for s in spec.steps] == [("wait_exit", "guest", 100)]
+    # Done only when the installer says so: a power-off alone is what an installer that died does.
+    assert re.search(spec.steps[0].pattern, "x\nWINGEN-INSTALL-DONE\ny", re.MULTILINE)
+    assert not re.search(spec.steps[0].pattern, "x\nWINGEN-INSTALL-DONE-NOT\n", re.MULTILINE)
     guest = argv(spec.vms[0])
     assert "mode=install" in guest and "/inst-initrd" in guest
     assert f"file={tmp_path}/build/disk.qcow2,if=virtio,index=0" in guest

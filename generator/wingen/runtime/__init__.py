@@ -11,8 +11,8 @@ parsed and checked), ``stage`` (orchestration: one method per step action; the o
 report), ``vm`` (one QEMU process; the one place spec fields become QEMU flags), ``logs`` (serial
 consoles and guest output echoed into the build log, the heartbeat),
 ``qmp`` (the QMP client), ``snapshot`` (save and revive over QMP), ``sparse`` (sparse RAM files),
-``accel`` (KVM probe, TCG scaling), ``supervise`` (processes, signals, waits), ``firmware``
-(the tiny test BIOS).
+``accel`` (KVM probe, TCG scaling), ``contract`` (the lines guests and runtime share),
+``supervise`` (processes, signals, waits), ``firmware`` (the tiny test BIOS).
 
 CLI
 ---
@@ -107,7 +107,9 @@ VM exits non-zero.  Semantics:
   inside the private VM LAN is not visible from the host: let the controller probe it and
   write a marker file for ``wait_file``.
 * ``wait_serial``: regular expression (Python ``re``) appears in that VM's serial log.
-* ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off).
+* ``wait_exit``: that VM's QEMU exits by itself; its exit code must be 0 (a guest power-off),
+  and with a ``pattern`` the VM must have printed a line matching it before (its success sign:
+  the install's ``WINGEN-INSTALL-DONE``), else the power-off is a failure.
 * ``save``: stop, migrate to ``to`` through the compressor (atomic: temp name, rename), quit
   (the quit has its own budget, 10 s scaled, after the migration's deadline).
   Template mode writes the small device state to ``to`` and the (sparse) RAM to ``to.ram``.
@@ -131,6 +133,10 @@ without a display says so) and the report names it.
 
 A VM that exits non-zero ends any wait at once; if it wrote its reason into its
 ``failure_file``, the report says "VM NAME failed: REASON" instead of QEMU's exit code.
+A line on any VM's serial console that begins with ``WINGEN-FAILED:`` (``contract.FAILED``)
+ends any wait within a poll, with the rest of the line as the reason, whether or not the VM
+goes on running or powers off.  ``contract`` declares every line the guests and the runtime
+share.
 
 The runtime adds to every VM: the accelerator and CPU model,
 ``-m N`` (or a memory-backend-file for template mode), ``-qmp unix:...``, the serial console

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
+from .contract import CONTROLLER_READY, INSTALL_DONE, line_pattern
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -76,8 +77,6 @@ RECORD_KEYS = {
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
 SSH_LOST = 255  # ssh's own exit code when the connection fails
-# What the controller prints when it may be saved (templates/scripts/controller-init.sh).
-READY = "wingen-controller: ready to be saved"
 # Where a base keeps each VM's saved state.
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
 
@@ -209,11 +208,13 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     steps: list[Step]
     if rec.stage == "install":
         what = rec["guest"].get("install", {}).get("what", "the installer")
-        steps = [Step("wait_exit", "guest", d["install"], what=what)]
+        # Success is the installer's own line, not the power-off an installer that died makes too.
+        done = line_pattern(INSTALL_DONE)
+        steps = [Step("wait_exit", "guest", d["install"], what=what, pattern=done)]
     elif rec.stage == "suspend":
         assert dirs.out is not None
         steps = [
-            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=READY,
+            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
                  what="guest booted, SSH reachable, prepare command done, controller ready"),
             Step("pause", "controller", QUIT_BUDGET),
             Step("pause", "guest", QUIT_BUDGET),

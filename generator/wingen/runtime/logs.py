@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from .contract import failure_reason
+
 POLL = 0.25  # seconds between looks at the files
 
 
@@ -122,3 +124,35 @@ class Echo:
         if self._thread is not None:
             self._thread.join(5)
         self.flush(final=True)
+
+
+class FailureWatch:
+    """A serial console read as it grows, for the contract's failure line (contract.FAILED): the
+    first one found is kept as the VM's reason."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pos = 0
+        self.partial = b""
+        self.reason: str | None = None
+
+    def check(self, final: bool = False) -> str | None:
+        """The reason of the first failure line so far; `final` (the VM has exited) also reads
+        an unterminated last line."""
+        if self.reason is not None:
+            return self.reason
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return None
+        self.pos += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        for raw in lines:
+            reason = failure_reason(raw.decode("utf-8", "replace"))
+            if reason is not None:
+                self.reason = reason
+                break
+        return self.reason

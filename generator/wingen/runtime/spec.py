@@ -151,7 +151,7 @@ class Step:
     target: str  # a VM name, a path (wait_file) or HOST:PORT (wait_tcp)
     deadline: float  # seconds, before TCG scaling
     what: str = ""  # for messages only
-    pattern: str = ""  # wait_serial
+    pattern: str = ""  # wait_serial; wait_exit: a line required before the exit
     to: str = ""  # save
     compression: str = "zstd"  # save
     fsync: bool = False  # save
@@ -383,8 +383,9 @@ def parse_step(raw: Any, i: int, names: list[str]) -> Step:
     if action not in ("wait_file", "wait_tcp") and target not in names:
         raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
     pattern = ""
-    if action == "wait_serial":
-        pattern = get(raw, "pattern", str, where)
+    if action in ("wait_serial", "wait_exit"):
+        # wait_exit: optional, a line the VM must have printed before it exited (its success sign)
+        pattern = get(raw, "pattern", str, where, ... if action == "wait_serial" else "")
         try:
             re.compile(pattern)
         except re.error as exc:

@@ -198,7 +198,12 @@ class Stage:
                 )
 
     def abort_reason(self, waited: str | None) -> str | None:
-        """Why waiting further is pointless: a VM died with an error, or every VM has exited."""
+        """Why waiting further is pointless: a VM wrote a failure line, a VM died with an error,
+        or every VM has exited."""
+        for name, vm in self.vms.items():
+            reason = vm.failure()
+            if reason is not None:
+                return f"VM {name} failed: {reason}"
         codes = {name: vm.exit_code() for name, vm in self.vms.items()}
         for name, code in codes.items():
             if code is not None and code != 0 and name != waited:
@@ -233,13 +238,9 @@ class Stage:
 
     def wait_serial(self, step: Step) -> None:
         vm = self.vms[step.target]
-        rx = re.compile(step.pattern)
 
         def seen() -> bool:
-            try:
-                return rx.search(vm.serial_log.read_text("utf-8", "replace")) is not None
-            except OSError:
-                return False
+            return serial_has(vm, step.pattern)
 
         def why() -> str | None:
             code = vm.exit_code()
@@ -260,6 +261,15 @@ class Stage:
         code = vm.exit_code()
         if code:
             raise StageError(vm.ended(code))
+        reason = vm.failure()
+        if reason is not None:
+            raise StageError(f"VM {vm.name} failed: {reason}")
+        if step.pattern and not serial_has(vm, step.pattern):
+            # A bare power-off is no success: an installer that died powers off too.
+            raise StageError(
+                f"VM {vm.name} powered off without printing {step.pattern!r}, the sign that "
+                f"{step.what or 'it'} succeeded"
+            )
 
     def save(self, step: Step) -> None:
         vm = self.vms[step.target]
@@ -436,6 +446,15 @@ def host_cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
+
+
+def serial_has(vm: VM, pattern: str) -> bool:
+    """Whether a line of the VM's serial console matches pattern (re, MULTILINE; CRs dropped)."""
+    try:
+        text = vm.serial_log.read_text("utf-8", "replace").replace("\r", "")
+    except OSError:
+        return False
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 def _minutes(seconds: float) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from .accel import DEFAULT_CPU
+from .logs import FailureWatch
 from .qmp import QMPClient, QMPError
 from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
@@ -35,6 +36,7 @@ class VM:
         self.qmp: QMPClient | None = None
         self._stderr: IO[bytes] | None = None
         self._signal_socks: list[socket.socket] = []
+        self._failures = FailureWatch(self.serial_log)
 
     def argv(self) -> list[str]:
         s = self.spec
@@ -121,13 +123,19 @@ class VM:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def failure(self) -> str | None:
+        """The reason of the failure line (contract.FAILED) the VM wrote on its serial console."""
+        return self._failures.check(final=self.exit_code() is not None)
+
     def ended(self, code: int) -> str:
-        """How the VM ended: the reason the guest wrote into its failure file, if any, else
-        QEMU's exit code ("VM controller failed: ssh deadline: …", "VM guest exited (…)")."""
+        """How the VM ended: the reason the guest wrote into its failure file or as a failure
+        line on its console, if any, else QEMU's exit code ("VM controller failed: ssh deadline:
+        …", "VM guest exited (…)")."""
         text = ""
         if self.spec.failure_file:
             with contextlib.suppress(OSError):
                 text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        text = text or self.failure() or ""
         if text:
             return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
         return f"VM {self.name} exited ({describe_exit(code)})"

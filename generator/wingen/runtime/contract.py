@@ -1,0 +1,47 @@
+"""The lines the guests' scripts and the runtime share, declared once.
+
+The templates get them as ``contract`` in their Jinja context (render.py) and write them through
+their target's escaping filter; the runtime reads the VMs' serial consoles for them.  A rename here
+is one edit: nothing else spells these strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A guest (or the controller) that fails writes one line to its serial console that *begins* with
+# this prefix, then the reason: the runtime ends whatever stage it is in within about a second,
+# with that reason.  Only a line's start counts, so text that merely contains it is never taken.
+FAILED = "WINGEN-FAILED:"
+
+# The install stage's positive sign, for every guest: the line its installer prints, alone, once
+# the disk is complete.  An install succeeds only if the guest printed it before QEMU exited 0; a
+# power-off without it (an installer that died, a Setup that gave up) fails the stage.
+INSTALL_DONE = "WINGEN-INSTALL-DONE"
+
+# The Linux guest's init, booted from its disk: up, and the SSH server started.
+GUEST_READY = "WINGEN-GUEST-READY"
+
+# The controller in the suspend stage: smbd up, a shell held in the guest, no 9p share mounted.
+CONTROLLER_READY = "wingen-controller: ready to be saved"
+
+# What the templates see as `contract`.
+STRINGS = {
+    "FAILED": FAILED,
+    "INSTALL_DONE": INSTALL_DONE,
+    "GUEST_READY": GUEST_READY,
+    "CONTROLLER_READY": CONTROLLER_READY,
+}
+
+
+def line_pattern(line: str) -> str:
+    """A wait pattern (Python re, MULTILINE) that matches `line` alone on a line."""
+    return "^" + re.escape(line) + "$"
+
+
+def failure_reason(line: str) -> str | None:
+    """The reason a serial console line reports, if it is a failure line."""
+    text = line.replace("\r", "").strip()
+    if not text.startswith(FAILED):
+        return None
+    return text[len(FAILED) :].strip() or "(no reason given)"
