@@ -17,8 +17,8 @@ import pytest
 
 from helpers import windows_example  # noqa: F401 -- the e2e tests import it from here
 
-from .nixdaemon import ensure_build_users, nix_conf, single_user_env, start_daemon
 from .guest import CONFIG
+from .nixdaemon import ensure_build_users, nix_conf, single_user_env, start_daemon
 from .where import VmProcess, run_watching
 
 HERE = Path(__file__).resolve().parent

@@ -63,10 +63,8 @@ def readable_copy(dest: Path, uid: int, gid: int) -> Path:
     script = dest / "tests" / "runtime" / here.name  # parents[2] finds generator/ as here
     script.parent.mkdir(parents=True)
     shutil.copy(here, script)
-    for d, _, files in os.walk(dest):
-        os.chown(d, uid, gid)
-        for f in files:
-            os.chown(os.path.join(d, f), uid, gid)
+    for path in [dest, *dest.rglob("*")]:
+        os.chown(path, uid, gid)
     return script
 
 
