@@ -1610,8 +1610,9 @@ from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError
 
 # What the guest runs in place of a builder (guest-build.sh sources it, after the shares are
-# mapped and the build environment is set).
-LOGIN = {"linux": "exec sh -i\n", "windows": "exec /bin/bash --login -i\n"}
+# mapped and the build environment is set), its stdin the session's terminal again (the guest
+# command runs the build script with stdin from /dev/null).
+LOGIN = {"linux": "exec sh -i </dev/tty\n", "windows": "exec /bin/bash --login -i </dev/tty\n"}
 EOT = b"\x04"  # Ctrl-D: a piped stdin's end ends the guest's shell
 
 
@@ -1686,7 +1687,7 @@ def raw(fd: int) -> Iterator[None]:
         yield
         return
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)  # keep what was typed ahead
     try:
         yield
     finally:

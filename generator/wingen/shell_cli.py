@@ -21,7 +21,7 @@ from .loader import config_dir, load_config
 from .process import run
 
 # A run stage of any builder: only its record (the `wingen` attribute) and inputs are used.
-PROBE = '(derivation {{ name = "wingen-shell"; system = "x86_64-linux"; builder = "/bin/sh"; }})'
+PROBE = '(derivation { name = "wingen-shell"; system = "x86_64-linux"; builder = "/bin/sh"; })'
 STAGES = """let
   f = import {file};
   s = if builtins.isFunction f then (import <nixpkgs> {{ }}).callPackage {file} {{ }} else f;
