@@ -32,9 +32,35 @@
         inherit (pkgs.wingenLib) render fromConfig runInWindowsVM runInLinuxVM windowsRunCommand;
       };
 
+      # nix run github:…/wingen -- render -c wingen.toml
+      apps.${system}.default = {
+        type = "app";
+        program = "${pkgs.wingen}/bin/wingen";
+      };
+
+      # nix develop: what `bash tests/run.sh` runs (ruff, mypy, pytest) and the tools the VM
+      # tests start.
+      devShells.${system}.default = pkgs.mkShell {
+        packages = [
+          (pkgs.python3.withPackages (ps: with ps; [
+            jinja2 pydantic typer tomlkit pytest pytest-timeout hypothesis mypy pycdlib
+          ]))
+          pkgs.ruff pkgs.shellcheck pkgs.qemu_kvm pkgs.vde2 pkgs.socat pkgs.zstd pkgs.samba
+          pkgs.openssh pkgs.xorriso pkgs.mtools pkgs.dosfstools pkgs.wimlib pkgs.cpio
+          pkgs.squashfsTools
+        ];
+      };
+
+      # nix flake init -t github:…/wingen: a config, its committed render, a flake using them.
+      templates.default = {
+        path = ./nix/template;
+        description = "A Windows build VM from wingen.toml (rendered, committed) and a build in it";
+      };
+
       checks.${system} = {
         wingen = pkgs.wingen;
         examples-rendered = pkgs.wingenLib.checkRendered ./examples [ "wingen" "linux" ];
+        template-rendered = pkgs.wingenLib.checkRendered ./nix/template [ "wingen" ];
       };
     };
 }

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "generator"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e.conftest import CONFIG  # noqa: E402 -- the e2e suite's guest, so the same figures
+from e2e.guest import CONFIG  # noqa: E402 -- the e2e suite's guest, so the same figures
 from wingen.loader import parse_config  # noqa: E402
 from wingen.render import render  # noqa: E402
 

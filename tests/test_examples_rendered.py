@@ -17,3 +17,17 @@ def test_committed_render_is_current(name: str) -> None:
         f"examples/{name}.nix is stale: run "
         f"`wingen render -c examples/{name}.toml -o examples/{name}.nix`"
     )
+
+
+def test_flake_template_holds_the_example_config_and_its_current_render() -> None:
+    """`nix flake init -t` copies nix/template: real files (a symlink would dangle there)."""
+    template = ROOT / "nix" / "template"
+    config = template / "wingen.toml"
+    assert not config.is_symlink()
+    init = (ROOT / "templates" / "init" / "windows.toml").read_text(encoding="utf-8")
+    assert config.read_text(encoding="utf-8") == init
+    proc = wingen("render", "-c", str(config), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (template / "wingen.nix").read_text(encoding="utf-8"), (
+        "nix/template/wingen.nix is stale: run `wingen render -c wingen.toml -o wingen.nix` there"
+    )

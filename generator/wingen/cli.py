@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from . import __version__, media_cli
+from . import __version__, media_cli, shell_cli
 from .config import Config
 from .errors import UserError, WingenError
 from .files import write_atomic, write_tree
@@ -132,6 +132,7 @@ def schema() -> None:
 
 
 media_cli.register(app)
+shell_cli.register(app)
 
 
 def main() -> None:

@@ -143,6 +143,12 @@ let
     if kernelRoot == "" then "0.0.0-no-kernel"
     else builtins.head (builtins.attrNames (builtins.readDir "${kernelRoot}/lib/modules"));
 
+  # The host python3 (nixpkgs: python3 without packages).
+  hostPython3 = hostRunCommand "standin-python3" { } ''
+    mkdir -p $out/bin
+    ln -s /usr/bin/python3 $out/bin/python3
+  '';
+
   base = self: {
     inherit system runCommand writeTextFile;
     lib = {
@@ -154,6 +160,8 @@ let
     # source tree with a host python3 that has its dependencies.
     python3Packages = {
       hatchling = null; jinja2 = null; pydantic = null; typer = null; tomlkit = null; tzlocal = null;
+      # The flake's devShell's test tools: the host python (WINGEN_STANDIN_PYTHON) has them.
+      pytest = null; pytest-timeout = null; hypothesis = null; mypy = null; pycdlib = null;
       buildPythonApplication = { pname, version, src, meta ? { }, ... }:
         runCommand "${pname}-${version}" { inherit src; python = hostPython; } ''
           if [ -z "$python" ]; then
@@ -187,6 +195,16 @@ let
     writeScript = name: text: writeTextFile { inherit name text; executable = true; };
     writeShellScript = name: text:
       writeTextFile { inherit name; executable = true; text = "#!${strictBash}/bin/bash\n" + text; };
+
+    # nixpkgs' mkShell: an environment for `nix develop`, not meant to be built.
+    mkShell = { packages ? [ ], name ? "nix-shell", ... }@a:
+      runCommand name ((builtins.removeAttrs a [ "packages" "name" ]) // {
+        nativeBuildInputs = packages ++ (a.nativeBuildInputs or [ ]);
+      }) ''
+        echo "This derivation is not meant to be built, unless you want to capture the dependency closure." > $out
+      '';
+    ruff = hostTools "ruff" [ "ruff" ];
+    shellcheck = hostTools "shellcheck" [ "shellcheck" ];
 
     # nixpkgs' requireFile: a fixed-output derivation that only succeeds when the file was added to
     # the store by hand (nix-store --add-fixed); otherwise it prints how to add it.
@@ -258,10 +276,15 @@ let
       import <nix/fetchurl.nix> { inherit url name sha256 sha512 hash; };
     coreutils = hostTools "coreutils" coreutilsProgs;
     bash = strictBash;
-    python3 = hostRunCommand "standin-python3" { } ''
-      mkdir -p $out/bin
-      ln -s /usr/bin/python3 $out/bin/python3
-    '';
+    # nixpkgs' python3.withPackages: the packages are looked up by name (a missing one fails
+    # evaluation, as in nixpkgs); the host python that has them stands in for the environment.
+    python3 = hostPython3 // {
+      withPackages = f: builtins.seq (builtins.deepSeq (f self.python3Packages) null)
+        (hostRunCommand "standin-python3-env" { python = hostPython; } ''
+          mkdir -p $out/bin
+          ln -s "''${python:-/usr/bin/python3}" $out/bin/python3
+        '');
+    };
 
     # Static/self-contained builds for what runs outside the store (initrds, the guest's own disk).
     pkgsStatic = {

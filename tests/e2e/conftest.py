@@ -17,6 +17,7 @@ import pytest
 
 from helpers import windows_example  # noqa: F401 -- the e2e tests import it from here
 
+from .guest import CONFIG
 from .nixdaemon import ensure_build_users, nix_conf, single_user_env, start_daemon
 from .where import VmProcess, run_watching
 
@@ -26,27 +27,6 @@ STANDIN = ROOT / "nix" / "standin"
 # The local machine's features: kvm, so VM stages build here (test_dispatch.py drops it).
 FEATURES = ("nixos-test", "benchmark", "big-parallel", "kvm")
 
-# Short deadlines so a failure ends quickly; the runtime scales them x3 under TCG.
-CONFIG = """\
-name = "{name}"
-guest = "linux"
-
-[vm]
-memory_mib = 256
-cpus = 1
-disk_size_gib = 1
-acceleration = "auto"
-controller_memory_mib = 384
-
-[snapshot]
-compression = "zstd"
-
-[deadlines]
-install = 120
-boot = 60
-ssh = 10
-build = 120
-"""
 
 # The test derivations, built through the revive stage. `ok` writes files into $out; `fail`
 # exits 3; `nossh` runs in a snapshot whose guest SSH server was stopped before the save.

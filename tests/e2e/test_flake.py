@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wingen
+from wingen import __version__ as wingen_version_str
 
 from .conftest import E2E, ROOT, STANDIN, windows_example
 
@@ -22,8 +24,11 @@ def nix(e2e: E2E, kernel_root: Path, *args: str) -> subprocess.CompletedProcess[
         "WINGEN_STANDIN_KERNEL": str(kernel_root),
         "WINGEN_STANDIN_PYTHON": sys.executable,
     }
+    # The stand-in as nixpkgs; before a `--`, whose words go to the program `nix run` starts.
+    cut = args.index("--") if "--" in args else len(args)
+    standin = ("--impure", "--override-input", "nixpkgs", f"path:{STANDIN}")
     return subprocess.run(
-        ["nix", *args, "--impure", "--override-input", "nixpkgs", f"path:{STANDIN}"],
+        ["nix", *args[:cut], *standin, *args[cut:]],
         env=env,
         cwd=e2e.dir,
         stdout=subprocess.PIPE,
@@ -67,3 +72,80 @@ def test_flake_outputs(e2e: E2E, kernel_root: Path) -> None:
     check = nix(e2e, kernel_root, "flake", "check", f"path:{ROOT}")
     assert check.returncode == 0, check.stdout
     assert "running flake checks" in check.stdout
+
+
+def test_flake_show_lists_apps_dev_shells_and_templates_without_ifd(
+    e2e: E2E, kernel_root: Path
+) -> None:
+    show = nix(
+        e2e,
+        kernel_root,
+        "flake",
+        "show",
+        "--json",
+        "--option",
+        "allow-import-from-derivation",
+        "false",
+        f"path:{ROOT}",
+    )
+    assert show.returncode == 0, show.stdout
+    tree = json.loads(show.stdout.strip().splitlines()[-1])
+    assert tree["apps"]["x86_64-linux"]["default"]["type"] == "app"
+    assert tree["devShells"]["x86_64-linux"]["default"]["type"] == "derivation"
+    assert "Windows build VM" in tree["templates"]["default"]["description"]
+
+
+def test_app_runs_the_cli_and_dev_shell_instantiates(e2e: E2E, kernel_root: Path) -> None:
+    run = nix(e2e, kernel_root, "run", f"path:{ROOT}", "--", "--version")
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.strip().splitlines()[-1].endswith(wingen_version_str)
+    shell = nix(
+        e2e, kernel_root, "eval", "--raw", f"path:{ROOT}#devShells.x86_64-linux.default.drvPath"
+    )
+    assert shell.returncode == 0, shell.stdout
+    assert shell.stdout.strip().splitlines()[-1].endswith("-nix-shell.drv")
+
+
+def test_template_inits_a_project_that_evaluates_without_ifd(e2e: E2E, kernel_root: Path) -> None:
+    # `flake init` locks the template's flake first: a copy whose lock names the stand-in.
+    source = e2e.dir / "template-source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "__pycache__", ".*cache"))
+    lock = nix(e2e, kernel_root, "flake", "lock", f"path:{source}")
+    assert lock.returncode == 0, lock.stdout
+    project = e2e.dir / "from-template"
+    project.mkdir()
+    init = subprocess.run(
+        ["nix", "flake", "init", "-t", f"path:{source}"],
+        env=e2e.env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    assert sorted(p.name for p in project.iterdir()) == [
+        "README.md",
+        "flake.nix",
+        "wingen.nix",
+        "wingen.toml",
+    ]
+    assert (project / "wingen.toml").read_text() == (
+        ROOT / "templates/init/windows.toml"
+    ).read_text()
+    for attr in ("default", "windowsBase"):
+        run = nix(
+            e2e,
+            kernel_root,
+            "eval",
+            "--raw",
+            "--option",
+            "allow-import-from-derivation",
+            "false",
+            "--override-input",
+            "wingen",
+            f"path:{source}",
+            f"path:{project}#packages.x86_64-linux.{attr}.drvPath",
+        )
+        assert run.returncode == 0, run.stdout
+        assert run.stdout.strip().splitlines()[-1].endswith(".drv")

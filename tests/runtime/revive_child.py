@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 import time
@@ -49,15 +50,35 @@ def store_copy(state: Path, dest: Path, owner: str = "nobody") -> Path:
     return dest / state.name
 
 
+def readable_copy(dest: Path, uid: int, gid: int) -> Path:
+    """This script and the runtime package copied into dest, owned by uid: the checkout may lie
+    where another user cannot read (a clone in a 0700 directory, like a home).  Returns the
+    copied script."""
+    here = Path(__file__).resolve()
+    runtime = here.parents[2] / "generator" / "wingen"
+    code = dest / "generator" / "wingen"
+    code.mkdir(parents=True)
+    shutil.copy(runtime / "__init__.py", code / "__init__.py")
+    shutil.copytree(runtime / "runtime", code / "runtime", ignore=shutil.ignore_patterns("__py*"))
+    script = dest / "tests" / "runtime" / here.name  # parents[2] finds generator/ as here
+    script.parent.mkdir(parents=True)
+    shutil.copy(here, script)
+    for path in [dest, *dest.rglob("*")]:
+        os.chown(path, uid, gid)
+    return script
+
+
 def run_as(user: str, spec: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
-    """Run this script as `user` (root only) in a fresh rundir it owns; its result, plus "log"
-    (its stderr).  The system python3: the user cannot reach a python under /root."""
+    """Run this script as `user` (root only) in a fresh rundir it owns, from a copy there (with
+    the runtime package) that the user can read; its result, plus "log" (its stderr).  The
+    system python3: the user cannot reach a python under /root."""
     pw = pwd.getpwnam(user)
     run = Path(spec["rundir"])
     run.mkdir()
     os.chown(run, pw.pw_uid, pw.pw_gid)
+    script = readable_copy(run / "code", pw.pw_uid, pw.pw_gid)
     proc = subprocess.run(
-        ["/usr/bin/python3", __file__, json.dumps(spec)],
+        ["/usr/bin/python3", str(script), json.dumps(spec)],
         user=pw.pw_uid,
         group=pw.pw_gid,
         extra_groups=[],

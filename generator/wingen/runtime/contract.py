@@ -25,12 +25,17 @@ GUEST_READY = "WINGEN-GUEST-READY"
 # The controller in the suspend stage: smbd up, a shell held in the guest, no 9p share mounted.
 CONTROLLER_READY = "wingen-controller: ready to be saved"
 
+# The revived controller, told `shell` (wingen shell), on its second serial port just before the
+# session's bytes: the host shows what follows it.
+SHELL_START = "wingen-controller: shell"
+
 # What the templates see as `contract`.
 STRINGS = {
     "FAILED": FAILED,
     "INSTALL_DONE": INSTALL_DONE,
     "GUEST_READY": GUEST_READY,
     "CONTROLLER_READY": CONTROLLER_READY,
+    "SHELL_START": SHELL_START,
 }
 
 
