@@ -7,7 +7,7 @@
 #   runInVM    - drv: drv's builder run inside a revived copy of base, outputs written to the store.
 # A guest VM and a small Linux controller VM share a private vde_switch LAN; the controller gets
 # the host's /nix/store and an exchange dir over 9p and serves both to the guest over Samba.
-{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, squashfsTools, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
+{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib, squashfs-tools ? null, squashfsTools ? null }:
 
 let
   system = "x86_64-linux";
@@ -27,6 +27,11 @@ let
     controllerMac = "52:54:00:12:01:02";
   };
   busybox = pkgsStatic.busybox;
+  # Renamed in nixpkgs (nixnames.RENAMED): the current name where this nixpkgs has it.
+  squashfs =
+    if squashfs-tools != null then squashfs-tools
+    else if squashfsTools != null then squashfsTools
+    else throw "wingen: this nixpkgs has neither squashfs-tools nor squashfsTools";
 
   # --- the runtime helper (python3 -m wingen.runtime), embedded file by file ---------------
   runtimeFiles = [
@@ -919,7 +924,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     code = execute(stage, lambda: collect(rec, dirs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
-        log(f"{label}: stage failed")
+        # The reason is the log's last line: nix build shows a failed build's tail.
+        log(f"{label}: stage failed: {stage.failure or f'exit code {code}'}")
     return code
 
 
@@ -2724,6 +2730,7 @@ class Stage:
         self.step_started = self.started
         self.current = "starting the VMs"
         self.screens: list[str] = []  # lines for the report: where each screenshot went
+        self.failure: str | None = None  # why the stage failed, once it has (execute)
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -2759,6 +2766,11 @@ class Stage:
                 if vm.proc is not None:  # it may be exiting: let its stderr be complete
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         vm.proc.wait(self.deadline(1))
+                if vm.exit_code() == 0 and vm.spec.restore is None:
+                    # It ran and powered off before its monitor answered (a short guest, a loaded
+                    # host): a power-off like any other, for the steps to judge.
+                    log(f"VM {vm.name} powered off before its monitor answered")
+                    continue
                 said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
                     f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
@@ -3061,13 +3073,16 @@ def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str 
         if collect is not None:
             collect()
     except GuestCommandError as exc:
+        stage.failure = str(exc)
         log(f"{label} failed: {exc}")
         return exc.code
     except (StageError, QMPError, OSError) as exc:
         what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        stage.failure = what
+        # The reason last, on one line: `nix build` shows a failed build's last lines.
+        log(f"{report}\n{keep_hint(stage.spec.workdir)}")
         log(
-            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
-            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {what}"
         )
         return 1
     except Interrupted as exc:
@@ -3680,7 +3695,7 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 SECTOR = 2048
 NOPROMPT = "efi/microsoft/boot/efisys_noprompt.bin"
@@ -4034,39 +4049,118 @@ def find_wim(src: Path) -> str:
     raise MediaError(f"{src.name} has no {' or '.join(INSTALL_IMAGES)}: not a Windows install ISO")
 
 
-def wim_images(info: str) -> list[tuple[int, str]]:
-    """(index, name) of each image in `wimlib-imagex info` output."""
-    images: list[tuple[int, str]] = []
-    index: int | None = None
+@dataclass(frozen=True)
+class WimImage:
+    """One image as `wimlib-imagex info` prints it (its fields come from the WIM's XML data:
+    WINDOWS/ARCH, WINDOWS/EDITIONID, WINDOWS/LANGUAGES); None where the WIM has no such field."""
+
+    index: int
+    name: str
+    arch: str | None = None  # "x86", "x86_64", "ARM64" …
+    edition_id: str | None = None  # "Professional", "ServerStandardEval" …
+    languages: tuple[str, ...] | None = None
+    default_language: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.index}: {self.name!r}"]
+        if self.arch is not None:
+            parts.append(self.arch)
+        if self.edition_id is not None:
+            parts.append(f"Edition ID {self.edition_id}")
+        if self.languages is not None:
+            parts.append(f"languages {' '.join(self.languages)} (default {self.default_language})")
+        return ", ".join(parts)
+
+
+_FIELDS = {
+    "Name": "name",
+    "Architecture": "arch",
+    "Edition ID": "edition_id",
+    "Languages": "languages",
+    "Default Language": "default_language",
+}
+
+
+def wim_images(info: str) -> list[WimImage]:
+    """Each image in `wimlib-imagex info` output."""
+    images: list[WimImage] = []
+    fields: dict[str, Any] | None = None
     for line in info.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "Index" and value.strip().isdigit():
-            index = int(value)
-        elif key.strip() == "Name" and index is not None:
-            images.append((index, value.strip()))
-            index = None
+        key, value = key.strip(), value.strip()
+        if key == "Index" and value.isdigit():
+            if fields is not None and "name" in fields:
+                images.append(WimImage(**fields))
+            fields = {"index": int(value)}
+        elif fields is not None and key in _FIELDS:
+            fields[_FIELDS[key]] = tuple(value.split()) if key == "Languages" else value
+    if fields is not None and "name" in fields:
+        images.append(WimImage(**fields))
     return images
 
 
-def check_edition(info: str, name: str | None, index: int | None) -> str:
-    images = wim_images(info)
-    listing = "; ".join(f"{i}: {n!r}" for i, n in images) or "none"
+def _chosen(images: list[WimImage], name: str | None, index: int | None) -> WimImage:
+    listing = "; ".join(f"{i.index}: {i.name!r}" for i in images) or "none"
     if name is not None:
-        if any(n == name for _, n in images):
-            return f"edition {name!r} is in the ISO"
-        close = [n for _, n in images if n.casefold() == name.casefold()]
+        for image in images:
+            if image.name == name:
+                return image
+        close = [i.name for i in images if i.name.casefold() == name.casefold()]
         hint = f" (spelled {close[0]!r} there)" if close else ""
         raise MediaError(
             f"windows.edition {name!r} is not an image of this ISO{hint}; it has {listing} "
             "(set windows.edition to one of these names, or windows.image_index)"
         )
-    assert index is not None
-    if any(i == index for i, _ in images):
-        return f"image {index} is in the ISO"
+    for image in images:
+        if image.index == index:
+            return image
     raise MediaError(
         f"windows.image_index {index} is not an image of this ISO; it has {listing} "
         "(set windows.image_index to one of these, or windows.edition)"
     )
+
+
+def check_edition(
+    info: str,
+    name: str | None,
+    index: int | None,
+    *,
+    language: str | None = None,
+    arch: str | None = None,
+    generic_key: bool = False,
+) -> str:
+    """The configured image is on the ISO, and Setup can use it unattended: the display language
+    is one of the image's (else Setup stops at its language page: cschneegans/unattend-generator
+    issues 64 and 170), its architecture is the answer file's (else Setup ignores the components
+    written for the other one), and a generic (KMS client) key is not sent to evaluation media,
+    whose Edition ID ends in "Eval" and which refuse it (dockur/windows assets/win2022-eval.xml
+    sends an empty key; OpenNebula/one-apps issue 225). A field the WIM does not carry is not
+    checked."""
+    image = _chosen(wim_images(info), name, index)
+    has = f"image {image.describe()}"
+    if arch is not None and image.arch is not None and image.arch != arch:
+        raise MediaError(
+            f"windows.architecture is {_ARCH_CONFIG.get(arch, arch)!r} but {has} "
+            f"(set windows.architecture = {_ARCH_CONFIG.get(image.arch, image.arch)!r}, or use "
+            "an ISO of that architecture)"
+        )
+    languages = [lang.casefold() for lang in image.languages or ()]
+    if language is not None and image.languages and language.casefold() not in languages:
+        raise MediaError(
+            f"windows.language {language!r} is not a language of {has} "
+            f"(set windows.language = {image.default_language or image.languages[0]!r})"
+        )
+    if generic_key and image.edition_id is not None and image.edition_id.endswith("Eval"):
+        raise MediaError(
+            f'windows.product_key "generic" is a KMS client key, which evaluation media refuse; '
+            f'{has} (set windows.product_key = "none")'
+        )
+    return f"{has} fits the config"
+
+
+# wimlib's names for WINDOWS/ARCH (0: x86, 9: x86_64) and the config's.
+_ARCH_CONFIG = {"x86": "i686", "x86_64": "x86_64"}
+_ARCH_WIMLIB = {v: k for k, v in _ARCH_CONFIG.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -4086,6 +4180,9 @@ def main(argv: list[str] | None = None) -> int:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--name")
     which.add_argument("--index", type=int)
+    p.add_argument("--language")
+    p.add_argument("--architecture", choices=sorted(_ARCH_WIMLIB))
+    p.add_argument("--generic-key", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "noprompt":
@@ -4096,7 +4193,13 @@ def main(argv: list[str] | None = None) -> int:
             print(find_wim(args.src))
         else:
             info = args.info.read_text(encoding="utf-8", errors="replace")
-            print(check_edition(info, args.name, args.index))
+            arch = _ARCH_WIMLIB.get(args.architecture) if args.architecture else None
+            print(
+                check_edition(
+                    info, args.name, args.index,
+                    language=args.language, arch=arch, generic_key=args.generic_key,
+                )
+            )  # fmt: skip
     except MediaError as exc:
         print(f"wingen: {exc}", file=sys.stderr)
         return 3
@@ -4120,13 +4223,20 @@ if __name__ == "__main__":
   '';
 
   # A modules closure as a root-relative tree: lib/modules/… (plain .ko, since nixpkgs compresses
-  # them and busybox's insmod wants them plain) and insmod-list, in load order.
+  # them with xz and busybox's insmod wants them plain) and insmod-list, in load order. Its text
+  # indexes name the plain files, so busybox's modprobe (which the kernel runs for a module it
+  # asks for by name or alias) finds them; kmod's binary indexes, which would name the
+  # compressed files, are dropped.
   plainModules = modules: runCommand "wingen-modules" { } ''
     mkdir -p $out/lib
     cp -r ${modules}/lib/modules $out/lib/
     chmod -R u+w $out/lib
     for m in $(find $out/lib -name '*.ko.xz'); do ${busybox}/bin/busybox unxz "$m"; done
     for m in $(find $out/lib -name '*.ko.zst'); do ${zstd}/bin/zstd -q -d --rm "$m"; done
+    find $out/lib -name 'modules.*.bin' -delete
+    for f in $out/lib/modules/*/modules.dep $out/lib/modules/*/modules.alias; do
+      if [ -e "$f" ]; then sed -i 's/\.ko\.\(xz\|zst\)\b/.ko/g' "$f"; fi
+    done
     sed -e "s|^${modules}||" -e 's/\.ko\.\(xz\|zst\)$/.ko/' ${modules}/insmod-list > $out/insmod-list
   '';
 
@@ -4173,7 +4283,7 @@ if __name__ == "__main__":
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "virtio_blk" "squashfs" "9pnet_virtio" "9p" ];
+    rootModules = [ ("virtio_pci") ("virtio_net") ("virtio_blk") ("squashfs") ("9p") ("9pnet_virtio") ];  # kmodules.py
     firmware = linux;
   };
   controllerInitrd = mkInitrd {
@@ -4192,6 +4302,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "''$m" || echo "wingen-controller: cannot load ''$m" >&2; done < /insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules
+# (this initrd's, which stays the root the kernel's helpers see: the command runs in a chroot).
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 
 command=
 read -r cmdline < /proc/cmdline
@@ -4485,7 +4598,7 @@ fi
   # host's store over 9p: a mounted 9p share blocks migration, and the controller is saved
   # running (smbd up, SSH to the guest open) beside the guest, so a revive skips its boot.
   controllerRoot = runCommand "wingen-controller-root.squashfs" { } ''
-    ${squashfsTools}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
+    ${squashfs}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
       $out -keep-as-directory -all-root -no-xattrs -quiet -no-progress
   '';
   controller = vmRecord {
@@ -4549,18 +4662,24 @@ fi
   '';
   windowsBootIso = windowsIsoNoPrompt;
   # The configured image, looked up in the ISO's install.wim/.esd with wimlib before a multi-hour
-  # install starts: a name or index that is not there fails in seconds, listing what is.
+  # install starts: a name or index that is not there fails in seconds, listing what is; so do a
+  # display language the image lacks, the other architecture, and a generic key for Eval media.
   editionCheck = runCommand "wingen-edition-check" {
     iso = windowsIso;
     PYTHONPATH = runtime;
     wimlib = "${wimlib}/bin/wimlib-imagex";
     which = "--name";
     image = "Windows 11 Pro";
+    language = "en-US";
+    architecture = "x86_64";
+    # a generic (KMS client) key: evaluation media refuse it (winiso.check_edition)
+    keyCheck = "--generic-key";
   } ''
     wim=$(${winiso} find-wim "$iso")
     ${winiso} extract "$iso" "$wim" "install.''${wim##*.}"
     "$wimlib" info "install.''${wim##*.}" > info.txt
-    ${winiso} check-edition info.txt "$which" "$image"
+    ${winiso} check-edition info.txt "$which" "$image" --language "$language" \
+      --architecture "$architecture" $keyCheck
     cp info.txt "$out"
   '';
   virtioIso = null;
@@ -4578,6 +4697,7 @@ fi
       <InputLocale>en-US</InputLocale>
       <SystemLocale>en-US</SystemLocale>
       <UILanguage>en-US</UILanguage>
+      <UILanguageFallback>en-US</UILanguageFallback>
       <UserLocale>en-US</UserLocale>
     </component>
     <component name="Microsoft-Windows-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
@@ -4682,6 +4802,7 @@ fi
       <InputLocale>en-US</InputLocale>
       <SystemLocale>en-US</SystemLocale>
       <UILanguage>en-US</UILanguage>
+      <UILanguageFallback>en-US</UILanguageFallback>
       <UserLocale>en-US</UserLocale>
     </component>
     <component name="Microsoft-Windows-Shell-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
