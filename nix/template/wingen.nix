@@ -4626,7 +4626,7 @@ fi
     memory_mib = 4096;
     cpus = 2;
     cpu_model = "Nehalem-v1";
-    rtc = "2010-01-01";
+    rtc = "2025-01-01";
     args = [ ];
   };
 
@@ -5062,7 +5062,7 @@ in
 {
   inherit installed base suspend runtime sshKey;
   # The config the stages were rendered from, as Nix data.
-  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2010-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
+  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2025-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
   # Windows: derivations with a Linux builder are refused (nix/windows-guest.nix.j2).
   runInVM = runInWindowsVMWith base;
   runInVMWith = runInWindowsVMWith;
