@@ -1,7 +1,7 @@
 {
   description = "wingen: one typed config in, Nix out - build software inside a Windows VM";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.11";
 
   outputs = { self, nixpkgs }:
     let
@@ -47,7 +47,7 @@
           ]))
           pkgs.ruff pkgs.shellcheck pkgs.qemu_kvm pkgs.vde2 pkgs.socat pkgs.zstd pkgs.samba
           pkgs.openssh pkgs.xorriso pkgs.mtools pkgs.dosfstools pkgs.wimlib pkgs.cpio
-          pkgs.squashfsTools
+          pkgs.squashfs-tools
         ];
       };
 

@@ -54,7 +54,7 @@ while :; do sleep 3600; done
 def kernel() -> Path:
     """Debian's kernel, unpacked into the e2e cache (downloaded once, never installed)."""
     out = subprocess.run(
-        ["sh", str(ROOT / "tests" / "e2e" / "setup.sh")],
+        ["sh", str(ROOT / "tests" / "e2e" / "setup.sh"), "debian"],
         stdout=subprocess.PIPE,
         text=True,
         check=True,

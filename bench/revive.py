@@ -2,7 +2,7 @@
 
     python3 bench/revive.py [--runs 3] [--snapshot 'compression = "zstd"']
 
-Builds `linuxBase` once the way the e2e suite does (Debian's kernel from tests/e2e/setup.sh,
+Builds `linuxBase` once the way the e2e suite does (the stand-in kernel from tests/e2e/setup.sh,
 nix/standin, a private nix.conf with the sandbox off), then RUNS fresh `runInLinuxVM`
 derivations whose builder's first act is to create a marker file in xchg.  While each one
 builds, a watcher polls its build directory every 5 ms and stamps, on the host's clock, the

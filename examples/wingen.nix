@@ -7,7 +7,7 @@
 #   runInVM    - drv: drv's builder run inside a revived copy of base, outputs written to the store.
 # A guest VM and a small Linux controller VM share a private vde_switch LAN; the controller gets
 # the host's /nix/store and an exchange dir over 9p and serves both to the guest over Samba.
-{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, squashfsTools, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib }:
+{ runCommand, writeText, writeScript, bash, python3, qemu_kvm, vde2, samba, openssh, zstd, gzip, cpio, linux, makeModulesClosure, closureInfo, pkgsStatic, requireFile, fetchurl, dosfstools, mtools, xorriso, OVMF, wimlib, squashfs-tools ? null, squashfsTools ? null }:
 
 let
   system = "x86_64-linux";
@@ -27,6 +27,11 @@ let
     controllerMac = "52:54:00:12:01:02";
   };
   busybox = pkgsStatic.busybox;
+  # Renamed in nixpkgs (nixnames.RENAMED): the current name where this nixpkgs has it.
+  squashfs =
+    if squashfs-tools != null then squashfs-tools
+    else if squashfsTools != null then squashfsTools
+    else throw "wingen: this nixpkgs has neither squashfs-tools nor squashfsTools";
 
   # --- the runtime helper (python3 -m wingen.runtime), embedded file by file ---------------
   runtimeFiles = [
@@ -919,7 +924,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     code = execute(stage, lambda: collect(rec, dirs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
-        log(f"{label}: stage failed")
+        # The reason is the log's last line: nix build shows a failed build's tail.
+        log(f"{label}: stage failed: {stage.failure or f'exit code {code}'}")
     return code
 
 
@@ -2724,6 +2730,7 @@ class Stage:
         self.step_started = self.started
         self.current = "starting the VMs"
         self.screens: list[str] = []  # lines for the report: where each screenshot went
+        self.failure: str | None = None  # why the stage failed, once it has (execute)
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -2759,6 +2766,11 @@ class Stage:
                 if vm.proc is not None:  # it may be exiting: let its stderr be complete
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         vm.proc.wait(self.deadline(1))
+                if vm.exit_code() == 0 and vm.spec.restore is None:
+                    # It ran and powered off before its monitor answered (a short guest, a loaded
+                    # host): a power-off like any other, for the steps to judge.
+                    log(f"VM {vm.name} powered off before its monitor answered")
+                    continue
                 said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
                     f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
@@ -3061,13 +3073,16 @@ def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str 
         if collect is not None:
             collect()
     except GuestCommandError as exc:
+        stage.failure = str(exc)
         log(f"{label} failed: {exc}")
         return exc.code
     except (StageError, QMPError, OSError) as exc:
         what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        stage.failure = what
+        # The reason last, on one line: `nix build` shows a failed build's last lines.
+        log(f"{report}\n{keep_hint(stage.spec.workdir)}")
         log(
-            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
-            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {what}"
         )
         return 1
     except Interrupted as exc:
@@ -4120,13 +4135,20 @@ if __name__ == "__main__":
   '';
 
   # A modules closure as a root-relative tree: lib/modules/… (plain .ko, since nixpkgs compresses
-  # them and busybox's insmod wants them plain) and insmod-list, in load order.
+  # them with xz and busybox's insmod wants them plain) and insmod-list, in load order. Its text
+  # indexes name the plain files, so busybox's modprobe (which the kernel runs for a module it
+  # asks for by name or alias) finds them; kmod's binary indexes, which would name the
+  # compressed files, are dropped.
   plainModules = modules: runCommand "wingen-modules" { } ''
     mkdir -p $out/lib
     cp -r ${modules}/lib/modules $out/lib/
     chmod -R u+w $out/lib
     for m in $(find $out/lib -name '*.ko.xz'); do ${busybox}/bin/busybox unxz "$m"; done
     for m in $(find $out/lib -name '*.ko.zst'); do ${zstd}/bin/zstd -q -d --rm "$m"; done
+    find $out/lib -name 'modules.*.bin' -delete
+    for f in $out/lib/modules/*/modules.dep $out/lib/modules/*/modules.alias; do
+      if [ -e "$f" ]; then sed -i 's/\.ko\.\(xz\|zst\)\b/.ko/g' "$f"; fi
+    done
     sed -e "s|^${modules}||" -e 's/\.ko\.\(xz\|zst\)$/.ko/' ${modules}/insmod-list > $out/insmod-list
   '';
 
@@ -4173,7 +4195,7 @@ if __name__ == "__main__":
   # --- the controller VM ---------------------------------------------------------------------
   controllerModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ "virtio_pci" "virtio_net" "virtio_blk" "squashfs" "9pnet_virtio" "9p" ];
+    rootModules = [ ("virtio_pci") ("virtio_net") ("virtio_blk") ("squashfs") ("9p") ("9pnet_virtio") ];  # kmodules.py
     firmware = linux;
   };
   controllerInitrd = mkInitrd {
@@ -4192,6 +4214,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "''$m" || echo "wingen-controller: cannot load ''$m" >&2; done < /insmod-list
+# Whatever the kernel asks for later by name or alias, busybox's modprobe loads from /lib/modules
+# (this initrd's, which stays the root the kernel's helpers see: the command runs in a chroot).
+echo /bin/modprobe > /proc/sys/kernel/modprobe
 
 command=
 read -r cmdline < /proc/cmdline
@@ -4485,7 +4510,7 @@ fi
   # host's store over 9p: a mounted 9p share blocks migration, and the controller is saved
   # running (smbd up, SSH to the guest open) beside the guest, so a revive skips its boot.
   controllerRoot = runCommand "wingen-controller-root.squashfs" { } ''
-    ${squashfsTools}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
+    ${squashfs}/bin/mksquashfs $(cat ${closureInfo { rootPaths = [ controllerInit ]; }}/store-paths) \
       $out -keep-as-directory -all-root -no-xattrs -quiet -no-progress
   '';
   controller = vmRecord {

@@ -19,7 +19,7 @@ import pytest
 from helpers import ROOT, env, nix_eval, windows_example
 from wingen.config import Config
 from wingen.loader import parse_config
-from wingen.nixnames import names_for
+from wingen.nixnames import RENAMED, names_for, optional_names
 from wingen.render import render
 from wingen.runtime.derivation import Dirs, parse_record, plan
 from wingen.runtime.vm import VM
@@ -166,12 +166,37 @@ def test_function_takes_exactly_the_listed_names(example: str, kernel: Path) -> 
     """The one list in nixnames.py is the expression's arguments, and the stand-in has them all."""
     cfg, config_dir = _config(example)
     text = render(cfg, config_dir).expression
-    formals = re.search(r"^\{ ([\w, ]+) \}:$", text, re.MULTILINE)
+    formals = re.search(r"^\{ ([\w, ?-]+) \}:$", text, re.MULTILINE)
     assert formals, "the expression is a function of a set of names"
-    assert tuple(formals.group(1).split(", ")) == names_for(cfg.guest)
+    required = [f for f in formals.group(1).split(", ") if "?" not in f]
+    optional = [f.removesuffix(" ? null") for f in formals.group(1).split(", ") if "?" in f]
+    assert tuple(required) == names_for(cfg.guest)
+    assert tuple(optional) == optional_names()
     standin = ROOT / "nix" / "standin" / "default.nix"
     provided = nix_eval(f"builtins.attrNames (import {standin} {{ kernelRoot = {kernel}; }})")
     assert set(names_for(cfg.guest)) <= set(provided)
+    # Of a renamed package, the stand-in offers only the current name: an old one that became an
+    # alias would fail here as under nixpkgs' allowAliases = false.
+    for new, old in RENAMED:
+        assert new in provided and old not in provided
+
+
+def test_a_renamed_package_falls_back_to_its_old_name(kernel: Path) -> None:
+    """A nixpkgs from before the rename has only the old name: the expression uses it."""
+    cfg, config_dir = _config("linux.toml")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "linux.nix"
+        path.write_text(render(cfg, config_dir).expression)
+        standin = ROOT / "nix" / "standin" / "default.nix"
+        mksquashfs = nix_eval(
+            f"let s = import {standin} {{ kernelRoot = {kernel}; }}; "
+            f'old = builtins.removeAttrs s [ "squashfs-tools" ] // '
+            f'{{ squashfsTools = s."squashfs-tools"; }}; '
+            f"f = import {path}; "
+            f"w = f (builtins.intersectAttrs (builtins.functionArgs f) old); "
+            f"in builtins.unsafeDiscardStringContext w.base.drvPath"
+        )
+        assert mksquashfs.endswith(".drv")
 
 
 def test_windows_setup_may_reboot_during_install(tmp_path: Path, kernel: Path) -> None:

@@ -136,9 +136,11 @@ def nix_ident(value: object) -> str:
     return text
 
 
-def nix_formals(names: Sequence[object]) -> str:
-    """The formal arguments of a function taking these names: `{ a, b }`."""
-    return "{ " + ", ".join(nix_ident(n) for n in names) + " }"
+def nix_formals(names: Sequence[object], optional: Sequence[object] = ()) -> str:
+    """The formal arguments of a function taking these names, and those optional ones (null when
+    not given): `{ a, b, c ? null }`."""
+    formals = [nix_ident(n) for n in names] + [f"{nix_ident(n)} ? null" for n in optional]
+    return "{ " + ", ".join(formals) + " }"
 
 
 def comment(value: object) -> str:

@@ -22,7 +22,6 @@ NIXPKGS_NAMES: tuple[str, ...] = (
     "linux",
     "makeModulesClosure",
     "closureInfo",  # the controller's closure, made into its root image
-    "squashfsTools",
     "pkgsStatic",  # busybox and dropbear, static or self-contained: they run outside the store
 )
 
@@ -38,5 +37,17 @@ WINDOWS_NAMES: tuple[str, ...] = (
 )
 
 
+# Names nixpkgs is moving: the current name, then the one before. The expression takes both as
+# optional arguments (`? null`) and uses the current one where the nixpkgs it is called with has it,
+# so it works under `allowAliases = false` once the old name is an alias, and on releases before
+# the new one existed. nixpkgs has both pkgs/by-name/sq/squashfs-tools and .../squashfsTools now.
+RENAMED: tuple[tuple[str, str], ...] = (("squashfs-tools", "squashfsTools"),)
+
+
 def names_for(guest: str) -> tuple[str, ...]:
     return NIXPKGS_NAMES + (WINDOWS_NAMES if guest == "windows" else ())
+
+
+def optional_names() -> tuple[str, ...]:
+    """The renamed names, both spellings, each an optional argument."""
+    return tuple(name for pair in RENAMED for name in pair)

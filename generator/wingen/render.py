@@ -21,8 +21,9 @@ import jinja2
 from . import __version__
 from .config import Config
 from .escape import FILTERS, nix_ind, nix_str
+from .kmodules import FOR_VM as KMODULES
 from .media import check_files, media_context
-from .nixnames import names_for
+from .nixnames import names_for, optional_names
 from .runtime.contract import STRINGS as CONTRACT
 from .shares import CIFS_OPTIONS, CONTROLLER_SHARES, DRIVE_LETTERS, HOLD_SHARE, SHARES, XCHG
 
@@ -106,6 +107,7 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "cfg": cfg,
         "version": __version__,
         "names": names_for(cfg.guest),
+        "optional_names": optional_names(),
         "config_dir": config_dir,
         "shares": SHARES,
         "controller_shares": CONTROLLER_SHARES,
@@ -113,6 +115,7 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "cifs_options": CIFS_OPTIONS,
         "drive_letters": DRIVE_LETTERS,
         "xchg": XCHG,
+        "kmodules": KMODULES,  # each Linux VM's kernel modules (kmodules.py)
         "contract": CONTRACT,  # the lines guests and the runtime share (runtime/contract.py)
     }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)

@@ -236,7 +236,9 @@ let
     vde2 = hostTools "vde2" [ "vde_switch" ];
     samba = selfContained "samba" [ "smbd" ];
     openssh = selfContained "openssh" [ "ssh" "ssh-keygen" ];
-    squashfsTools = hostTools "squashfs-tools" [ "mksquashfs" "unsquashfs" ];
+    # nixpkgs' current name only (pkgs/by-name/sq/squashfs-tools), not the older squashfsTools
+    # nixpkgs still has beside it: a render that asked for the old name alone would fail here.
+    squashfs-tools = hostTools "squashfs-tools" [ "mksquashfs" "unsquashfs" ];
     # nixpkgs' closureInfo: $out/store-paths lists the closure of rootPaths, one per line, sorted.
     # Read from exportReferencesGraph's files (path, deriver, count, that many references).
     closureInfo = { rootPaths }: hostRunCommand "closure-info" {
@@ -323,9 +325,13 @@ let
       fi
       mkdir -p $out
       cp ${kernelRoot}/boot/vmlinuz-${kernelVersion} $out/bzImage
-      # Debian ships no vmlinux: unpack the bzImage's payload as the kernel's scripts/extract-vmlinux
-      # does (each compressor's magic, decompressed from there; the first ELF found wins).
       mkdir -p $dev
+      # The kernel built here (kernel.nix) keeps its vmlinux, as nixpkgs' build does. Debian ships
+      # none: unpack the bzImage's payload as the kernel's scripts/extract-vmlinux does (each
+      # compressor's magic, decompressed from there; the first ELF found wins).
+      if [ -f ${kernelRoot}/boot/vmlinux-${kernelVersion} ]; then
+        cp ${kernelRoot}/boot/vmlinux-${kernelVersion} $dev/vmlinux
+      else
       unpack() {
         for at in $(LC_ALL=C grep -aboF "$(printf "$1")" $out/bzImage | cut -d: -f1); do
           tail -c +$((at + 1)) $out/bzImage | $2 > $dev/vmlinux 2> /dev/null || true
@@ -337,15 +343,17 @@ let
         echo "stand-in linux: no xz, zstd or gzip payload holding an ELF kernel in the bzImage" >&2
         exit 1
       }
+      fi
       mods=''${modules:-$out}
       mkdir -p $mods/lib/modules
       cp -r ${kernelRoot}/lib/modules/${kernelVersion} $mods/lib/modules/
-      # Unsigned, as nixpkgs' kernels ship them (MODULE_SIG = no in common-config.nix; its
-      # INSTALL_MOD_STRIP=1 strips them): stripping drops Debian's appended signature, whose check
-      # costs every insmod under TCG.
+      # The kernel built here comes as nixpkgs' does: stripped, unsigned, xz-compressed. Debian's
+      # (kept for the tests about it) is made alike: unsigned, as nixpkgs' kernels ship them
+      # (MODULE_SIG = no in common-config.nix; INSTALL_MOD_STRIP=1 strips them), which also drops
+      # the appended signature whose check costs every insmod under TCG; and compressed, though
+      # with zstd, not nixpkgs' xz (MODULE_COMPRESS_XZ): xz takes minutes on its ~4000 modules.
       chmod -R u+w $mods/lib/modules
       find $mods/lib/modules -name '*.ko' -exec strip --strip-debug {} +
-      # Compressed, as nixpkgs' kernels ship them (MODULE_COMPRESS_ZSTD; xz in older releases).
       find $mods/lib/modules -name '*.ko' -exec zstd -q --rm {} +
       depmod -b $mods ${kernelVersion}
     '';

@@ -70,3 +70,12 @@ def test_the_prefix_inside_a_line_or_a_near_miss_is_not_a_failure(tmp_path: Path
     assert p.returncode == 1
     assert "VM guest failed" not in p.stderr, p.stderr
     assert "powered off without printing" in p.stderr, p.stderr
+
+
+def test_the_reason_is_the_last_line_of_the_log(tmp_path: Path) -> None:
+    """`nix build` shows a failed build's last lines: the report goes above, the reason last."""
+    vms = guest(tmp_path, f"{FAILED} mke2fs failed on /dev/vda\r\n")
+    p = run(tmp_path, spec(tmp_path, [{"wait_file": "never", "deadline": 300}], vms=vms))
+    last = p.stderr.rstrip("\n").splitlines()[-1]
+    assert "failed" in last and last.endswith("VM guest failed: mke2fs failed on /dev/vda"), last
+    assert "last 20 serial lines" in p.stderr.split(last)[0]  # the report, above it

@@ -189,6 +189,19 @@ def test_wait_exit_of_a_guest_that_powers_off(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
 
 
+def test_a_guest_that_powers_off_at_once_is_a_guest_that_powered_off(tmp_path: Path) -> None:
+    """No spin: QEMU may well be gone before the QMP handshake ends, on a loaded host surely."""
+    bios = write_bios(tmp_path / "off.bin", "bye\r\n", end="reset")
+    s = spec(
+        tmp_path,
+        [{"wait_exit": "guest", "deadline": 20}],
+        vms=[{"name": "guest", "memory_mib": 64, "args": ["-bios", str(bios)]}],
+    )
+    p = run(tmp_path, s)
+    assert p.returncode == 0, p.stderr
+    assert "did not come up" not in p.stderr
+
+
 def test_wait_file_deadline_gives_reason_and_serial_lines(tmp_path: Path) -> None:
     t0 = time.monotonic()
     p = run(

@@ -423,7 +423,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     code = execute(stage, lambda: collect(rec, dirs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
-        log(f"{label}: stage failed")
+        # The reason is the log's last line: nix build shows a failed build's tail.
+        log(f"{label}: stage failed: {stage.failure or f'exit code {code}'}")
     return code
 
 

@@ -51,6 +51,7 @@ class Stage:
         self.step_started = self.started
         self.current = "starting the VMs"
         self.screens: list[str] = []  # lines for the report: where each screenshot went
+        self.failure: str | None = None  # why the stage failed, once it has (execute)
 
     def deadline(self, seconds: float) -> float:
         return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
@@ -86,6 +87,11 @@ class Stage:
                 if vm.proc is not None:  # it may be exiting: let its stderr be complete
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         vm.proc.wait(self.deadline(1))
+                if vm.exit_code() == 0 and vm.spec.restore is None:
+                    # It ran and powered off before its monitor answered (a short guest, a loaded
+                    # host): a power-off like any other, for the steps to judge.
+                    log(f"VM {vm.name} powered off before its monitor answered")
+                    continue
                 said = tail(vm.stderr_log, 5) or "no message"
                 raise StageError(
                     f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
@@ -388,13 +394,16 @@ def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str 
         if collect is not None:
             collect()
     except GuestCommandError as exc:
+        stage.failure = str(exc)
         log(f"{label} failed: {exc}")
         return exc.code
     except (StageError, QMPError, OSError) as exc:
         what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        stage.failure = what
+        # The reason last, on one line: `nix build` shows a failed build's last lines.
+        log(f"{report}\n{keep_hint(stage.spec.workdir)}")
         log(
-            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: "
-            f"{what}\n{report}\n{keep_hint(stage.spec.workdir)}"
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {what}"
         )
         return 1
     except Interrupted as exc:
