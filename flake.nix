@@ -47,7 +47,7 @@
           ]))
           pkgs.ruff pkgs.shellcheck pkgs.qemu_kvm pkgs.vde2 pkgs.socat pkgs.zstd pkgs.samba
           pkgs.openssh pkgs.xorriso pkgs.mtools pkgs.dosfstools pkgs.wimlib pkgs.cpio
-          pkgs.squashfsTools
+          pkgs.squashfs-tools
         ];
       };
 
