@@ -43,7 +43,7 @@
       devShells.${system}.default = pkgs.mkShell {
         packages = [
           (pkgs.python3.withPackages (ps: with ps; [
-            jinja2 pydantic typer tomlkit pytest pytest-timeout hypothesis mypy pycdlib
+            jinja2 pydantic typer tomlkit tzlocal pytest pytest-timeout hypothesis mypy pycdlib
           ]))
           pkgs.ruff pkgs.shellcheck pkgs.qemu_kvm pkgs.vde2 pkgs.socat pkgs.zstd pkgs.samba
           pkgs.openssh pkgs.xorriso pkgs.mtools pkgs.dosfstools pkgs.wimlib pkgs.cpio
