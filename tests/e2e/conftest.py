@@ -73,6 +73,16 @@ w // {{
     uname -n > "$out/host"
   '');
   featureless = w.runInLinuxVM (guestDrv "{name}-featureless" "mkdir $out");
+  # What the kernel runs to load a module it asks for, and that modprobe loading one by name
+  # from the closure's (rewritten) indexes: unloaded first, then loaded again.
+  modprobe = w.runInLinuxVM (guestDrv "{name}-modprobe" ''
+    mkdir -p "$out"
+    cat /proc/sys/kernel/modprobe > "$out/helper"
+    modprobe -r des_generic
+    grep -c '^des_generic ' /proc/modules > "$out/after-remove" || true
+    modprobe des_generic
+    grep -c '^des_generic ' /proc/modules > "$out/after-load"
+  '');
   unsandboxed = w.runInLinuxVM (guestDrv "{name}-unsandboxed" "echo in the guest; mkdir $out");
   # Not a VM stage: what a builder may do to the store it reads from.
   storeProbe = guestDrvWith {{ input = pkgs.writeText "{name}-in" "as built"; }} "{name}-probe" ''

@@ -81,3 +81,13 @@ def test_an_installer_that_dies_fails_the_install_stage(e2e: E2E) -> None:
         run.output
     )
     assert "deadline:" not in run.output  # ended by the line, not by its 360 s deadline
+
+
+def test_the_guest_has_a_working_modprobe(e2e: E2E) -> None:
+    """The kernel's helper is busybox's modprobe, which loads a module of the closure by name."""
+    run = e2e.build("modprobe")
+    assert run.returncode == 0, run.output
+    out = e2e.dir / "modprobe"
+    assert (out / "helper").read_text().strip() == "/bin/modprobe"
+    assert (out / "after-remove").read_text().strip() == "0"
+    assert (out / "after-load").read_text().strip() == "1"
