@@ -476,13 +476,33 @@ CONTROLLER_READY = "wingen-controller: ready to be saved"
 # session's bytes: the host shows what follows it.
 SHELL_START = "wingen-controller: shell"
 
+# --- a build's guest side (guest-build.sh) and the runtime's collect, through xchg/wingen -------
+# The runtime writes OUTPUTS_LIST (each output's store path, one per line). The guest builds the
+# outputs on its own disk, packs them into OUTPUTS_ARCHIVE (tar: links, modes and names kept) and
+# ends by writing GUEST_RESULT: "PHASE CODE", the last phase it ran and how that ended.
+OUTPUTS_LIST = "outputs"
+OUTPUTS_ARCHIVE = "outputs.tar"
+GUEST_RESULT = "guest-result"
+# Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
+# into the store outside its outputs), "outputs" (packing them), "done" (all packed).
+PHASES = ("setup", "builder", "store", "outputs", "done")
+# Exit codes the guest command uses itself, before or around the builder. Mapping the shares runs
+# before xchg is there to hold a result: its code, with no result written, says so.
+SHARES_FAILED = 97
+SETUP_FAILED = 98
+
 # What the templates see as `contract`.
-STRINGS = {
+STRINGS: dict[str, str | int] = {
     "FAILED": FAILED,
     "INSTALL_DONE": INSTALL_DONE,
     "GUEST_READY": GUEST_READY,
     "CONTROLLER_READY": CONTROLLER_READY,
     "SHELL_START": SHELL_START,
+    "OUTPUTS_LIST": OUTPUTS_LIST,
+    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
+    "GUEST_RESULT": GUEST_RESULT,
+    "SHARES_FAILED": SHARES_FAILED,
+    "SETUP_FAILED": SETUP_FAILED,
 }
 
 
@@ -546,7 +566,18 @@ from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
-from .contract import CONTROLLER_READY, INSTALL_DONE, line_pattern
+from .contract import (
+    CONTROLLER_READY,
+    GUEST_RESULT,
+    INSTALL_DONE,
+    OUTPUTS_ARCHIVE,
+    OUTPUTS_LIST,
+    PHASES,
+    SETUP_FAILED,
+    SHARES_FAILED,
+    line_pattern,
+)
+from .outputs import missing, unpack
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -624,6 +655,14 @@ class BuildEnv:
         if not path:
             raise StageError(f"the derivation has no output {name!r}")
         return Path(path)
+
+    def outputs(self) -> dict[str, Path]:
+        """Every output's path by its name (`outputs`: a list in attrs, words in the env); none
+        for `wingen shell`, whose environment is empty."""
+        if self.attrs is not None:
+            return {k: Path(v) for k, v in (self.attrs.get("outputs") or {}).items()}
+        names = (self.env.get("outputs") or "out").split()
+        return {name: Path(self.env[name]) for name in names if self.env.get(name)}
 
 
 @dataclass(frozen=True)
@@ -816,6 +855,8 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
         (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
     if stage == "run":
         hand_over(build, dirs.xchg)
+        paths = "".join(f"{path}\n" for path in build.outputs().values())
+        (dirs.control / OUTPUTS_LIST).write_text(paths)
         shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
         words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
         (dirs.control / "builder").write_text(f"exec {words}\n")
@@ -860,7 +901,7 @@ def sh_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\'''") + "'"
 
 
-def collect(rec: Record, dirs: Dirs) -> None:
+def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) -> None:
     """After the VMs: the stage's result, or why it failed."""
     if rec.stage == "install":
         assert dirs.out is not None
@@ -878,16 +919,65 @@ def collect(rec: Record, dirs: Dirs) -> None:
             "the controller ended without the guest command's exit code "
             f"({exit_file}: {exc.__class__.__name__})"
         ) from exc
-    if code == 0:
-        return
-    what = "the preparing command" if rec.stage == "suspend" else "the builder"
-    if code == SSH_LOST:
-        raise GuestCommandError(
-            f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})", 1
-        )
     if rec.stage == "suspend":
-        raise StageError(f"{what} in the guest exited with code {code}")
-    raise GuestCommandError(f"{what} in the guest failed with exit code {code}", code)
+        if code == SSH_LOST:
+            raise GuestCommandError(_ssh_lost("the preparing command"), 1)
+        if code:
+            raise StageError(f"the preparing command in the guest exited with code {code}")
+        return
+    assert outputs is not None
+    phase, phase_code = _guest_result(dirs.control, code)
+    if phase == "builder":
+        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
+                                phase_code)  # fmt: skip
+    if phase != "done":
+        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    archive = dirs.control / OUTPUTS_ARCHIVE
+    if archive.exists():
+        unpack(archive, outputs)
+    absent = missing(outputs)
+    if absent:
+        raise GuestCommandError(
+            f"the builder exited 0 without making its output {', '.join(absent)} "
+            f"({', '.join(str(outputs[n]) for n in absent)})", 1
+        )  # fmt: skip
+
+
+# What a phase that ended the build's guest side before its end means (contract.PHASES).
+GUEST_PHASE_FAILED = {
+    "setup": "the build could not start in the guest: its environment or build directory "
+    f"(exit {SETUP_FAILED}; the build log says which)",
+    "store": "the builder wrote into the store outside its outputs (the build log names each "
+    "path); only the outputs are the guest's to write",
+    "outputs": "packing the outputs in the guest failed (the build log says why)",
+}
+
+
+def _ssh_lost(what: str) -> str:
+    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
+
+
+def _guest_result(control: Path, code: int) -> tuple[str, int]:
+    """The phase the guest side ended in and its code; without a result written, what the
+    guest command's own exit code says (contract.py)."""
+    try:
+        phase, number = (control / GUEST_RESULT).read_text().split()
+        if phase in PHASES:
+            return phase, int(number)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
+    if code == SSH_LOST:
+        raise GuestCommandError(_ssh_lost("the build"), 1)
+    if code == SHARES_FAILED:
+        raise GuestCommandError(
+            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
+            "build log says which)", 1
+        )  # fmt: skip
+    raise GuestCommandError(
+        f"the guest command ended with code {code} before the build wrote its result", 1
+    )
 
 
 def run_derivation(environ: Mapping[str, str] | None = None) -> int:
@@ -921,7 +1011,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     if rec.stage != "install":
         # The guest command's output, live (the controller writes it into xchg).
         stage.echo.follow(dirs.control / "build.log", "")
-    code = execute(stage, lambda: collect(rec, dirs))
+    outputs = build_env.outputs() if rec.stage == "run" else None
+    code = execute(stage, lambda: collect(rec, dirs, outputs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
         # The reason is the log's last line: nix build shows a failed build's tail.
@@ -1201,6 +1292,103 @@ def enable(client: QMPClient) -> None:
 
 def uri(path: Path) -> str:
     return f"file:{path}"
+''; }
+    { path = "wingen/runtime/outputs.py"; text = ''
+"""A build's outputs, from the archive the guest packed (guest-build.sh) into their store paths.
+
+The guest builds its outputs on its own disk and packs them with its own tar, which reads them
+as the builder wrote them: Linux's busybox tar, Cygwin's GNU tar (which turns Cygwin's symlinks,
+system-file or native, and its private-use-character names back into what they mean). Here each
+member is checked and made by hand: only under an output's path, no `..`, and only what the Nix
+store can hold (directories, files, symlinks). Hard links become copies (a NAR has no hard links);
+modes keep only the execute bit (the store keeps no other). Anything else fails the build with
+its name, rather than arrive different.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from .supervise import StageError
+
+
+def unpack(archive: Path, outputs: Mapping[str, Path]) -> None:
+    """Make each output the archive holds (members named `<output's basename>/…`)."""
+    by_base = {path.name: path for path in outputs.values()}
+    made: dict[str, Path] = {}
+    # utf-8 with surrogateescape: any name's bytes survive into os calls unchanged.
+    with tarfile.open(archive, encoding="utf-8", errors="surrogateescape") as tar:
+        for member in tar:
+            dest = _destination(member.name, by_base)
+            try:
+                _make(tar, member, dest, made)
+            except OSError as exc:
+                raise StageError(f"cannot make {member.name!r} of the outputs: {exc}") from exc
+            made[PurePosixPath(member.name).as_posix()] = dest
+
+
+def _make(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, made: Mapping[str, Path]
+) -> None:
+    if member.isdir():
+        dest.mkdir(mode=0o755, exist_ok=True)
+    elif member.isreg():
+        _write(tar, member, dest)
+    elif member.issym():
+        os.symlink(member.linkname, dest)
+    elif member.islnk():
+        source = made.get(PurePosixPath(member.linkname).as_posix())
+        if source is None:
+            raise StageError(
+                f"the outputs' archive links {member.name!r} to {member.linkname!r}, "
+                "which it does not hold"
+            )
+        shutil.copy2(source, dest, follow_symlinks=False)
+    else:
+        raise StageError(
+            f"the output holds {member.name!r}, a {_kind(member)}, which the Nix store "
+            "cannot hold"
+        )
+
+
+def missing(outputs: Mapping[str, Path]) -> list[str]:
+    """The outputs the builder did not make."""
+    return [name for name, path in outputs.items() if not os.path.lexists(path)]
+
+
+def _destination(name: str, by_base: Mapping[str, Path]) -> Path:
+    parts = PurePosixPath(name).parts
+    if parts and parts[0] == ".":
+        parts = parts[1:]
+    if not parts or parts[0] == "/" or ".." in parts or parts[0] not in by_base:
+        raise StageError(f"the outputs' archive holds {name!r}, which is not under an output")
+    dest = by_base[parts[0]].joinpath(*parts[1:])
+    # Never through a symlink the archive made: a member below one would land outside.
+    for above in list(dest.parents)[: len(parts) - 1]:
+        if above.is_symlink():
+            raise StageError(f"the outputs' archive holds {name!r} below a symlink")
+    return dest
+
+
+def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    source = tar.extractfile(member)
+    assert source is not None  # a regular member always has data
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    with source, open(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as out:
+        shutil.copyfileobj(source, out)
+    os.chmod(dest, mode)  # whatever the umask took
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.isfifo():
+        return "FIFO"
+    if member.ischr() or member.isblk():
+        return "device file"
+    return f"tar member of type {member.type!r}"
 ''; }
     { path = "wingen/runtime/qemu_caps.py"; text = ''
 """What a QEMU binary can do, asked over QMP instead of assumed from its version number.
@@ -2388,6 +2576,7 @@ class Kernel:
 class Share:
     tag: str  # the 9p mount tag
     path: str
+    readonly: bool = False  # QEMU refuses the guest's writes (the store: issue 19)
 
 
 @dataclass(frozen=True)
@@ -2632,11 +2821,12 @@ def _kernel(raw: Any, where: str) -> Kernel:
 
 
 def _share(raw: dict[str, Any], where: str) -> Share:
-    only_known(raw, {"tag", "path"}, where)
+    only_known(raw, {"tag", "path", "readonly"}, where)
     tag = get(raw, "tag", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
         raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
-    return Share(tag=tag, path=get(raw, "path", str, where))
+    readonly = get(raw, "readonly", bool, where, False)
+    return Share(tag=tag, path=get(raw, "path", str, where), readonly=readonly)
 
 
 def parse_step(raw: Any, i: int, names: list[str]) -> Step:
@@ -3634,9 +3824,10 @@ def device_args(s: VMSpec) -> list[str]:
         argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
         argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
     for share in s.shares:
+        readonly = ",readonly=on" if share.readonly else ""
         argv += [
             "-virtfs",
-            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}{readonly}",
         ]
     if s.vga:
         argv += ["-device", "VGA"]
@@ -4383,7 +4574,7 @@ mount_shares() {
     [ -d /tmp/xchg ] || mkdir -p /tmp/xchg
     mount -t 9p -o "''$opts" xchg /tmp/xchg || return 1
     [ -d /nix/store ] || mkdir -p /nix/store
-    mount -t 9p -o "''$opts,cache=loose" store /nix/store || return 1
+    mount -t 9p -o "''$opts,cache=loose,ro" store /nix/store || return 1
 }
 
 # Lazily: the umount program itself runs from the store share. The share is gone (and QEMU's
@@ -4426,12 +4617,12 @@ kernel oplocks = no
 posix locking = no
 strict sync = no
 CONF
-share() {  # NAME PATH: a writable guest share
-    printf '\n[%s]\npath = %s\nread only = no\nguest ok = yes\nforce user = root\n' "''$1" "''$2" \
+share() {  # NAME PATH READ-ONLY(yes|no): a guest share
+    printf '\n[%s]\npath = %s\nread only = %s\nguest ok = yes\nforce user = root\n' "''$1" "''$2" "''$3" \
         >> /etc/smb.conf
 }
-share xchg /tmp/xchg
-share nixstore /nix/store
+share xchg /tmp/xchg no
+share nixstore /nix/store yes
 mkdir -p /srv/hold
 printf '\n[%s]\npath = %s\nread only = yes\nguest ok = yes\n' wingen-hold \
     /srv/hold >> /etc/smb.conf
@@ -4613,7 +4804,8 @@ fi
     };
     drives = [ { file = "${controllerRoot}"; media = "image"; } ];
     # The host's store over 9p, mounted only after the revive (the runtime adds the exchange dir).
-    shares = [ { tag = "store"; path = builtins.storeDir; } ];
+    # The store read-only from here on: no guest writes to it (9p, the controller, Samba).
+    shares = [ { tag = "store"; path = builtins.storeDir; readonly = true; } ];
     nics = [ { model = "virtio-net-pci"; mac = net.controllerMac; } ];
     # The controller reports a failure by making QEMU exit non-zero; its reason is in xchg.
     debug_exit = true;
@@ -4641,7 +4833,7 @@ fi
   };
   guestModules = makeModulesClosure {
     kernel = kernelModules;
-    rootModules = [ ("virtio_pci") ("virtio_net") ("cifs") ("nls_utf8") ("hmac") ("md4") ("ecb") ("des_generic") ("sha256") ("cmac") ("aes") ("ccm") ("gcm") ("ctr") ("sha512") ("md5") ];  # kmodules.py
+    rootModules = [ ("virtio_pci") ("virtio_net") ("cifs") ("nls_utf8") ("hmac") ("md4") ("ecb") ("des_generic") ("sha256") ("cmac") ("aes") ("ccm") ("gcm") ("ctr") ("sha512") ("md5") ("overlay") ];  # kmodules.py
     firmware = linux;
   };
   guestRoot = runCommand "wingen-linux-guest-root" { } ''
@@ -4790,8 +4982,27 @@ map() {
         sleep 1
     done
 }
-map nixstore /nix/store
+# The store, as NixOS's qemu-vm.nix makes a writable one: the read-only share below an overlay
+# whose upper layer is on this disk, where the builder makes its outputs (guest-build.sh packs
+# them, and refuses whatever else it wrote there).
+store() {
+    umount -l /nix/store 2>/dev/null
+    map "''$1" /nix/.ro-store
+    rm -rf /nix/.rw-store
+    mkdir -p /nix/.rw-store/store /nix/.rw-store/work /nix/store
+    if ! mount -t overlay overlay -o lowerdir=/nix/.ro-store,upperdir=/nix/.rw-store/store,workdir=/nix/.rw-store/work /nix/store; then
+        echo "wingen: cannot mount the store's overlay on /nix/store" >&2
+        exit 97
+    fi
+}
+store nixstore
 map xchg /tmp/xchg
+'';
+  releaseShares = ''
+# shellcheck shell=sh
+# After the build, before the guest command reports: nothing still in flight. cifs writes a file
+# back when it is closed; sync covers whatever else the guest still caches.
+sync
 '';
   holdSession = ''
 #!/bin/sh
@@ -4861,26 +5072,60 @@ exec "''$python" -B -m wingen.runtime stage
   base = suspend { };
 
   # drv, built inside a revived copy of `snapshot`: its builder and args run in the guest with
-  # its environment; outputs go straight to the store through the shares; the build fails with
-  # the guest's exit code.
+  # its environment; the guest packs the outputs it made into xchg, and the runtime unpacks them
+  # into the store (runtime/outputs.py); the build fails with the phase that failed and its code.
   runInVMWith = snapshot: drv: derivation (drv.drvAttrs // stageAttrs "run" {
     base = "${snapshot}";
-    guest_command = mapShares + "\nexec sh " + "/tmp/xchg/wingen/build.sh"
-      + " </dev/null\n";
+    guest_command = mapShares + "\nsh " + "/tmp/xchg/wingen/build.sh"
+      + " </dev/null\nwingen_code=$?\n" + releaseShares + "exit $wingen_code\n";
     build_script = "${writeScript "wingen-guest-build" ''
 #!/bin/sh
 # Run inside the guest (Linux or Cygwin) once the shares are mapped: restore the derivation's
-# environment the runtime handed over, then run its original builder with its arguments.
+# environment, run its builder, pack the outputs it made (on the guest's own disk) into xchg, and
+# write how it ended, last: the phase and its code (runtime/contract.py). Nothing here execs, so
+# the builder's code is written down before the guest command releases the shares.
+# The derivation's variables never start with "wingen" (the runtime keeps those back).
+wingen_control=/tmp/xchg/wingen
+wingen_result() {  # PHASE CODE
+    printf '%s %s\n' "''$1" "''$2" > "''$wingen_control"/guest-result
+    exit "''$2"
+}
 # shellcheck source=/dev/null
-. /tmp/xchg/saved-env
+. /tmp/xchg/saved-env || wingen_result setup 98
 export NIX_BUILD_TOP=/tmp/wingen-build TMPDIR=/tmp/wingen-build TMP=/tmp/wingen-build
 export TEMP=/tmp/wingen-build TEMPDIR=/tmp/wingen-build HOME=/homeless-shelter
 export PATH=/usr/bin:/bin NIX_STORE=/nix/store
 rm -rf "''$NIX_BUILD_TOP"
-mkdir -p "''$NIX_BUILD_TOP" && cd "''$NIX_BUILD_TOP" || exit 98
-# `exec BUILDER ARGS…`, each a quoted shell word (written by the runtime).
+mkdir -p "''$NIX_BUILD_TOP" && cd "''$NIX_BUILD_TOP" || wingen_result setup 98
+wingen_outputs="''$wingen_control"/outputs
+# `exec BUILDER ARGS…`, each a quoted shell word (written by the runtime), in a subshell.
 # shellcheck source=/dev/null
-. /tmp/xchg/wingen/builder
+( . "''$wingen_control/builder" )
+wingen_code=''$?
+[ "''$wingen_code" -eq 0 ] || wingen_result builder "''$wingen_code"
+cd / || wingen_result outputs 1
+# The overlay's upper layer holds whatever the builder wrote into the store: only its outputs
+# may be there (a changed or deleted input path shows up too, copied up or whited out).
+wingen_outside=
+for wingen_entry in /nix/.rw-store/store/* /nix/.rw-store/store/.[!.]*; do
+    [ -e "''$wingen_entry" ] || [ -L "''$wingen_entry" ] || continue
+    if ! grep -qxF "/nix/store/''${wingen_entry##*/}" "''$wingen_outputs"; then
+        echo "wingen: the builder wrote into the store outside its outputs: /nix/store/''${wingen_entry##*/}" >&2
+        wingen_outside=1
+    fi
+done
+[ -z "''$wingen_outside" ] || wingen_result store 1
+# The outputs the builder made, as tar records them: symlinks, modes, names. (A missing one is
+# the runtime's to report.)
+set --
+while read -r wingen_path; do
+    if [ -e "''$wingen_path" ] || [ -L "''$wingen_path" ]; then set -- "''$@" "''${wingen_path##*/}"; fi
+done < "''$wingen_outputs"
+if [ "''$#" -gt 0 ]; then
+    tar -C /nix/store -cf "''$wingen_control"/outputs.tar "''$@" ||
+        wingen_result outputs 1
+fi
+wingen_result done 0
 ''}";
     builder = "${drv.drvAttrs.builder}";
     args = map (a: "${a}") (drv.drvAttrs.args or [ ]);

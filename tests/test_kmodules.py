@@ -13,7 +13,7 @@ from wingen import kmodules
 # Which filesystems each VM mounts.
 USES = {
     "guest_boot": ("ext",),  # its root disk, ext2 (initrd-init.sh)
-    "guest": ("cifs",),  # the controller's shares
+    "guest": ("cifs", "overlay"),  # the controller's shares; the store's overlay
     "controller": ("9p", "squashfs"),  # the host's store and xchg; its own root image
 }
 

@@ -30,7 +30,7 @@ def test_rendered_scripts_map_every_share(tmp_path: Path) -> None:
     assert sorted(c[0] for c in CONTROLLER_SHARES) == sorted(name for name, _ in SHARES)
     # The store is served from /nix/store itself (absolute store symlinks resolve on the server).
     assert dict((c[0], c[2]) for c in CONTROLLER_SHARES) == dict(SHARES)
-    for name, tag, path, _ in CONTROLLER_SHARES:
+    for name, tag, path, _, _ in CONTROLLER_SHARES:
         assert f"share {name} {path}" in controller
         assert f" {tag} {path} || return 1" in controller and f"umount -l {path}" in controller
     for name, mount in SHARES:

@@ -19,6 +19,9 @@ NIXOS: dict[str, tuple[str, ...]] = {
     "9p": ("9p", "9pnet_virtio"),
     # nixos/modules/tasks/filesystems/squashfs.nix: boot.initrd.availableKernelModules
     "squashfs": ("squashfs",),
+    # nixos/modules/virtualisation/qemu-vm.nix: boot.initrd.availableKernelModules, for
+    # virtualisation.writableStore (an overlay over the host's read-only store)
+    "overlay": ("overlay",),
 }
 
 # NixOS's cifs list predates SMB3: signing and key derivation (cmac(aes), hmac(sha256)), the
@@ -33,8 +36,8 @@ VIRTIO_NET = ("virtio_pci", "virtio_net")
 # The Linux guest's initrd: its root disk. crc32c as the alias ext4 asks for (newer kernels
 # dropped crc32c_generic, nixpkgs PR #489507; makeModulesClosure resolves an alias).
 GUEST_BOOT = (*VIRTIO_DISK, "crc32c", *NIXOS["ext"])
-# The Linux guest's own disk: the network and the SMB mounts of the shares.
-GUEST = (*VIRTIO_NET, *NIXOS["cifs"], *SMB3_CRYPTO)
+# The Linux guest's own disk: the network, the SMB mounts of the shares and the store's overlay.
+GUEST = (*VIRTIO_NET, *NIXOS["cifs"], *SMB3_CRYPTO, *NIXOS["overlay"])
 # The controller's initrd: the LAN, its root image (squashfs on a virtio disk), the host's store
 # and xchg over 9p.
 CONTROLLER = (*VIRTIO_NET, "virtio_blk", *NIXOS["squashfs"], *NIXOS["9p"])

@@ -17,8 +17,9 @@ from .loader import config_dir, load_config, parse_value
 # The commands import their modules (tomlkit, the setup.ini parser) only when they run:
 # `wingen render` should not pay for them.
 
-# The guest bootstrap needs these whatever the config asks for (sshd and its service runner).
-REQUIRED_PACKAGES = ("openssh", "cygrunsrv")
+# The guest needs these whatever the config asks for: sshd and its service runner for the
+# bootstrap, tar for packing a build's outputs (guest-build.sh; it is in category Base too).
+REQUIRED_PACKAGES = ("openssh", "cygrunsrv", "tar")
 ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="The config file.")]
 
 

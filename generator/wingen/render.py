@@ -25,7 +25,17 @@ from .kmodules import FOR_VM as KMODULES
 from .media import check_files, media_context
 from .nixnames import names_for, optional_names
 from .runtime.contract import STRINGS as CONTRACT
-from .shares import CIFS_OPTIONS, CONTROLLER_SHARES, DRIVE_LETTERS, HOLD_SHARE, SHARES, XCHG
+from .shares import (
+    CIFS_OPTIONS,
+    CONTROLLER_SHARES,
+    DRIVE_LETTERS,
+    HOLD_SHARE,
+    LINUX_STORE_LOWER,
+    LINUX_STORE_UPPER,
+    SHARES,
+    WINDOWS_OUTPUTS,
+    XCHG,
+)
 
 PACKAGE = Path(__file__).resolve().parent
 EXPRESSION = "default.nix.j2"
@@ -115,6 +125,10 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "cifs_options": CIFS_OPTIONS,
         "drive_letters": DRIVE_LETTERS,
         "xchg": XCHG,
+        # Where a build's outputs are made in the guest (shares.py).
+        "store_lower": LINUX_STORE_LOWER,
+        "store_upper": LINUX_STORE_UPPER,
+        "outputs_dir": WINDOWS_OUTPUTS,
         "kmodules": KMODULES,  # each Linux VM's kernel modules (kmodules.py)
         "contract": CONTRACT,  # the lines guests and the runtime share (runtime/contract.py)
     }

@@ -41,6 +41,7 @@ let
     args = [ "-c" script ];
   }} // extra);
   guestDrv = guestDrvWith {{ }};
+  tamperModes = f: {{ sandboxed = f "sandboxed"; unsandboxed = f "unsandboxed"; }};
   # An input holding an absolute symlink into another store path (as symlinkJoin, buildEnv and
   # wrappers make them): the guest must read through it.
   linked = pkgs.runCommand "{name}-linked" {{ }} ''
@@ -84,6 +85,36 @@ w // {{
     grep -c '^des_generic ' /proc/modules > "$out/after-load"
   '');
   unsandboxed = w.runInLinuxVM (guestDrv "{name}-unsandboxed" "echo in the guest; mkdir $out");
+  # Issue 19: outputs as the builder made them (two outputs; links, modes, reserved names).
+  shapes = w.runInLinuxVM (guestDrvWith {{ outputs = [ "out" "dev" ]; }} "{name}-shapes" ''
+    mkdir -p "$out/bin"
+    printf '#!/bin/sh\necho hi\n' > "$out/bin/tool"
+    chmod 755 "$out/bin/tool"
+    echo plain > "$out/data"
+    ln -s bin/tool "$out/rel"
+    ln -s "$out/bin/tool" "$out/abs"
+    echo colon > "$out/a:b"
+    echo question > "$out/a?b"
+    echo "the dev output" > "$dev"
+  '');
+  # Issue 19: a builder that writes into an input store path, and one that adds to the store.
+  # Each carries the session's name, so the sandboxed and unsandboxed builds are distinct.
+  tamperInput = tamperModes (mode: w.runInLinuxVM (guestDrvWith {{
+    victim = pkgs.writeText "{name}-victim" "as built";
+  }} "{name}-tamper-input-${{mode}}" ''
+    echo tampered > "$victim" && echo "the guest wrote into $victim"
+    mkdir "$out"
+  ''));
+  tamperStore = tamperModes (mode: w.runInLinuxVM (guestDrv "{name}-tamper-store-${{mode}}" ''
+    touch /nix/store/{name}-intruder-${{mode}} && echo "the guest added to the store"
+    mkdir "$out"
+  ''));
+  # Issue 20: the builder's own code, even where it is one the guest command uses itself.
+  exit97 = w.runInLinuxVM (guestDrv "{name}-exit-97" "exit 97");
+  exit98 = w.runInLinuxVM (guestDrv "{name}-exit-98" "exit 98");
+  exit255 = w.runInLinuxVM (guestDrv "{name}-exit-255" "exit 255");
+  # Issue 20: the SSH connection ends while the builder runs (no result is ever written).
+  lostSsh = w.runInLinuxVM (guestDrv "{name}-lost-ssh" "killall dropbear; sleep 600; mkdir $out");
   # Not a VM stage: what a builder may do to the store it reads from.
   storeProbe = guestDrvWith {{ input = pkgs.writeText "{name}-in" "as built"; }} "{name}-probe" ''
     echo "$(/usr/bin/id -u) $(/usr/bin/stat -c %U:%a $input)" > $out

@@ -48,8 +48,8 @@ def test_lock_to_config_path_is_byte_identical(tmp_path: Path) -> None:
     second = wingen("cygwin", "lock", "--setup-ini", str(FIXTURE), cwd=tmp_path)
     assert second.returncode == 0
     assert lock.read_bytes() == a
-    assert "15 packages" in first.stderr
-    assert b'"requested": [\n    "cygrunsrv",\n    "make",\n    "openssh"\n  ]' in a
+    assert "16 packages" in first.stderr
+    assert b'"requested": [\n    "cygrunsrv",\n    "make",\n    "openssh",\n    "tar"\n  ]' in a
 
 
 def test_lock_to_output_without_config(tmp_path: Path) -> None:
@@ -219,7 +219,7 @@ def test_lock_reads_setups_other_spellings_to_the_same_closure(tmp_path: Path) -
     for lock in locks:  # the hash of the setup.ini read differs, as the files do
         assert len(lock["setup_ini"].pop("sha512")) == 128
     assert locks[1] == locks[0]
-    assert len(locks[0]["packages"]) == 15
+    assert len(locks[0]["packages"]) == 16
 
 
 def test_lock_refuses_an_md5_only_install_line(tmp_path: Path) -> None:

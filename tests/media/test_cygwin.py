@@ -13,14 +13,15 @@ from wingen.errors import UserError
 FIXTURE = Path(__file__).parent / "fixtures" / "setup.ini"
 MIRROR = "https://mirror.example/cygwin"
 
-# Worked out by hand from fixtures/setup.ini: Base is base-files, bash, cygwin, dash, csih;
+# Worked out by hand from fixtures/setup.ini: Base is base-files, bash, cygwin, dash, csih, tar;
 # bash brings libreadline7 (not Base) → libncursesw10 (old `requires:`) → terminfo; csih needs
 # the virtual perl5_036, which perl_base provides; make → libintl8; openssh → cygrunsrv,
 # libcrypto3 → zlib0. Not: _autorebase/rebase (not asked for), oldlib (only in bash's [prev]),
 # libzstd1 (only in cygwin's [test]).
 EXPECTED = [
     "base-files", "bash", "csih", "cygrunsrv", "cygwin", "dash", "libcrypto3", "libintl8",
-    "libncursesw10", "libreadline7", "make", "openssh", "perl_base", "terminfo", "zlib0",
+    "libncursesw10", "libreadline7", "make", "openssh", "perl_base", "tar", "terminfo",
+    "zlib0",
 ]  # fmt: skip
 
 

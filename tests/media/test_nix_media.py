@@ -42,6 +42,7 @@ def make_mirror(root: Path) -> str:
         "openssh": ("Net", "cygwin, cygrunsrv"), "cygrunsrv": ("Admin", "cygwin"),
         "make": ("Devel", "cygwin, libintl8"),
         "libintl8": ("Libs", "cygwin"), "unused": ("Devel", "cygwin"),
+        "tar": ("Base", "cygwin, libintl8"),
     }  # fmt: skip
     blocks = ["release: cygwin", "arch: x86_64", "setup-timestamp: 1700000000",
               "setup-version: 2.932", ""]  # fmt: skip
@@ -186,7 +187,7 @@ def test_winnt_sif_floppy_with_crlf(tmp_path: Path) -> None:
 
 # media.SITE_DIR: the one folder of the ISO's local package dir, whatever the mirror
 SITE = "/cygwin/mirror"
-CLOSURE = ["bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh"]
+CLOSURE = ["bash", "cygrunsrv", "cygwin", "libintl8", "make", "openssh", "tar"]
 
 
 JOLIET = ("-rockridge", "off", "-joliet", "on")
@@ -247,7 +248,7 @@ def test_cygwin_iso(tmp_path: Path) -> None:
     assert got == want
     extract = extractor(iso, tmp_path / "x")
     assert extract("/setup-x86_64.exe") == b"MZ pretend cygwin installer\n"
-    assert extract("/wingen/packages.txt") == b"cygrunsrv,make,openssh\r\n"
+    assert extract("/wingen/packages.txt") == b"cygrunsrv,make,openssh,tar\r\n"
     assert extract("/wingen/authorized_keys").decode() == PUBKEY
     assert extract("/wingen/bootstrap.sh").decode() == files["windows/wingen/bootstrap.sh"]
     cmd = extract("/wingen/install.cmd")

@@ -43,7 +43,7 @@ def test_partial_uses_only_listed_nixpkgs_names(tmp_path: Path) -> None:
     for name in PARTIAL_NAMES:
         assert re.search(rf"\b{name}\b", text), name
     assert "pkgs." not in text
-    assert text.count('fetchurl { name = "cygwin-') == 15  # one per locked tarball
+    assert text.count('fetchurl { name = "cygwin-') == 16  # one per locked tarball
     assert 'hash = "sha512-' in text
     assert "builtins.fetchurl" not in text and "import (" not in text  # no IFD
     assert "nix-store --add-fixed sha256 /path/to/${name}" in text

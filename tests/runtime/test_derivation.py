@@ -240,26 +240,47 @@ def test_structured_attrs_reach_the_runtime_and_the_guest(tmp_path: Path, named:
     ]
 
 
-@pytest.mark.parametrize(
-    ("code", "error", "message", "exit_code"),
-    [
-        ("3", GuestCommandError, "the builder in the guest failed with exit code 3", 3),
-        ("255", GuestCommandError, "lost the SSH connection to the guest", 1),
-        (None, StageError, "the controller ended without the guest command's exit code", None),
-    ],
-)
-def test_collect_run(
-    tmp_path: Path, code: str | None, error: type, message: str, exit_code: int | None
+# (the guest command's exit code, the guest's result file, the reason, the build's exit code)
+COLLECT_RUN = [
+    # The builder's own code, whatever it is: 97 and 98 are the guest command's codes for the
+    # shares and the setup, 255 is ssh's for a lost connection; the result says whose it is.
+    ("3", "builder 3", "the builder in the guest failed with exit code 3", 3),
+    ("97", "builder 97", "the builder in the guest failed with exit code 97", 97),
+    ("98", "builder 98", "the builder in the guest failed with exit code 98", 98),
+    ("255", "builder 255", "the builder in the guest failed with exit code 255", 255),
+    ("97", None, "mapping the controller's shares in the guest failed (exit 97", 1),
+    ("98", "setup 98", "the build could not start in the guest", 1),
+    ("1", "store 1", "the builder wrote into the store outside its outputs", 1),
+    ("1", "outputs 1", "packing the outputs in the guest failed", 1),
+    ("255", None, "lost the SSH connection to the guest while the build ran", 1),
+    ("0", None, "the guest command ended with code 0 before the build wrote its result", 1),
+    ("0", "builder x", "the guest's result file guest-result is garbled", 1),
+    ("0", "done 0", "the builder exited 0 without making its output out (", 1),
+]
+
+
+@pytest.mark.parametrize(("code", "result", "message", "exit_code"), COLLECT_RUN)
+def test_collect_run_names_the_phase(
+    tmp_path: Path, code: str, result: str | None, message: str, exit_code: int
 ) -> None:
+    """Issue 20 item 2: the guest's result names the phase that ended the build."""
+    d = dirs(tmp_path)
+    d.control.mkdir(parents=True)
+    (d.xchg / "in-vm-exit").write_text(code + "\n")
+    if result is not None:
+        (d.control / "guest-result").write_text(result + "\n")
+    outputs = {"out": tmp_path / "store" / "abc-out"}
+    with pytest.raises(GuestCommandError) as info:
+        collect(parse_record(json.dumps(record("run"))), d, outputs)
+    assert message in str(info.value)
+    assert info.value.code == exit_code
+
+
+def test_collect_run_without_an_exit_code(tmp_path: Path) -> None:
     d = dirs(tmp_path)
     d.xchg.mkdir(parents=True)
-    if code is not None:
-        (d.xchg / "in-vm-exit").write_text(code + "\n")
-    with pytest.raises(error) as info:
-        collect(parse_record(json.dumps(record("run"))), d)
-    assert message in str(info.value)
-    if exit_code is not None:
-        assert info.value.code == exit_code
+    with pytest.raises(StageError, match="the controller ended without the guest command's exit"):
+        collect(parse_record(json.dumps(record("run"))), d, {})
 
 
 def test_accel_resolution_follows_the_snapshot_without_probing() -> None:

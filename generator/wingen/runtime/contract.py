@@ -29,13 +29,33 @@ CONTROLLER_READY = "wingen-controller: ready to be saved"
 # session's bytes: the host shows what follows it.
 SHELL_START = "wingen-controller: shell"
 
+# --- a build's guest side (guest-build.sh) and the runtime's collect, through xchg/wingen -------
+# The runtime writes OUTPUTS_LIST (each output's store path, one per line). The guest builds the
+# outputs on its own disk, packs them into OUTPUTS_ARCHIVE (tar: links, modes and names kept) and
+# ends by writing GUEST_RESULT: "PHASE CODE", the last phase it ran and how that ended.
+OUTPUTS_LIST = "outputs"
+OUTPUTS_ARCHIVE = "outputs.tar"
+GUEST_RESULT = "guest-result"
+# Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
+# into the store outside its outputs), "outputs" (packing them), "done" (all packed).
+PHASES = ("setup", "builder", "store", "outputs", "done")
+# Exit codes the guest command uses itself, before or around the builder. Mapping the shares runs
+# before xchg is there to hold a result: its code, with no result written, says so.
+SHARES_FAILED = 97
+SETUP_FAILED = 98
+
 # What the templates see as `contract`.
-STRINGS = {
+STRINGS: dict[str, str | int] = {
     "FAILED": FAILED,
     "INSTALL_DONE": INSTALL_DONE,
     "GUEST_READY": GUEST_READY,
     "CONTROLLER_READY": CONTROLLER_READY,
     "SHELL_START": SHELL_START,
+    "OUTPUTS_LIST": OUTPUTS_LIST,
+    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
+    "GUEST_RESULT": GUEST_RESULT,
+    "SHARES_FAILED": SHARES_FAILED,
+    "SETUP_FAILED": SETUP_FAILED,
 }
 
 

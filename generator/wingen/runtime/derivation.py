@@ -28,7 +28,9 @@ would end an install that outlasts it).  Suspend boots the base's disk, lets the
 the prepare command over SSH, waits until the controller says it is ready to be saved (smbd up,
 SSH to the guest held open, no 9p share mounted) and saves both VMs.  Run revives both, tells
 the controller to go on (a line on its signal port: it mounts the shares and runs the builder in
-the guest), and fails with the builder's exit code.
+the guest), then reads the guest's result (the phase that ended it and its code: contract.py):
+the builder's exit code fails the build as it is; a whole run unpacks the outputs the guest
+packed into xchg (outputs.py).
 """
 
 from __future__ import annotations
@@ -45,7 +47,18 @@ from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
-from .contract import CONTROLLER_READY, INSTALL_DONE, line_pattern
+from .contract import (
+    CONTROLLER_READY,
+    GUEST_RESULT,
+    INSTALL_DONE,
+    OUTPUTS_ARCHIVE,
+    OUTPUTS_LIST,
+    PHASES,
+    SETUP_FAILED,
+    SHARES_FAILED,
+    line_pattern,
+)
+from .outputs import missing, unpack
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -123,6 +136,14 @@ class BuildEnv:
         if not path:
             raise StageError(f"the derivation has no output {name!r}")
         return Path(path)
+
+    def outputs(self) -> dict[str, Path]:
+        """Every output's path by its name (`outputs`: a list in attrs, words in the env); none
+        for `wingen shell`, whose environment is empty."""
+        if self.attrs is not None:
+            return {k: Path(v) for k, v in (self.attrs.get("outputs") or {}).items()}
+        names = (self.env.get("outputs") or "out").split()
+        return {name: Path(self.env[name]) for name in names if self.env.get(name)}
 
 
 @dataclass(frozen=True)
@@ -315,6 +336,8 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
         (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
     if stage == "run":
         hand_over(build, dirs.xchg)
+        paths = "".join(f"{path}\n" for path in build.outputs().values())
+        (dirs.control / OUTPUTS_LIST).write_text(paths)
         shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
         words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
         (dirs.control / "builder").write_text(f"exec {words}\n")
@@ -359,7 +382,7 @@ def sh_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def collect(rec: Record, dirs: Dirs) -> None:
+def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) -> None:
     """After the VMs: the stage's result, or why it failed."""
     if rec.stage == "install":
         assert dirs.out is not None
@@ -377,16 +400,65 @@ def collect(rec: Record, dirs: Dirs) -> None:
             "the controller ended without the guest command's exit code "
             f"({exit_file}: {exc.__class__.__name__})"
         ) from exc
-    if code == 0:
-        return
-    what = "the preparing command" if rec.stage == "suspend" else "the builder"
-    if code == SSH_LOST:
-        raise GuestCommandError(
-            f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})", 1
-        )
     if rec.stage == "suspend":
-        raise StageError(f"{what} in the guest exited with code {code}")
-    raise GuestCommandError(f"{what} in the guest failed with exit code {code}", code)
+        if code == SSH_LOST:
+            raise GuestCommandError(_ssh_lost("the preparing command"), 1)
+        if code:
+            raise StageError(f"the preparing command in the guest exited with code {code}")
+        return
+    assert outputs is not None
+    phase, phase_code = _guest_result(dirs.control, code)
+    if phase == "builder":
+        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
+                                phase_code)  # fmt: skip
+    if phase != "done":
+        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    archive = dirs.control / OUTPUTS_ARCHIVE
+    if archive.exists():
+        unpack(archive, outputs)
+    absent = missing(outputs)
+    if absent:
+        raise GuestCommandError(
+            f"the builder exited 0 without making its output {', '.join(absent)} "
+            f"({', '.join(str(outputs[n]) for n in absent)})", 1
+        )  # fmt: skip
+
+
+# What a phase that ended the build's guest side before its end means (contract.PHASES).
+GUEST_PHASE_FAILED = {
+    "setup": "the build could not start in the guest: its environment or build directory "
+    f"(exit {SETUP_FAILED}; the build log says which)",
+    "store": "the builder wrote into the store outside its outputs (the build log names each "
+    "path); only the outputs are the guest's to write",
+    "outputs": "packing the outputs in the guest failed (the build log says why)",
+}
+
+
+def _ssh_lost(what: str) -> str:
+    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
+
+
+def _guest_result(control: Path, code: int) -> tuple[str, int]:
+    """The phase the guest side ended in and its code; without a result written, what the
+    guest command's own exit code says (contract.py)."""
+    try:
+        phase, number = (control / GUEST_RESULT).read_text().split()
+        if phase in PHASES:
+            return phase, int(number)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
+    if code == SSH_LOST:
+        raise GuestCommandError(_ssh_lost("the build"), 1)
+    if code == SHARES_FAILED:
+        raise GuestCommandError(
+            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
+            "build log says which)", 1
+        )  # fmt: skip
+    raise GuestCommandError(
+        f"the guest command ended with code {code} before the build wrote its result", 1
+    )
 
 
 def run_derivation(environ: Mapping[str, str] | None = None) -> int:
@@ -420,7 +492,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     if rec.stage != "install":
         # The guest command's output, live (the controller writes it into xchg).
         stage.echo.follow(dirs.control / "build.log", "")
-    code = execute(stage, lambda: collect(rec, dirs))
+    outputs = build_env.outputs() if rec.stage == "run" else None
+    code = execute(stage, lambda: collect(rec, dirs, outputs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
         # The reason is the log's last line: nix build shows a failed build's tail.

@@ -115,6 +115,7 @@ class Kernel:
 class Share:
     tag: str  # the 9p mount tag
     path: str
+    readonly: bool = False  # QEMU refuses the guest's writes (the store: issue 19)
 
 
 @dataclass(frozen=True)
@@ -359,11 +360,12 @@ def _kernel(raw: Any, where: str) -> Kernel:
 
 
 def _share(raw: dict[str, Any], where: str) -> Share:
-    only_known(raw, {"tag", "path"}, where)
+    only_known(raw, {"tag", "path", "readonly"}, where)
     tag = get(raw, "tag", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
         raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
-    return Share(tag=tag, path=get(raw, "path", str, where))
+    readonly = get(raw, "readonly", bool, where, False)
+    return Share(tag=tag, path=get(raw, "path", str, where), readonly=readonly)
 
 
 def parse_step(raw: Any, i: int, names: list[str]) -> Step:

@@ -220,9 +220,10 @@ def device_args(s: VMSpec) -> list[str]:
         argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
         argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
     for share in s.shares:
+        readonly = ",readonly=on" if share.readonly else ""
         argv += [
             "-virtfs",
-            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}{readonly}",
         ]
     if s.vga:
         argv += ["-device", "VGA"]
