@@ -34,7 +34,11 @@ let
     else throw "wingen: this nixpkgs has neither squashfs-tools nor squashfsTools";
 
   # --- the runtime helper (python3 -m wingen.runtime), embedded file by file ---------------
-  runtimeFiles = [
+  mkRuntime = name: files: runCommand name { } ("mkdir -p $out\n" + builtins.concatStringsSep "\n" (map (f: ''
+    mkdir -p "$(dirname "$out/${f.path}")"
+    cp ${writeText (baseNameOf f.path) f.text} "$out/${f.path}"
+  '') files));
+  runtime = mkRuntime "wingen-runtime" [
     { path = "wingen/__init__.py"; text = ''
 ''; }
     { path = "wingen/runtime/__init__.py"; text = ''
@@ -208,7 +212,6 @@ from pathlib import Path
 from .accel import probe_accel
 from .derivation import run_derivation
 from .qmp import QMPClient, QMPError
-from .snapshot import restore, save
 from .spec import COMPRESSIONS, SpecError, Tools, parse_spec
 from .stage import Stage, execute
 from .supervise import Interrupted, StageError, Supervisor, log
@@ -282,6 +285,8 @@ def run_stage(spec_path: Path) -> int:
 
 
 def save_or_restore(args: argparse.Namespace) -> int:
+    from .snapshot import restore, save  # not the stages' (saved.py says why)
+
     tools = Tools(zstd=args.zstd, gzip=args.gzip)
     with Supervisor() as sup:
         sup.install_signals()
@@ -484,8 +489,8 @@ OUTPUTS_LIST = "outputs"
 OUTPUTS_ARCHIVE = "outputs.tar"
 GUEST_RESULT = "guest-result"
 # Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
-# into the store outside its outputs), "outputs" (packing them), "done" (all packed).
-PHASES = ("setup", "builder", "store", "outputs", "done")
+# into the store outside its outputs), "outputs" (packing them), "finished" (all packed).
+PHASES = ("setup", "builder", "store", "outputs", "finished")
 # Exit codes the guest command uses itself, before or around the builder. Mapping the shares runs
 # before xchg is there to hold a result: its code, with no result written, says so.
 SHARES_FAILED = 97
@@ -549,7 +554,9 @@ would end an install that outlasts it).  Suspend boots the base's disk, lets the
 the prepare command over SSH, waits until the controller says it is ready to be saved (smbd up,
 SSH to the guest held open, no 9p share mounted) and saves both VMs.  Run revives both, tells
 the controller to go on (a line on its signal port: it mounts the shares and runs the builder in
-the guest), and fails with the builder's exit code.
+the guest), then reads the guest's result (the phase that ended it and its code: contract.py):
+the builder's exit code fails the build as it is; a whole run unpacks the outputs the guest
+packed into xchg (outputs.py).
 """
 
 from __future__ import annotations
@@ -577,7 +584,6 @@ from .contract import (
     SHARES_FAILED,
     line_pattern,
 )
-from .outputs import missing, unpack
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -608,6 +614,8 @@ RECORD_KEYS = {
     "build_script", "builder", "args",
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
+# The install's record carries its own deadline alone (an edit of another keeps the install).
+STAGE_DEADLINES = {"install": ("install",), "suspend": DEADLINES, "run": DEADLINES}
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 # Where a base keeps each VM's saved state.
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
@@ -688,7 +696,8 @@ def parse_record(text: str | None) -> Record:
     only_known(raw, RECORD_KEYS, RECORD)
     stage = choice(raw, "stage", STAGES, RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
-    for key in DEADLINES:
+    needed = STAGE_DEADLINES[stage]
+    for key in needed:
         get(deadlines, key, (int, float), f"{RECORD}.deadlines")
     get(raw, "guest", dict, RECORD)
     choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
@@ -707,7 +716,7 @@ def parse_record(text: str | None) -> Record:
         stage=stage,
         accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
         raw=raw,
-        deadlines={k: float(deadlines[k]) for k in DEADLINES},
+        deadlines={k: float(deadlines[k]) for k in needed},
     )
 
 
@@ -930,8 +939,10 @@ def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) 
     if phase == "builder":
         raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
                                 phase_code)  # fmt: skip
-    if phase != "done":
+    if phase != "finished":
         raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    from .outputs import missing, unpack  # the run stage's alone (saved.py says why)
+
     archive = dirs.control / OUTPUTS_ARCHIVE
     if archive.exists():
         unpack(archive, outputs)
@@ -1339,7 +1350,7 @@ def _make(
     elif member.isreg():
         _write(tar, member, dest)
     elif member.issym():
-        os.symlink(member.linkname, dest)
+        dest.symlink_to(member.linkname)
     elif member.islnk():
         source = made.get(PurePosixPath(member.linkname).as_posix())
         if source is None:
@@ -1350,8 +1361,7 @@ def _make(
         shutil.copy2(source, dest, follow_symlinks=False)
     else:
         raise StageError(
-            f"the output holds {member.name!r}, a {_kind(member)}, which the Nix store "
-            "cannot hold"
+            f"the output holds {member.name!r}, a {_kind(member)}, which the Nix store cannot hold"
         )
 
 
@@ -1378,9 +1388,9 @@ def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
     source = tar.extractfile(member)
     assert source is not None  # a regular member always has data
     mode = 0o755 if member.mode & 0o111 else 0o644
-    with source, open(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as out:
+    with source, dest.open("xb") as out:  # x: a second member of one name fails
         shutil.copyfileobj(source, out)
-    os.chmod(dest, mode)  # whatever the umask took
+    dest.chmod(mode)
 
 
 def _kind(member: tarfile.TarInfo) -> str:
@@ -1768,6 +1778,103 @@ class QMPClient:
 def _short(msg: JSON) -> str:
     text = json.dumps(msg)
     return text if len(text) <= 200 else text[:197] + "..."
+''; }
+    { path = "wingen/runtime/saved.py"; text = ''
+"""A stage's saved states: reviving its VMs from them, checking they fit, saving them.
+
+Only stages with a state import this (stage.py imports it where it is needed), so the install
+stage's runtime does not hold it: an edit here leaves the installed guest's derivation as it is
+(render.py gives the install only the modules it imports).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import mapped_ram, qemu_caps
+from .snapshot import Incoming, check_meta, save
+from .spec import Step, VMSpec
+from .supervise import StageError, log
+
+if TYPE_CHECKING:
+    from .stage import Stage
+
+
+def check_revivable(stage: Stage, vm: VMSpec) -> None:
+    """The state was saved from a VM like this one (snapshot.check_meta)."""
+    assert vm.restore is not None
+    check_meta(vm.restore.path, {**stage.state_meta(vm), "compression": vm.restore.compression})
+
+
+def revive(stage: Stage) -> None:
+    """Load every VM that has a state at the same time, then continue them together: the
+    guest does not run (and take the CPU) while the controller still loads."""
+    started = time.monotonic()
+    incoming: list[Incoming] = []
+    try:
+        for vm in stage.vms.values():
+            r = vm.spec.restore
+            if r is not None:
+                incoming.append(
+                    Incoming.begin(
+                        vm.client(),
+                        r.path,
+                        r.compression,
+                        sup=stage.sup,
+                        tools=stage.spec.tools,
+                        deadline=stage.deadline(vm.spec.restore_deadline),
+                        name=vm.name,
+                    )
+                )
+        for each in incoming:
+            each.finish(cont=False)
+    finally:
+        for each in incoming:
+            each.close()
+    for each in incoming:
+        each.client.execute("cont")
+    if incoming:
+        names = ", ".join(each.name for each in incoming)
+        log(f"revive: {names} running after {time.monotonic() - started:.2f} s")
+
+
+def save_vm(stage: Stage, step: Step) -> None:
+    """Save one running VM's state where the step says, with what a revive checks beside it."""
+    from .stage import QUIT_BUDGET, host_cpu_flags
+
+    vm = stage.vms[step.target]
+    if vm.exit_code() is not None:
+        raise StageError(f"VM {vm.name} is not running ({vm.status()})")
+    caps = qemu_caps.probe_client(vm.client())  # kept with the state, and decides the format
+    save(
+        vm.client(),
+        Path(step.to),
+        step.compression,
+        sup=stage.sup,
+        deadline=stage.deadline(step.deadline),
+        tools=stage.spec.tools,
+        ram_file=vm.ram_file if vm.spec.template else None,
+        name=vm.name,
+        meta={
+            **stage.state_meta(vm.spec),
+            "host_cpu_flags": host_cpu_flags(),
+            "qemu_caps": qemu_caps.record(stage.spec.qemu, caps),
+        },
+        fsync=step.fsync,
+        quit_budget=stage.deadline(QUIT_BUDGET),
+        mapped=mapped_ram.wanted(step.compression, caps),
+    )
+    if vm.proc is not None:
+        budget = stage.deadline(QUIT_BUDGET)
+        try:
+            vm.proc.wait(budget)
+        except subprocess.TimeoutExpired as exc:
+            raise StageError(
+                f"VM {vm.name}: QEMU still running {budget:g} s after the save and quit"
+            ) from exc
 ''; }
     { path = "wingen/runtime/shell.py"; text = ''
 """`wingen shell`: a person's terminal in a revived base, outside any sandbox (stdlib only).
@@ -2884,11 +2991,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import mapped_ram, qemu_caps
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .snapshot import Incoming, check_meta, read_meta, save
 from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
@@ -2940,9 +3045,9 @@ class Stage:
             self._start_switch(spec.switch)
         for vs in spec.vms:
             if vs.restore is not None:
-                check_meta(
-                    vs.restore.path, {**self.state_meta(vs), "compression": vs.restore.compression}
-                )
+                from .saved import check_revivable
+
+                check_revivable(self, vs)
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
@@ -2984,35 +3089,11 @@ class Stage:
             vm.quit(self.sup, self.deadline(QUIT_BUDGET))
 
     def _revive(self) -> None:
-        """Load every VM that has a state at the same time, then continue them together: the
-        guest does not run (and take the CPU) while the controller still loads."""
-        started = time.monotonic()
-        incoming: list[Incoming] = []
-        try:
-            for vm in self.vms.values():
-                r = vm.spec.restore
-                if r is not None:
-                    incoming.append(
-                        Incoming.begin(
-                            vm.client(),
-                            r.path,
-                            r.compression,
-                            sup=self.sup,
-                            tools=self.spec.tools,
-                            deadline=self.deadline(vm.spec.restore_deadline),
-                            name=vm.name,
-                        )
-                    )
-            for each in incoming:
-                each.finish(cont=False)
-        finally:
-            for each in incoming:
-                each.close()
-        for each in incoming:
-            each.client.execute("cont")
-        if incoming:
-            names = ", ".join(each.name for each in incoming)
-            log(f"revive: {names} running after {time.monotonic() - started:.2f} s")
+        """Load every VM that has a state (saved.py: only such stages import that code)."""
+        if any(vm.spec.restore is not None for vm in self.vms.values()):
+            from .saved import revive
+
+            revive(self)
 
     def heartbeat(self) -> str:
         now = time.monotonic()
@@ -3147,36 +3228,9 @@ class Stage:
             )
 
     def save(self, step: Step) -> None:
-        vm = self.vms[step.target]
-        if vm.exit_code() is not None:
-            raise StageError(f"VM {vm.name} is not running ({vm.status()})")
-        caps = qemu_caps.probe_client(vm.client())  # kept with the state, and decides the format
-        save(
-            vm.client(),
-            Path(step.to),
-            step.compression,
-            sup=self.sup,
-            deadline=self.deadline(step.deadline),
-            tools=self.spec.tools,
-            ram_file=vm.ram_file if vm.spec.template else None,
-            name=vm.name,
-            meta={
-                **self.state_meta(vm.spec),
-                "host_cpu_flags": host_cpu_flags(),
-                "qemu_caps": qemu_caps.record(self.spec.qemu, caps),
-            },
-            fsync=step.fsync,
-            quit_budget=self.deadline(QUIT_BUDGET),
-            mapped=mapped_ram.wanted(step.compression, caps),
-        )
-        if vm.proc is not None:
-            budget = self.deadline(QUIT_BUDGET)
-            try:
-                vm.proc.wait(budget)
-            except subprocess.TimeoutExpired as exc:
-                raise StageError(
-                    f"VM {vm.name}: QEMU still running {budget:g} s after the save and quit"
-                ) from exc
+        from .saved import save_vm
+
+        save_vm(self, step)
 
     def quit(self, step: Step) -> None:
         self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
@@ -3309,6 +3363,8 @@ def saved_accel(spec: StageSpec) -> str | None:
     """The accelerator the state a VM of this stage revives from was saved under, if known."""
     for vm in spec.vms:
         if vm.restore is not None:
+            from .snapshot import read_meta
+
             accel = read_meta(vm.restore.path).get("accel")
             if isinstance(accel, str):
                 return accel
@@ -3611,15 +3667,16 @@ import functools
 import socket
 import subprocess
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .accel import DEFAULT_CPU
 from .logs import FailureWatch
 from .qmp import QMPClient, QMPError
-from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
-from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
+
+if TYPE_CHECKING:  # a revive's code, imported where a revive needs it (saved.py says why)
+    from .template_ram import TemplateRam
 
 __all__ = ["VM", "Restore", "VMSpec", "opt"]
 
@@ -3684,6 +3741,9 @@ class VM:
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py); planned
         once, for the copy start() may make and the flags argv() writes."""
+        from .snapshot import ram_path, read_meta
+        from .template_ram import plan_for_qemu
+
         assert self.spec.restore is not None
         state = self.spec.restore.path
         known = read_meta(state).get("qemu_caps")
@@ -3691,8 +3751,12 @@ class VM:
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
-        if r is not None and r.compression == "template" and ram_path(r.path).exists():
-            prepare_ram(self.template_ram, self.name)
+        if r is not None and r.compression == "template":
+            from .snapshot import ram_path
+            from .template_ram import prepare_ram
+
+            if ram_path(r.path).exists():
+                prepare_ram(self.template_ram, self.name)
         self.serial_log.unlink(missing_ok=True)
         if self.spec.template and self.spec.restore is None:
             self.ram_file.unlink(missing_ok=True)
@@ -4401,10 +4465,2471 @@ if __name__ == "__main__":
     sys.exit(main())
 ''; }
   ];
-  runtime = runCommand "wingen-runtime" { } ("mkdir -p $out\n" + builtins.concatStringsSep "\n" (map (f: ''
-    mkdir -p "$(dirname "$out/${f.path}")"
-    cp ${writeText (baseNameOf f.path) f.text} "$out/${f.path}"
-  '') runtimeFiles));
+  # The install's runtime: only the modules it loads, without comments or docstrings
+  # (runtime_subset.py), so an upgrade of wingen keeps the installed guest unless code the
+  # install runs changed. The ISO reader's, likewise.
+  installRuntime = mkRuntime "wingen-install-runtime" [
+    { path = "wingen/__init__.py"; text = ''
+''; }
+    { path = "wingen/runtime/__init__.py"; text = ''
+...
+''; }
+    { path = "wingen/runtime/__main__.py"; text = ''
+from __future__ import annotations
+import argparse
+import json
+import sys
+from pathlib import Path
+from .accel import probe_accel
+from .derivation import run_derivation
+from .qmp import QMPClient, QMPError
+from .spec import COMPRESSIONS, SpecError, Tools, parse_spec
+from .stage import Stage, execute
+from .supervise import Interrupted, StageError, Supervisor, log
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python3 -m wingen.runtime", description="Run wingen's VM stages (stdlib only)."
+    )
+    sub = top.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser(
+        "stage", help="run one pipeline stage: the derivation's (as its builder) or a spec's"
+    )
+    p.add_argument(
+        "spec",
+        type=Path,
+        nargs="?",
+        help="a stage spec (JSON; see the package docstring); without it, run the stage the "
+        "Nix derivation being built describes (its `wingen` attribute)",
+    )
+    p = sub.add_parser("probe-accel", help="print kvm if KVM really runs a guest, else tcg")
+    p.add_argument("--qemu", default="qemu-system-x86_64", help="the QEMU binary to probe with")
+    p.add_argument(
+        "--deadline", type=float, default=3.0, help="seconds the test guest may take (default 3)"
+    )
+    for name in ("save", "restore"):
+        p = sub.add_parser(name, help=f"{name} a VM through its QMP socket")
+        p.add_argument("--qmp", required=True, help="QEMU's QMP unix socket")
+        p.add_argument(
+            "--compression",
+            choices=COMPRESSIONS,
+            default="zstd",
+            help="how the state file is compressed (default zstd)",
+        )
+        p.add_argument(
+            "--deadline", type=float, default=600.0, help="seconds it may take (default 600)"
+        )
+        p.add_argument("--zstd", default="zstd", help="the zstd program (default: on PATH)")
+        p.add_argument("--gzip", default="gzip", help="the gzip program (default: on PATH)")
+        if name == "save":
+            p.add_argument("--to", required=True, type=Path, help="the state file to write")
+            p.add_argument("--ram-file", type=Path, help="the VM's share=on RAM file (template)")
+            p.add_argument("--fsync", action="store_true", help="make the file power-loss safe")
+        else:
+            p.add_argument("--from", dest="src", required=True, type=Path, help="the state file")
+            p.add_argument("--no-cont", action="store_true", help="leave the VM paused")
+    return top
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.cmd == "stage":
+        return run_derivation() if args.spec is None else run_stage(args.spec)
+    if args.cmd == "probe-accel":
+        print(probe_accel(args.qemu, args.deadline))
+        return 0
+    return save_or_restore(args)
+def run_stage(spec_path: Path) -> int:
+    try:
+        spec = parse_spec(json.loads(spec_path.read_text()))
+    except (OSError, ValueError) as exc:
+        log(f"spec {spec_path}: cannot read ({exc}); pass a JSON stage spec")
+        return 2
+    except SpecError as exc:
+        log(str(exc))
+        return 2
+    return execute(Stage(spec))
+def save_or_restore(args: argparse.Namespace) -> int:
+    from .snapshot import restore, save
+    tools = Tools(zstd=args.zstd, gzip=args.gzip)
+    with Supervisor() as sup:
+        sup.install_signals()
+        try:
+            client = QMPClient.connect(args.qmp, deadline=10)
+            try:
+                if args.cmd == "save":
+                    save(
+                        client,
+                        args.to,
+                        args.compression,
+                        sup=sup,
+                        deadline=args.deadline,
+                        tools=tools,
+                        ram_file=args.ram_file,
+                        fsync=args.fsync,
+                    )
+                else:
+                    restore(
+                        client,
+                        args.src,
+                        args.compression,
+                        sup=sup,
+                        deadline=args.deadline,
+                        tools=tools,
+                        cont=not args.no_cont,
+                    )
+            finally:
+                client.close()
+        except (StageError, QMPError) as exc:
+            log(f"{args.cmd} failed: {exc}")
+            return 1
+        except Interrupted as exc:
+            log(f"{args.cmd} {exc}")
+            return 128 + exc.signum
+    return 0
+if __name__ == "__main__":
+    sys.exit(main())
+''; }
+    { path = "wingen/runtime/accel.py"; text = ''
+from __future__ import annotations
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from .firmware import write_bios
+from .supervise import Supervisor, log
+PROBE_ARGS = ["-accel", "kvm", "-cpu", "host"]
+DEFAULT_CPU = {"kvm": "host", "tcg": "max"}
+PROBE_MARK = "WINGEN-KVM-OK"
+TCG_SCALE = 3.0
+def scaled(seconds: float, accel: str, tcg_scale: float | None = None) -> float:
+    if accel != "tcg":
+        return seconds
+    return seconds * (TCG_SCALE if tcg_scale is None else tcg_scale)
+def resolve_accel(
+    requested: str, qemu: str, saved: str | None = None, *, kvm_required: bool = False
+) -> str:
+    if requested != "auto":
+        return requested
+    if saved is not None:
+        log(f"accel: {saved}, as the snapshot was saved under it")
+        return saved
+    accel = probe_accel(qemu)
+    if accel == "tcg" and kvm_required:
+        rule = "*" * 78
+        log(rule)
+        log("accel: this build required the kvm feature, but KVM cannot run a guest here:")
+        log(f"accel: running under TCG (emulation), every deadline x{TCG_SCALE:g}.")
+        log('accel: fix /dev/kvm on this builder, or set vm.acceleration = "tcg".')
+        log(rule)
+    return accel
+def probe_accel(qemu: str, deadline: float = 3.0, attempts: int = 3) -> str:
+    why: str | None = "/dev/kvm not usable"
+    for attempt in range(1, attempts + 1):
+        why = probe_once(qemu, deadline)
+        if why is None:
+            return "kvm"
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            break
+        if attempt < attempts:
+            log(f"accel: probe {attempt}/{attempts} found no working KVM, trying again")
+            time.sleep(0.5)
+    log(f"accel: kvm unusable ({why}), using tcg")
+    return "tcg"
+def probe_once(qemu: str, deadline: float = 3.0) -> str | None:
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm not usable"
+    with tempfile.TemporaryDirectory(prefix="wingen-probe-") as tmp:
+        d = Path(tmp)
+        bios = write_bios(d / "probe.bin", "", PROBE_MARK + "\n", spin=64 << 20)
+        serial = d / "serial.log"
+        argv = [
+            qemu,
+            *PROBE_ARGS,
+            "-bios",
+            str(bios),
+            "-m",
+            "16",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-chardev",
+            f"file,id=ser0,path={serial}",
+            "-serial",
+            "chardev:ser0",
+        ]
+        start = time.monotonic()
+        with Supervisor() as sup, (d / "stderr").open("wb") as err:
+            proc = sup.spawn("kvm probe", argv, stderr=err)
+            while time.monotonic() - start < deadline:
+                if serial.exists() and PROBE_MARK in serial.read_text("latin-1"):
+                    log(f"accel: kvm works ({time.monotonic() - start:.2f} s), using kvm")
+                    return None
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            try:
+                code = proc.wait(0)
+                why = f"QEMU exited ({code}): {(d / 'stderr').read_text('latin-1')[-300:]}"
+            except subprocess.TimeoutExpired:
+                why = f"no output from a test guest within {deadline:g} s"
+        return why.strip()
+''; }
+    { path = "wingen/runtime/contract.py"; text = ''
+from __future__ import annotations
+import re
+FAILED = "WINGEN-FAILED:"
+INSTALL_DONE = "WINGEN-INSTALL-DONE"
+GUEST_READY = "WINGEN-GUEST-READY"
+CONTROLLER_READY = "wingen-controller: ready to be saved"
+SHELL_START = "wingen-controller: shell"
+OUTPUTS_LIST = "outputs"
+OUTPUTS_ARCHIVE = "outputs.tar"
+GUEST_RESULT = "guest-result"
+PHASES = ("setup", "builder", "store", "outputs", "finished")
+SHARES_FAILED = 97
+SETUP_FAILED = 98
+STRINGS: dict[str, str | int] = {
+    "FAILED": FAILED,
+    "INSTALL_DONE": INSTALL_DONE,
+    "GUEST_READY": GUEST_READY,
+    "CONTROLLER_READY": CONTROLLER_READY,
+    "SHELL_START": SHELL_START,
+    "OUTPUTS_LIST": OUTPUTS_LIST,
+    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
+    "GUEST_RESULT": GUEST_RESULT,
+    "SHARES_FAILED": SHARES_FAILED,
+    "SETUP_FAILED": SETUP_FAILED,
+}
+def line_pattern(line: str) -> str:
+    return "^" + re.escape(line) + "''$"
+def failure_reason(line: str) -> str | None:
+    text = line.replace("\r", "").strip()
+    if not text.startswith(FAILED):
+        return None
+    return text[len(FAILED) :].strip() or "(no reason given)"
+''; }
+    { path = "wingen/runtime/derivation.py"; text = ''
+from __future__ import annotations
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from .accel import resolve_accel, scaled
+from .contract import (
+    CONTROLLER_READY,
+    GUEST_RESULT,
+    INSTALL_DONE,
+    OUTPUTS_ARCHIVE,
+    OUTPUTS_LIST,
+    PHASES,
+    SETUP_FAILED,
+    SHARES_FAILED,
+    line_pattern,
+)
+from .spec import (
+    ACCELS,
+    COMPRESSIONS,
+    SpecError,
+    StageSpec,
+    Step,
+    Tools,
+    VMSpec,
+    choice,
+    get,
+    only_known,
+    parse_vm,
+)
+from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute, saved_accel
+from .supervise import StageError, log
+RECORD = "wingen"
+STAGES = ("install", "suspend", "run")
+GUEST_XCHG = "/tmp/xchg"
+NOT_HANDED_OVER = {
+    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
+    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
+}
+RECORD_KEYS = {
+    "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
+    "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
+    "build_script", "builder", "args",
+}
+DEADLINES = ("install", "boot", "ssh", "build", "save")
+STAGE_DEADLINES = {"install": ("install",), "suspend": DEADLINES, "run": DEADLINES}
+SSH_LOST = 255
+GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
+def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
+    named = env.get(var)
+    return Path(named) if named and Path(named).is_file() else in_top
+@dataclass(frozen=True)
+class BuildEnv:
+    env: Mapping[str, str]
+    top: Path
+    attrs: dict[str, Any] | None = None
+    attrs_json: Path | None = None
+    attrs_sh: Path | None = None
+    @staticmethod
+    def read(env: Mapping[str, str]) -> BuildEnv:
+        top = Path(env.get("NIX_BUILD_TOP") or Path.cwd())
+        json_file = _attrs_file(env, "NIX_ATTRS_JSON_FILE", top / ".attrs.json")
+        if not json_file.is_file():
+            return BuildEnv(env, top)
+        sh_file = _attrs_file(env, "NIX_ATTRS_SH_FILE", top / ".attrs.sh")
+        attrs = json.loads(json_file.read_text())
+        return BuildEnv(env, top, attrs, json_file, sh_file if sh_file.is_file() else None)
+    def attr(self, name: str) -> Any:
+        if self.attrs is not None:
+            return self.attrs.get(name)
+        return self.env.get(name)
+    def output(self, name: str = "out") -> Path:
+        path = self.env.get(name)
+        if path is None and self.attrs is not None:
+            path = self.attrs.get("outputs", {}).get(name)
+        if not path:
+            raise StageError(f"the derivation has no output {name!r}")
+        return Path(path)
+    def outputs(self) -> dict[str, Path]:
+        if self.attrs is not None:
+            return {k: Path(v) for k, v in (self.attrs.get("outputs") or {}).items()}
+        names = (self.env.get("outputs") or "out").split()
+        return {name: Path(self.env[name]) for name in names if self.env.get(name)}
+@dataclass(frozen=True)
+class Record:
+    stage: str
+    accel: str
+    raw: dict[str, Any]
+    deadlines: dict[str, float]
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+def parse_record(text: str | None) -> Record:
+    if not text:
+        raise SpecError(f"{RECORD}: the derivation has no {RECORD} attribute; render it anew")
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"{RECORD}: not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{RECORD}: not a JSON object")
+    only_known(raw, RECORD_KEYS, RECORD)
+    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    deadlines = get(raw, "deadlines", dict, RECORD)
+    needed = STAGE_DEADLINES[stage]
+    for key in needed:
+        get(deadlines, key, (int, float), f"{RECORD}.deadlines")
+    get(raw, "guest", dict, RECORD)
+    choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
+    if stage != "install":
+        get(raw, "controller", dict, RECORD)
+        get(raw, "base", str, RECORD)
+        get(raw, "guest_command", str, RECORD)
+        get(raw, "hold_command", str, RECORD, "")
+    if stage == "run":
+        get(raw, "build_script", str, RECORD)
+        get(raw, "builder", str, RECORD)
+        args = get(raw, "args", list, RECORD, [])
+        if not all(isinstance(a, str) for a in args):
+            raise SpecError(f"{RECORD}.args: every argument must be a string")
+    return Record(
+        stage=stage,
+        accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
+        raw=raw,
+        deadlines={k: float(deadlines[k]) for k in needed},
+    )
+@dataclass(frozen=True)
+class Dirs:
+    work: Path
+    out: Path | None
+    @property
+    def xchg(self) -> Path:
+        return self.work / "xchg"
+    @property
+    def control(self) -> Path:
+        return self.xchg / "wingen"
+    @property
+    def switch(self) -> Path:
+        return self.work / "vde.ctl"
+    def disk_dir(self, stage: str) -> Path:
+        if stage == "suspend":
+            assert self.out is not None
+            return self.out
+        return self.work
+def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
+    disk_dir = dirs.disk_dir(rec.stage)
+    guest = _guest(rec, disk_dir, dirs)
+    vms = [guest]
+    if rec.stage != "install":
+        vms.append(_controller(rec, dirs))
+    d = rec.deadlines
+    steps: list[Step]
+    if rec.stage == "install":
+        what = rec["guest"].get("install", {}).get("what", "the installer")
+        done = line_pattern(INSTALL_DONE)
+        steps = [Step("wait_exit", "guest", d["install"], what=what, pattern=done)]
+    elif rec.stage == "suspend":
+        assert dirs.out is not None
+        steps = [
+            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
+                 what="guest booted, SSH reachable, prepare command done, controller ready"),
+            Step("pause", "controller", QUIT_BUDGET),
+            Step("pause", "guest", QUIT_BUDGET),
+            Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
+                 compression=rec["compression"]),
+            Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
+                 compression=rec["compression"]),
+        ]
+    else:
+        steps = [
+            Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
+            Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
+            Step("quit", "guest", QUIT_BUDGET),
+        ]
+    return StageSpec(
+        accel=accel,
+        tcg_deadline_scale=None,
+        qemu=rec["qemu"],
+        tools=Tools(zstd=rec["zstd"], gzip=rec["gzip"]),
+        vde_switch=rec["vde_switch"],
+        switch=str(dirs.switch) if any(vm.nics for vm in vms) else None,
+        workdir=dirs.work,
+        vms=vms,
+        steps=steps,
+    )
+def _vm_fields(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    fields = {k: v for k, v in raw.items() if v is not None and k not in ("disk", "install")}
+    return {**fields, "name": name}
+def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["guest"], "guest")
+    interface = rec["guest"].get("disk") or "virtio"
+    install = rec["guest"].get("install") or {}
+    drives = [{"file": str(disk_dir / "disk.qcow2"), "interface": interface, "index": 0}]
+    if rec.stage == "install":
+        only_known(install, {"kernel", "drives", "boot", "no_reboot", "what"}, "guest.install")
+        if install.get("kernel"):
+            raw["kernel"] = install["kernel"]
+        drives += install.get("drives", [])
+        raw["boot"] = install.get("boot", "")
+        raw["no_reboot"] = install.get("no_reboot", True)
+    raw["drives"] = drives
+    if raw.get("firmware"):
+        raw["firmware"] = {**raw["firmware"], "vars": str(disk_dir / "firmware-vars.fd")}
+    _saved_as(rec, raw, GUEST_STATE)
+    return parse_vm(raw, f"{RECORD}.guest", str(dirs.switch))
+def _controller(rec: Record, dirs: Dirs) -> VMSpec:
+    raw = _vm_fields(rec["controller"], "controller")
+    raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
+    raw["failure_file"] = str(dirs.control / "failure")
+    _saved_as(rec, raw, CONTROLLER_STATE)
+    return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
+def _saved_as(rec: Record, raw: dict[str, Any], state: str) -> None:
+    if rec.stage == "suspend" and rec["compression"] == "template":
+        raw["template"] = True
+    if rec.stage == "run":
+        raw["restore"] = {"from": f"{rec['base']}/{state}", "compression": rec["compression"]}
+        raw["restore_deadline"] = rec.deadlines["boot"]
+def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
+    stage = rec.stage
+    disk_dir = dirs.disk_dir(stage)
+    disk_dir.mkdir(parents=True, exist_ok=True)
+    disk = disk_dir / "disk.qcow2"
+    qemu_img = rec["qemu_img"]
+    if stage == "install":
+        _run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), f"{rec['disk_size_gib']}G"])
+    else:
+        base_disk = f"{rec['base']}/disk.qcow2"
+        _run([qemu_img, "create", "-q", "-f", "qcow2", "-b", base_disk, "-F", "qcow2", str(disk)])
+    firmware = rec["guest"].get("firmware")
+    if firmware:
+        src = firmware["vars"] if stage == "install" else f"{rec['base']}/firmware-vars.fd"
+        shutil.copyfile(src, disk_dir / "firmware-vars.fd")
+        (disk_dir / "firmware-vars.fd").chmod(0o644)
+    if stage == "install":
+        return
+    dirs.control.mkdir(parents=True, exist_ok=True)
+    ssh = scaled(rec.deadlines["ssh"], accel)
+    (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
+    (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
+    if stage == "suspend":
+        (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
+    if stage == "run":
+        hand_over(build, dirs.xchg)
+        paths = "".join(f"{path}\n" for path in build.outputs().values())
+        (dirs.control / OUTPUTS_LIST).write_text(paths)
+        shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
+        words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
+        (dirs.control / "builder").write_text(f"exec {words}\n")
+def hand_over(build: BuildEnv, xchg: Path) -> None:
+    attrs_dir = xchg / "attrs"
+    attrs_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v
+        for k, v in build.env.items()
+        if k not in NOT_HANDED_OVER
+        and not k.startswith("wingen")
+        and k != RECORD
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+    }
+    for name in (build.env.get("passAsFile") or "").split():
+        var = f"{name}Path"
+        if var in env:
+            shutil.copyfile(env[var], attrs_dir / name)
+            env[var] = f"{GUEST_XCHG}/attrs/{name}"
+    if build.attrs is not None:
+        for name, path in (build.attrs.get("outputs") or {}).items():
+            env.setdefault(name, path)
+    for var, src in (
+        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
+        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
+    ):
+        if src is not None:
+            shutil.copyfile(src, attrs_dir / src.name)
+            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
+    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
+    (xchg / "saved-env").write_text(text)
+def sh_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\'''") + "'"
+def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) -> None:
+    if rec.stage == "install":
+        assert dirs.out is not None
+        dirs.out.mkdir(parents=True, exist_ok=True)
+        shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
+        vars_file = dirs.work / "firmware-vars.fd"
+        if vars_file.exists():
+            shutil.move(vars_file, dirs.out / "firmware-vars.fd")
+        return
+    exit_file = dirs.xchg / "in-vm-exit"
+    try:
+        code = int(exit_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StageError(
+            "the controller ended without the guest command's exit code "
+            f"({exit_file}: {exc.__class__.__name__})"
+        ) from exc
+    if rec.stage == "suspend":
+        if code == SSH_LOST:
+            raise GuestCommandError(_ssh_lost("the preparing command"), 1)
+        if code:
+            raise StageError(f"the preparing command in the guest exited with code {code}")
+        return
+    assert outputs is not None
+    phase, phase_code = _guest_result(dirs.control, code)
+    if phase == "builder":
+        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
+                                phase_code)
+    if phase != "finished":
+        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    from .outputs import missing, unpack
+    archive = dirs.control / OUTPUTS_ARCHIVE
+    if archive.exists():
+        unpack(archive, outputs)
+    absent = missing(outputs)
+    if absent:
+        raise GuestCommandError(
+            f"the builder exited 0 without making its output {', '.join(absent)} "
+            f"({', '.join(str(outputs[n]) for n in absent)})", 1
+        )
+GUEST_PHASE_FAILED = {
+    "setup": "the build could not start in the guest: its environment or build directory "
+    f"(exit {SETUP_FAILED}; the build log says which)",
+    "store": "the builder wrote into the store outside its outputs (the build log names each "
+    "path); only the outputs are the guest's to write",
+    "outputs": "packing the outputs in the guest failed (the build log says why)",
+}
+def _ssh_lost(what: str) -> str:
+    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
+def _guest_result(control: Path, code: int) -> tuple[str, int]:
+    try:
+        phase, number = (control / GUEST_RESULT).read_text().split()
+        if phase in PHASES:
+            return phase, int(number)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
+    if code == SSH_LOST:
+        raise GuestCommandError(_ssh_lost("the build"), 1)
+    if code == SHARES_FAILED:
+        raise GuestCommandError(
+            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
+            "build log says which)", 1
+        )
+    raise GuestCommandError(
+        f"the guest command ended with code {code} before the build wrote its result", 1
+    )
+def run_derivation(environ: Mapping[str, str] | None = None) -> int:
+    try:
+        build_env = BuildEnv.read(os.environ if environ is None else environ)
+        rec = parse_record(build_env.attr(RECORD))
+    except (SpecError, OSError, ValueError) as exc:
+        log(f"{RECORD}: {exc}" if not isinstance(exc, SpecError) else str(exc))
+        return 2
+    label = f"wingen[{rec.stage}]"
+    started = time.monotonic()
+    accel = rec.accel
+    try:
+        out = None if rec.stage == "run" else build_env.output()
+        dirs = Dirs(work=build_env.top, out=out)
+        spec = plan(rec, dirs, rec.accel)
+        accel = resolve_accel(
+            rec.accel,
+            rec["qemu"],
+            saved_accel(spec),
+            kvm_required="kvm" in str(build_env.attr("requiredSystemFeatures") or ""),
+        )
+        spec = replace(spec, accel=accel)
+        prepare(rec, dirs, build_env, accel)
+    except (SpecError, StageError, OSError) as exc:
+        log(f"{label}: stage failed: {exc}")
+        return 2 if isinstance(exc, SpecError) else 1
+    stage = Stage(spec)
+    if rec.stage != "install":
+        stage.echo.follow(dirs.control / "build.log", "")
+    outputs = build_env.outputs() if rec.stage == "run" else None
+    code = execute(stage, lambda: collect(rec, dirs, outputs))
+    log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
+    if code:
+        log(f"{label}: stage failed: {stage.failure or f'exit code {code}'}")
+    return code
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StageError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+''; }
+    { path = "wingen/runtime/firmware.py"; text = ''
+from __future__ import annotations
+from pathlib import Path
+BIOS_SIZE = 64 << 10
+COUNTER = 0x7000
+def _print(text: str) -> bytes:
+    out = b""
+    for ch in text.encode():
+        out += bytes([0xB0, ch, 0xEE])
+    return out
+def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -> bytes:
+    code = bytearray(b"\x31\xc0\x8e\xd8")
+    code += b"\xba\xf8\x03"
+    code += _print(before)
+    if spin:
+        code += b"\x66\xb9" + spin.to_bytes(4, "little")
+        code += b"\x66\x49\x75\xfc"
+    code += _print(after)
+    if end == "reset":
+        code += b"\xba\xf9\x0c\xb0\x06\xee"
+    elif end == "debug-exit":
+        code += b"\xb0\x01\xe6\xf4"
+    if end == "echo":
+        code += b"\xba\xfd\x02\xec\xa8\x01\x74\xf8"
+        code += b"\xba\xf8\x02\xec"
+        code += b"\xba\xf8\x03\xee\xeb\xee"
+    elif end == "count":
+        code += b"\x66\xff\x06" + COUNTER.to_bytes(2, "little")
+        code += b"\xf3\x90\xeb\xf7"
+    else:
+        code += b"\xfa\xf4\xeb\xfd"
+    image = bytearray(BIOS_SIZE)
+    image[: len(code)] = code
+    image[0xFFF0:0xFFF5] = b"\xea\x00\x00\x00\xf0"
+    return bytes(image)
+def write_bios(path: Path, before: str, after: str = "", spin: int = 0, end: str = "halt") -> Path:
+    path.write_bytes(bios_image(before, after, spin, end))
+    return path
+''; }
+    { path = "wingen/runtime/logs.py"; text = ''
+from __future__ import annotations
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+from .contract import failure_reason
+POLL = 0.25
+class Follow:
+    def __init__(self, path: Path, prefix: str, *, per_second: float = 0.0) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.per_second = per_second
+        self.pos = 0
+        self.partial = b""
+        self.allowance = per_second * 5
+        self.skipped = 0
+        self.last = time.monotonic()
+    def lines(self, final: bool = False) -> list[str]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read(1 << 20)
+        except OSError:
+            return []
+        self.pos += len(data)
+        chunks = (self.partial + data).split(b"\n")
+        self.partial = chunks.pop()
+        if final and self.partial:
+            chunks.append(self.partial)
+            self.partial = b""
+        self._refill()
+        out = []
+        for raw in chunks:
+            text = raw.decode("utf-8", "replace").replace("\r", "").rstrip()
+            if text and self._allowed(final):
+                out.append(f"{self.prefix}{text}")
+        if self.skipped and (final or self.allowance >= 1):
+            out.append(
+                f"{self.prefix}({self.skipped} lines not shown: more than "
+                f"{self.per_second:g} a second; the whole log is {self.path})"
+            )
+            self.skipped = 0
+        return out
+    def _refill(self) -> None:
+        now = time.monotonic()
+        cap = self.per_second * 5
+        self.allowance = min(cap, self.allowance + (now - self.last) * self.per_second)
+        self.last = now
+    def _allowed(self, final: bool) -> bool:
+        if not self.per_second:
+            return True
+        self._refill()
+        if self.allowance >= 1:
+            self.allowance -= 1
+            return True
+        self.skipped += 1
+        return False
+class Echo:
+    def __init__(
+        self,
+        heartbeat: Callable[[], str] | None = None,
+        every: float = 60.0,
+        out: TextIO | None = None,
+    ) -> None:
+        self.follows: list[Follow] = []
+        self.heartbeat = heartbeat
+        self.every = every
+        self.out = out or sys.stderr
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+    def follow(self, path: Path, prefix: str, *, per_second: float = 0.0) -> None:
+        with self._lock:
+            self.follows.append(Follow(path, prefix, per_second=per_second))
+    def start(self) -> Echo:
+        self._thread = threading.Thread(target=self._run, name="wingen-echo", daemon=True)
+        self._thread.start()
+        return self
+    def _run(self) -> None:
+        beat = time.monotonic() + self.every
+        while not self._stop.wait(POLL):
+            self.flush()
+            if self.heartbeat is not None and time.monotonic() >= beat:
+                beat = time.monotonic() + self.every
+                self._print([self.heartbeat()])
+    def flush(self, final: bool = False) -> None:
+        with self._lock:
+            for f in self.follows:
+                self._print(f.lines(final))
+    def _print(self, lines: list[str]) -> None:
+        if lines:
+            self.out.write("".join(line + "\n" for line in lines))
+            self.out.flush()
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.flush(final=True)
+class FailureWatch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pos = 0
+        self.partial = b""
+        self.reason: str | None = None
+    def check(self, final: bool = False) -> str | None:
+        if self.reason is not None:
+            return self.reason
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return None
+        self.pos += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        for raw in lines:
+            reason = failure_reason(raw.decode("utf-8", "replace"))
+            if reason is not None:
+                self.reason = reason
+                break
+        return self.reason
+''; }
+    { path = "wingen/runtime/qmp.py"; text = ''
+from __future__ import annotations
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+JSON = dict[str, Any]
+MAX_EVENTS = 1000
+class QMPError(Exception):
+    ...
+class QMPTimeoutError(QMPError):
+    ...
+class QMPDisconnectedError(QMPError):
+    ...
+class QMPProtocolError(QMPError):
+    ...
+class QMPCommandError(QMPError):
+    def __init__(self, command: str, error_class: str, desc: str) -> None:
+        super().__init__(f"{command}: {error_class}: {desc}")
+        self.command = command
+        self.error_class = error_class
+        self.desc = desc
+class QMPClient:
+    def __init__(self, sock: socket.socket, *, timeout: float = 10.0) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.events: list[JSON] = []
+        self.greeting: JSON = {}
+        self._buf = b""
+        self._next_id = 0
+    @classmethod
+    def connect(
+        cls,
+        path: str,
+        *,
+        deadline: float = 10.0,
+        timeout: float = 10.0,
+        alive: Callable[[], bool] | None = None,
+    ) -> QMPClient:
+        end = time.monotonic() + deadline
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                if alive is not None and not alive():
+                    raise QMPDisconnectedError(
+                        f"QEMU exited before its QMP socket {path} was up"
+                    ) from exc
+                if time.monotonic() >= end:
+                    raise QMPTimeoutError(
+                        f"QMP socket {path} not ready after {deadline:g} s"
+                    ) from exc
+                time.sleep(0.005)
+        client = cls(sock, timeout=max(timeout, end - time.monotonic()))
+        try:
+            client.handshake()
+            client.timeout = timeout
+        except BaseException:
+            client.close()
+            raise
+        return client
+    def handshake(self) -> None:
+        msg = self._read_message(time.monotonic() + self.timeout)
+        if "QMP" not in msg:
+            raise QMPProtocolError(f"expected the QMP greeting, got {_short(msg)}")
+        self.greeting = msg
+        self.execute("qmp_capabilities")
+    def execute(
+        self,
+        command: str,
+        arguments: JSON | None = None,
+        *,
+        timeout: float | None = None,
+        fds: list[int] | None = None,
+    ) -> Any:
+        self._next_id += 1
+        ident = f"wg{self._next_id}"
+        msg: JSON = {"execute": command, "id": ident}
+        if arguments:
+            msg["arguments"] = arguments
+        data = json.dumps(msg).encode() + b"\n"
+        try:
+            if fds:
+                socket.send_fds(self.sock, [data], fds)
+            else:
+                self.sock.sendall(data)
+        except OSError as exc:
+            raise QMPDisconnectedError(f"{command}: cannot send ({exc})") from exc
+        limit = self.timeout if timeout is None else timeout
+        end = time.monotonic() + limit
+        while True:
+            try:
+                reply = self._read_message(end)
+            except QMPTimeoutError as exc:
+                raise QMPTimeoutError(f"{command}: no reply within {limit:g} s") from exc
+            except QMPDisconnectedError as exc:
+                raise QMPDisconnectedError(f"{command}: {exc}") from exc
+            if "event" in reply:
+                self._queue(reply)
+                continue
+            if reply.get("id") != ident:
+                raise QMPProtocolError(f"{command}: reply for another command: {_short(reply)}")
+            if "error" in reply:
+                err = reply["error"]
+                if not isinstance(err, dict):
+                    raise QMPProtocolError(f"{command}: malformed error {_short(reply)}")
+                raise QMPCommandError(command, str(err.get("class", "?")), str(err.get("desc")))
+            if "return" not in reply:
+                raise QMPProtocolError(f"{command}: reply without return: {_short(reply)}")
+            return reply["return"]
+    def wait_event(self, name: str, *, timeout: float) -> JSON:
+        end = time.monotonic() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev.get("event") == name:
+                    return self.events.pop(i)
+            msg = self._read_message(end)
+            if "event" not in msg:
+                raise QMPProtocolError(
+                    f"unexpected message while waiting for {name}: {_short(msg)}"
+                )
+            self._queue(msg)
+    def wait_closed(self, *, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                msg = self._read_message(end)
+                if "event" not in msg:
+                    raise QMPProtocolError(f"unexpected message while closing: {_short(msg)}")
+                self._queue(msg)
+        except QMPDisconnectedError:
+            return
+    def quit(self, *, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        try:
+            self.execute("quit", timeout=timeout)
+        except QMPDisconnectedError:
+            return
+        self.wait_closed(timeout=max(0.1, end - time.monotonic()))
+    def _queue(self, event: JSON) -> None:
+        self.events.append(event)
+        del self.events[:-MAX_EVENTS]
+    def close(self) -> None:
+        self.sock.close()
+    def _read_message(self, end: float) -> JSON:
+        while b"\n" not in self._buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise QMPTimeoutError("no complete QMP message before the deadline")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError as exc:
+                raise QMPTimeoutError("no complete QMP message before the deadline") from exc
+            except OSError as exc:
+                raise QMPDisconnectedError(f"connection lost ({exc})") from exc
+            if not chunk:
+                raise QMPDisconnectedError("QEMU closed the QMP connection")
+            self._buf += chunk
+            if len(self._buf) > 16 << 20:
+                raise QMPProtocolError("QMP message larger than 16 MiB without a newline")
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            msg = json.loads(line)
+        except ValueError as exc:
+            raise QMPProtocolError(f"not JSON: {line[:80]!r}") from exc
+        if not isinstance(msg, dict):
+            raise QMPProtocolError(f"not a JSON object: {line[:80]!r}")
+        return msg
+def _short(msg: JSON) -> str:
+    text = json.dumps(msg)
+    return text if len(text) <= 200 else text[:197] + "..."
+''; }
+    { path = "wingen/runtime/spec.py"; text = ''
+from __future__ import annotations
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+COMPRESSIONS = ("zstd", "gzip", "none", "template")
+ACCELS = ("auto", "kvm", "tcg")
+INTERFACES = ("virtio", "ide", "floppy")
+MEDIA = ("disk", "cdrom", "floppy", "image")
+VM_KEYS = {
+    "name",
+    "memory_mib",
+    "args",
+    "template",
+    "restore",
+    "restore_deadline",
+    "no_reboot",
+    "cpus",
+    "cpu_model",
+    "rtc",
+    "firmware",
+    "drives",
+    "nics",
+    "kernel",
+    "shares",
+    "boot",
+    "debug_exit",
+    "failure_file",
+    "vga",
+    "signal",
+}
+DEFAULT_DEADLINE = {
+    "wait_file": 600.0,
+    "wait_tcp": 600.0,
+    "wait_serial": 600.0,
+    "wait_exit": 3600.0,
+    "save": 600.0,
+    "quit": 10.0,
+    "pause": 10.0,
+    "signal": 10.0,
+}
+ACTIONS = tuple(DEFAULT_DEADLINE)
+STEP_KEYS = {*ACTIONS, "deadline", "what", "to", "compression", "pattern", "fsync"}
+class SpecError(Exception):
+    ...
+@dataclass(frozen=True)
+class Tools:
+    zstd: str = "zstd"
+    gzip: str = "gzip"
+    zstd_level: int = 2
+    def compressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, f"-{self.zstd_level}", "-T0", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-c"]
+        return None
+    def decompressor(self, compression: str) -> list[str] | None:
+        if compression == "zstd":
+            return [self.zstd, "-d", "-q", "-c"]
+        if compression == "gzip":
+            return [self.gzip, "-d", "-c"]
+        return None
+@dataclass(frozen=True)
+class Restore:
+    path: Path
+    compression: str
+@dataclass(frozen=True)
+class Firmware:
+    code: str
+    vars: str
+@dataclass(frozen=True)
+class Drive:
+    file: str
+    interface: str = "virtio"
+    media: str = "disk"
+    index: int | None = None
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    model: str = "virtio-net-pci"
+    switch: str = ""
+@dataclass(frozen=True)
+class Kernel:
+    kernel: str
+    initrd: str = ""
+    append: str = ""
+@dataclass(frozen=True)
+class Share:
+    tag: str
+    path: str
+    readonly: bool = False
+@dataclass(frozen=True)
+class VMSpec:
+    name: str
+    memory_mib: int
+    args: list[str] = field(default_factory=list)
+    template: bool = False
+    restore: Restore | None = None
+    restore_deadline: float = 120.0
+    no_reboot: bool = True
+    cpus: int = 1
+    cpu_model: str = ""
+    rtc: str = ""
+    firmware: Firmware | None = None
+    drives: list[Drive] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+    kernel: Kernel | None = None
+    shares: list[Share] = field(default_factory=list)
+    boot: str = ""
+    debug_exit: bool = False
+    vga: bool = False
+    failure_file: str = ""
+    signal: bool = False
+@dataclass(frozen=True)
+class Step:
+    action: str
+    target: str
+    deadline: float
+    what: str = ""
+    pattern: str = ""
+    to: str = ""
+    compression: str = "zstd"
+    fsync: bool = False
+    def describe(self) -> str:
+        text = f"{self.action} {self.target}"
+        return f"{text} ({self.what})" if self.what else text
+@dataclass(frozen=True)
+class StageSpec:
+    accel: str
+    tcg_deadline_scale: float | None
+    qemu: str
+    tools: Tools
+    vde_switch: str
+    switch: str | None
+    workdir: Path
+    vms: list[VMSpec]
+    steps: list[Step]
+    heartbeat: float = 60.0
+def get(
+    d: dict[str, Any],
+    key: str,
+    typ: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    fix: str = "",
+) -> Any:
+    if key not in d:
+        if default is ...:
+            raise SpecError(f"{where}.{key}: missing; {fix or 'add it'}")
+        return default
+    value = d[key]
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+        raise SpecError(f"{where}.{key}: {value!r} has the wrong type; {fix or 'fix its type'}")
+    return value
+def only_known(d: dict[str, Any], known: set[str], where: str) -> None:
+    for key in d:
+        if key not in known:
+            raise SpecError(f"{where}.{key}: unknown field; use one of {sorted(known)}")
+def choice(d: dict[str, Any], key: str, allowed: tuple[str, ...], where: str, default: str) -> str:
+    value: str = get(d, key, str, where, default)
+    if value not in allowed:
+        raise SpecError(f"{where}.{key}: {value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+def parse_spec(raw: Any) -> StageSpec:
+    if not isinstance(raw, dict):
+        raise SpecError('spec: not a JSON object; the spec is {"qemu": ..., "vms": [...], ...}')
+    only_known(
+        raw,
+        {
+            "accel",
+            "tcg_deadline_scale",
+            "qemu",
+            "zstd",
+            "gzip",
+            "zstd_level",
+            "vde_switch",
+            "switch",
+            "workdir",
+            "vms",
+            "steps",
+            "heartbeat",
+        },
+        "spec",
+    )
+    accel = choice(raw, "accel", ACCELS, "spec", "auto")
+    scale = get(raw, "tcg_deadline_scale", (int, float), "spec", None)
+    if scale is not None and scale <= 0:
+        raise SpecError(f"spec.tcg_deadline_scale: {scale} must be > 0")
+    switch = get(raw, "switch", str, "spec", None)
+    vms = [
+        parse_vm(v, f"spec.vms[{i}]", switch) for i, v in enumerate(get(raw, "vms", list, "spec"))
+    ]
+    names = [vm.name for vm in vms]
+    if len(set(names)) != len(names):
+        raise SpecError(f"spec.vms: duplicate VM names in {names}; give each VM its own name")
+    steps = [parse_step(s, i, names) for i, s in enumerate(get(raw, "steps", list, "spec"))]
+    return StageSpec(
+        accel=accel,
+        tcg_deadline_scale=None if scale is None else float(scale),
+        qemu=get(raw, "qemu", str, "spec", "qemu-system-x86_64"),
+        tools=Tools(
+            zstd=get(raw, "zstd", str, "spec", "zstd"),
+            gzip=get(raw, "gzip", str, "spec", "gzip"),
+            zstd_level=get(raw, "zstd_level", int, "spec", 2),
+        ),
+        vde_switch=get(raw, "vde_switch", str, "spec", "vde_switch"),
+        switch=switch,
+        workdir=Path(get(raw, "workdir", str, "spec", ".")),
+        vms=vms,
+        steps=steps,
+        heartbeat=float(get(raw, "heartbeat", (int, float), "spec", 60.0)),
+    )
+def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give name, memory_mib and args")
+    only_known(raw, VM_KEYS, where)
+    name = get(raw, "name", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
+        raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
+    mem = get(raw, "memory_mib", int, where)
+    if mem < 16:
+        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
+    args = get(raw, "args", list, where, [])
+    if not all(isinstance(a, str) for a in args):
+        raise SpecError(f"{where}.args: every argument must be a string")
+    rest = None
+    if "restore" in raw:
+        r = get(raw, "restore", dict, where)
+        comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
+        rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
+    cpus = get(raw, "cpus", int, where, 1)
+    if not 1 <= cpus <= 256:
+        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
+    fw = get(raw, "firmware", (dict, type(None)), where, None)
+    return VMSpec(
+        name=name,
+        memory_mib=mem,
+        args=list(args),
+        template=get(raw, "template", bool, where, False),
+        restore=rest,
+        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
+        no_reboot=get(raw, "no_reboot", bool, where, True),
+        cpus=cpus,
+        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
+        rtc=get(raw, "rtc", str, where, ""),
+        firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
+        drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
+        nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
+        kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
+        shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
+        boot=get(raw, "boot", str, where, ""),
+        debug_exit=get(raw, "debug_exit", bool, where, False),
+        vga=get(raw, "vga", bool, where, False),
+        failure_file=get(raw, "failure_file", str, where, ""),
+        signal=get(raw, "signal", bool, where, False),
+    )
+def _cpu_model(model: str, where: str) -> str:
+    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
+        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
+    return model
+def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    items = get(raw, key, list, where, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}.{key}[{i}]: not an object")
+    return list(enumerate(items))
+def _firmware(raw: dict[str, Any], where: str) -> Firmware:
+    only_known(raw, {"code", "vars"}, where)
+    return Firmware(code=get(raw, "code", str, where), vars=get(raw, "vars", str, where))
+def _drive(raw: dict[str, Any], where: str) -> Drive:
+    only_known(raw, {"file", "interface", "media", "index"}, where)
+    return Drive(
+        file=get(raw, "file", str, where),
+        interface=choice(raw, "interface", INTERFACES, where, "virtio"),
+        media=choice(raw, "media", MEDIA, where, "disk"),
+        index=get(raw, "index", int, where, None),
+    )
+def _nic(raw: dict[str, Any], where: str, switch: str | None) -> Nic:
+    only_known(raw, {"mac", "model", "switch"}, where)
+    mac = get(raw, "mac", str, where)
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+        raise SpecError(f"{where}.mac: {mac!r} is not a MAC address; write 52:54:00:12:01:01")
+    sw = get(raw, "switch", str, where, switch or "")
+    if not sw:
+        raise SpecError(f"{where}.switch: missing; set it, or the spec's switch")
+    model = get(raw, "model", str, where, "virtio-net-pci")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        raise SpecError(f"{where}.model: {model!r} is not a QEMU device name")
+    return Nic(mac=mac, model=model, switch=sw)
+def _kernel(raw: Any, where: str) -> Kernel:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: not an object; give kernel, initrd and append")
+    only_known(raw, {"kernel", "initrd", "append"}, where)
+    return Kernel(
+        kernel=get(raw, "kernel", str, where),
+        initrd=get(raw, "initrd", str, where, ""),
+        append=get(raw, "append", str, where, ""),
+    )
+def _share(raw: dict[str, Any], where: str) -> Share:
+    only_known(raw, {"tag", "path", "readonly"}, where)
+    tag = get(raw, "tag", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,31}", tag):
+        raise SpecError(f"{where}.tag: {tag!r} is not allowed; use letters, digits, _ and -")
+    readonly = get(raw, "readonly", bool, where, False)
+    return Share(tag=tag, path=get(raw, "path", str, where), readonly=readonly)
+def parse_step(raw: Any, i: int, names: list[str]) -> Step:
+    where = f"spec.steps[{i}]"
+    if not isinstance(raw, dict):
+        raise SpecError(f'{where}: not an object; use e.g. {{"wait_exit": "guest"}}')
+    actions = [k for k in raw if k in ACTIONS]
+    if len(actions) != 1:
+        raise SpecError(f"{where}: needs exactly one of {', '.join(ACTIONS)}; got {sorted(raw)}")
+    only_known(raw, STEP_KEYS, where)
+    action = actions[0]
+    target = get(raw, action, str, where)
+    if action == "wait_tcp" and not re.fullmatch(r"[^:\s]+:\d{1,5}", target):
+        raise SpecError(
+            f'{where}.wait_tcp: {target!r} is not HOST:PORT; use e.g. "127.0.0.1:10022"'
+        )
+    if action not in ("wait_file", "wait_tcp") and target not in names:
+        raise SpecError(f"{where}.{action}: no VM named {target!r}; VMs are {names}")
+    pattern = ""
+    if action in ("wait_serial", "wait_exit"):
+        pattern = get(raw, "pattern", str, where, ... if action == "wait_serial" else "")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SpecError(
+                f"{where}.pattern: {pattern!r} is not a regular expression ({exc})"
+            ) from exc
+    return Step(
+        action=action,
+        target=target,
+        deadline=float(get(raw, "deadline", (int, float), where, DEFAULT_DEADLINE[action])),
+        what=get(raw, "what", str, where, ""),
+        pattern=pattern,
+        to=get(raw, "to", str, where) if action == "save" else "",
+        compression=choice(raw, "compression", COMPRESSIONS, where, "zstd"),
+        fsync=get(raw, "fsync", bool, where, False),
+    )
+''; }
+    { path = "wingen/runtime/stage.py"; text = ''
+from __future__ import annotations
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from .accel import resolve_accel, scaled
+from .logs import Echo
+from .qmp import QMPError
+from .spec import StageSpec, Step, VMSpec
+from .supervise import (
+    Interrupted,
+    StageError,
+    Supervisor,
+    describe_exit,
+    log,
+    signals_blocked,
+    tail,
+    wait_until,
+)
+from .vm import VM, cpu_of
+QUIT_BUDGET = 10.0
+SERIAL_LINES_PER_SECOND = 20.0
+class Stage:
+    def __init__(self, spec: StageSpec) -> None:
+        self.spec = spec
+        self.sup = Supervisor()
+        self.vms: dict[str, VM] = {}
+        self.accel = "tcg"
+        self.rundir: Path | None = None
+        self._switch_pipe: int | None = None
+        self.switch_log = spec.workdir / "wingen-vde_switch.log"
+        self.echo = Echo(heartbeat=self.heartbeat, every=spec.heartbeat)
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self.current = "starting the VMs"
+        self.screens: list[str] = []
+        self.failure: str | None = None
+    def deadline(self, seconds: float) -> float:
+        return scaled(seconds, self.accel, self.spec.tcg_deadline_scale)
+    def deadline_text(self, seconds: float) -> str:
+        limit = self.deadline(seconds)
+        if limit != seconds:
+            return f"{limit:g} s ({seconds:g} s x {limit / seconds:g} under TCG)"
+        return f"{seconds:g} s"
+    def run(self) -> None:
+        spec = self.spec
+        self.accel = resolve_accel(spec.accel, spec.qemu, saved_accel(spec))
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        self.rundir = short_rundir()
+        if spec.switch:
+            self._start_switch(spec.switch)
+        for vs in spec.vms:
+            if vs.restore is not None:
+                from .saved import check_revivable
+                check_revivable(self, vs)
+            vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
+            self.vms[vs.name] = vm
+            vm.start(self.sup)
+            self.echo.follow(vm.serial_log, f"[{vm.name}] ", per_second=SERIAL_LINES_PER_SECOND)
+        self.echo.start()
+        for vm in self.vms.values():
+            try:
+                vm.connect(self.deadline(20))
+            except QMPError as exc:
+                if vm.proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        vm.proc.wait(self.deadline(1))
+                if vm.exit_code() == 0 and vm.spec.restore is None:
+                    log(f"VM {vm.name} powered off before its monitor answered")
+                    continue
+                said = tail(vm.stderr_log, 5) or "no message"
+                raise StageError(
+                    f"VM {vm.name}: QEMU did not come up ({vm.status()}): {exc}; it said: {said}"
+                ) from exc
+        for vm in self.vms.values():
+            self._check_cpu(vm)
+        self._revive()
+        total = len(spec.steps)
+        for i, step in enumerate(spec.steps, 1):
+            t0 = self.step_started = time.monotonic()
+            self.current = f"step {i}/{total} {step.describe()}, deadline " + self.deadline_text(
+                step.deadline
+            )
+            log(f"step {i}/{total}: {step.describe()}")
+            try:
+                STEP_ACTIONS[step.action](self, step)
+            except StageError as exc:
+                raise StageError(f"step {i}/{total} ({step.describe()}) failed: {exc}") from exc
+            log(f"step {i}/{total}: done in {time.monotonic() - t0:.1f} s")
+        for vm in self.vms.values():
+            vm.quit(self.sup, self.deadline(QUIT_BUDGET))
+    def _revive(self) -> None:
+        if any(vm.spec.restore is not None for vm in self.vms.values()):
+            from .saved import revive
+            revive(self)
+    def heartbeat(self) -> str:
+        now = time.monotonic()
+        return (
+            f"wingen-runtime: still running [accel {self.accel}]: {self.current}; "
+            f"{_minutes(now - self.step_started)} in this step, {_minutes(now - self.started)} "
+            "in all"
+        )
+    def _start_switch(self, sock: str) -> None:
+        r, w = os.pipe()
+        argv = [self.spec.vde_switch, "-s", sock, "--dirmode", "0700"]
+        try:
+            with self.switch_log.open("wb") as err:
+                proc = self.sup.spawn("vde_switch", argv, stdin=r, stderr=err)
+        finally:
+            os.close(r)
+        self._switch_pipe = w
+        ctl = Path(sock) / "ctl"
+        if not wait_until(ctl.exists, self.deadline(10), abort=lambda: _exited("vde_switch", proc)):
+            raise StageError(
+                f"vde_switch: {ctl} did not appear within {self.deadline(10):g} s "
+                f"({tail(self.switch_log, 5) or 'no message'})"
+            )
+    def state_meta(self, vm: VMSpec) -> dict[str, Any]:
+        return {
+            "accel": self.accel,
+            "memory_mib": vm.memory_mib,
+            "cpu_model": cpu_of(vm, self.accel),
+            "cpus": vm.cpus,
+            "firmware": vm.firmware is not None,
+            "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
+            "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
+        }
+    def _check_cpu(self, vm: VM) -> None:
+        if vm.cpu in ("host", "max") or vm.qmp is None:
+            return
+        try:
+            models = vm.qmp.execute("query-cpu-definitions")
+        except QMPError:
+            return
+        for model in models:
+            missing = model.get("unavailable-features") or []
+            if model.get("name") == vm.cpu and missing:
+                raise StageError(
+                    f"VM {vm.name}: this host cannot provide CPU model {vm.cpu!r} under "
+                    f"{self.accel} (it lacks {', '.join(missing)}); build and revive on hosts that "
+                    "have it, or set vm.cpu_model to a model they all provide"
+                )
+    def abort_reason(self, waited: str | None) -> str | None:
+        for name, vm in self.vms.items():
+            reason = vm.failure()
+            if reason is not None:
+                return f"VM {name} failed: {reason}"
+        codes = {name: vm.exit_code() for name, vm in self.vms.items()}
+        for name, code in codes.items():
+            if code is not None and code != 0 and name != waited:
+                return f"{self.vms[name].ended(code)} while waiting"
+        if waited is None and codes and all(c is not None for c in codes.values()):
+            return "every VM has exited, nothing can satisfy the wait"
+        return None
+    def wait(
+        self,
+        step: Step,
+        check: Callable[[], bool],
+        missed: str,
+        abort: Callable[[], str | None] | None = None,
+    ) -> None:
+        limit = self.deadline(step.deadline)
+        if not wait_until(check, limit, poll=0.1, abort=abort or (lambda: self.abort_reason(None))):
+            raise StageError(f"deadline: {missed} within {self.deadline_text(step.deadline)}")
+    def wait_file(self, step: Step) -> None:
+        path = Path(step.target)
+        self.wait(step, path.exists, f"{path} did not appear")
+    def wait_tcp(self, step: Step) -> None:
+        host, _, port = step.target.rpartition(":")
+        self.wait(
+            step,
+            lambda: _tcp_open(host, int(port)),
+            f"nothing accepted connections on {step.target}",
+        )
+    def wait_serial(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        def seen() -> bool:
+            return serial_has(vm, step.pattern)
+        def why() -> str | None:
+            code = vm.exit_code()
+            if code is not None:
+                return f"{vm.ended(code)}, before it printed {step.pattern!r}"
+            return self.abort_reason(vm.name)
+        self.wait(step, seen, f"{step.pattern!r} not on {vm.name}'s serial console", abort=why)
+    def wait_exit(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        self.wait(
+            step,
+            lambda: vm.exit_code() is not None,
+            f"VM {vm.name} did not exit",
+            abort=lambda: self.abort_reason(vm.name),
+        )
+        code = vm.exit_code()
+        if code:
+            raise StageError(vm.ended(code))
+        reason = vm.failure()
+        if reason is not None:
+            raise StageError(f"VM {vm.name} failed: {reason}")
+        if step.pattern and not serial_has(vm, step.pattern):
+            raise StageError(
+                f"VM {vm.name} powered off without printing {step.pattern!r}, the sign that "
+                f"{step.what or 'it'} succeeded"
+            )
+    def save(self, step: Step) -> None:
+        from .saved import save_vm
+        save_vm(self, step)
+    def quit(self, step: Step) -> None:
+        self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
+    def pause(self, step: Step) -> None:
+        self.vms[step.target].client().execute("stop", timeout=self.deadline(step.deadline))
+    def signal(self, step: Step) -> None:
+        vm = self.vms[step.target]
+        try:
+            vm.send_signal("go", self.deadline(step.deadline))
+        except OSError as exc:
+            raise StageError(f"VM {vm.name}: cannot write to its signal port ({exc})") from exc
+    def capture_screens(self) -> None:
+        for vm in self.vms.values():
+            if vm.exit_code() is not None or vm.qmp is None:
+                continue
+            path = self.spec.workdir / f"wingen-{vm.name}.screen.png"
+            try:
+                vm.qmp.execute(
+                    "screendump",
+                    {"filename": str(path.resolve()), "format": "png"},
+                    timeout=self.deadline(5),
+                )
+            except QMPError as exc:
+                self.screens.append(f"VM {vm.name}: no screenshot ({exc})")
+                continue
+            self.screens.append(f"VM {vm.name}: screen at the failure: {path.resolve()}")
+    def report(self) -> str:
+        for vm in self.vms.values():
+            if vm.proc is not None and vm.proc.poll() is None and vm.qmp is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    vm.proc.wait(self.deadline(0.5))
+        parts = [vm.report() for vm in self.vms.values()] + self.screens
+        switch = tail(self.switch_log, 5) if self.spec.switch else ""
+        if switch:
+            parts.append(f"--- vde_switch stderr ---\n{switch}")
+        return "\n".join(parts)
+    def close(self) -> None:
+        self.echo.stop()
+        for vm in self.vms.values():
+            vm.close(self.sup)
+        if self._switch_pipe is not None:
+            os.close(self._switch_pipe)
+            self._switch_pipe = None
+        self.sup.close()
+        if self.rundir is not None:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+class GuestCommandError(StageError):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+def execute(stage: Stage, collect: Callable[[], None] | None = None, label: str = "stage") -> int:
+    stage.sup.install_signals()
+    started = time.monotonic()
+    report = ""
+    try:
+        try:
+            stage.run()
+        except (StageError, QMPError, OSError):
+            stage.capture_screens()
+            raise
+        finally:
+            with signals_blocked():
+                report = stage.report()
+                stage.close()
+        if collect is not None:
+            collect()
+    except GuestCommandError as exc:
+        stage.failure = str(exc)
+        log(f"{label} failed: {exc}")
+        return exc.code
+    except (StageError, QMPError, OSError) as exc:
+        what = f"QMP: {exc}" if isinstance(exc, QMPError) else str(exc)
+        stage.failure = what
+        log(f"{report}\n{keep_hint(stage.spec.workdir)}")
+        log(
+            f"{label} failed after {time.monotonic() - started:.1f} s [accel {stage.accel}]: {what}"
+        )
+        return 1
+    except Interrupted as exc:
+        log(f"{label} {exc}; everything was stopped\n{report}")
+        return 128 + exc.signum
+    finally:
+        stage.sup.restore_signals()
+    log(f"{label} done in {time.monotonic() - started:.1f} s [accel {stage.accel}]")
+    return 0
+def keep_hint(workdir: Path) -> str:
+    where = workdir.resolve()
+    return (
+        f"(the serial logs are wingen-*.serial.log in {where}; inside a Nix build, run it "
+        "again with --keep-failed to keep them)"
+    )
+STEP_ACTIONS: dict[str, Callable[[Stage, Step], None]] = {
+    "wait_file": Stage.wait_file,
+    "wait_tcp": Stage.wait_tcp,
+    "wait_serial": Stage.wait_serial,
+    "wait_exit": Stage.wait_exit,
+    "save": Stage.save,
+    "quit": Stage.quit,
+    "pause": Stage.pause,
+    "signal": Stage.signal,
+}
+def saved_accel(spec: StageSpec) -> str | None:
+    for vm in spec.vms:
+        if vm.restore is not None:
+            from .snapshot import read_meta
+            accel = read_meta(vm.restore.path).get("accel")
+            if isinstance(accel, str):
+                return accel
+    return None
+def host_cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return []
+def serial_has(vm: VM, pattern: str) -> bool:
+    try:
+        text = vm.serial_log.read_text("utf-8", "replace").replace("\r", "")
+    except OSError:
+        return False
+    return re.search(pattern, text, re.MULTILINE) is not None
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+def short_rundir() -> Path:
+    for parent in (None, "/tmp", "/dev/shm"):
+        if parent is not None and not os.access(parent, os.W_OK):
+            continue
+        d = Path(tempfile.mkdtemp(prefix="wgrt-", dir=parent))
+        if len(str(d)) <= 70:
+            return d
+        d.rmdir()
+    raise StageError(
+        "no writable directory with a short enough path for QMP sockets (TMPDIR, /tmp, /dev/shm)"
+    )
+def _exited(name: str, proc: subprocess.Popen[bytes]) -> str | None:
+    code = proc.poll()
+    return None if code is None else f"{name} exited ({describe_exit(code)})"
+''; }
+    { path = "wingen/runtime/supervise.py"; text = ''
+from __future__ import annotations
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+_PR_SET_PDEATHSIG = 1
+TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+class StageError(Exception):
+    ...
+class Interrupted(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+def log(msg: str) -> None:
+    print(f"wingen-runtime: {msg}", file=sys.stderr, flush=True)
+def _child_setup() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+class Supervisor:
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._old_handlers: dict[int, Any] = {}
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdout: int | IO[Any] | None = subprocess.DEVNULL,
+        stderr: int | IO[Any] | None = subprocess.DEVNULL,
+        cwd: str | None = None,
+    ) -> subprocess.Popen[bytes]:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+            )
+        except OSError as exc:
+            raise StageError(f"cannot start {name} ({argv[0]}): {exc}") from exc
+        self.procs.append((name, proc))
+        return proc
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 3.0) -> int:
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+        _signal_group(proc.pid, signal.SIGKILL)
+        return proc.wait()
+    def close(self) -> None:
+        for _name, proc in reversed(self.procs):
+            self.stop(proc, grace=2.0)
+    def install_signals(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            raise Interrupted(signum)
+        for sig in TERMINATING:
+            self._old_handlers[sig] = signal.signal(sig, handler)
+    def restore_signals(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+    def __enter__(self) -> Supervisor:
+        return self
+    def __exit__(self, *_exc: object) -> None:
+        with signals_blocked():
+            self.close()
+        self.restore_signals()
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+def wait_until(
+    check: Callable[[], bool],
+    deadline: float,
+    *,
+    poll: float = 0.05,
+    abort: Callable[[], str | None] | None = None,
+) -> bool:
+    end = time.monotonic() + deadline
+    while True:
+        if check():
+            return True
+        if abort is not None:
+            reason = abort()
+            if reason:
+                raise StageError(reason)
+        if time.monotonic() >= end:
+            return False
+        time.sleep(min(poll, max(0.0, end - time.monotonic())))
+def tail(path: Path, lines: int = 20, max_bytes: int = 64 << 10) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace").replace("\r", "")
+    return "\n".join(text.splitlines()[-lines:])
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+''; }
+    { path = "wingen/runtime/vm.py"; text = ''
+from __future__ import annotations
+import contextlib
+import functools
+import socket
+import subprocess
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+from .accel import DEFAULT_CPU
+from .logs import FailureWatch
+from .qmp import QMPClient, QMPError
+from .spec import Restore, VMSpec
+from .supervise import Supervisor, describe_exit, tail
+if TYPE_CHECKING:
+    from .template_ram import TemplateRam
+__all__ = ["VM", "Restore", "VMSpec", "opt"]
+class VM:
+    def __init__(self, spec: VMSpec, *, qemu: str, accel: str, rundir: Path, logdir: Path):
+        self.spec = spec
+        self.name = spec.name
+        self.qemu = qemu
+        self.accel = accel
+        self.qmp_path = rundir / f"{spec.name}.qmp"
+        self.serial_log = logdir / f"wingen-{spec.name}.serial.log"
+        self.stderr_log = logdir / f"wingen-{spec.name}.stderr.log"
+        self.ram_file = logdir / f"wingen-{spec.name}.ram"
+        self.ram_copy = rundir / f"{spec.name}.ram"
+        self.signal_path = rundir / f"{spec.name}.signal"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.qmp: QMPClient | None = None
+        self._stderr: IO[bytes] | None = None
+        self._signal_socks: list[socket.socket] = []
+        self._failures = FailureWatch(self.serial_log)
+    def argv(self) -> list[str]:
+        s = self.spec
+        argv = [self.qemu, "-name", s.name, "-accel", self.accel, "-cpu", self.cpu]
+        argv += ["-m", f"{s.memory_mib}M"]
+        restore = s.restore
+        if restore is not None and restore.compression == "template":
+            ram = self.template_ram
+            argv += _ram_backend(ram.path, s.memory_mib, share=False, options=ram.options)
+        elif s.template:
+            argv += _ram_backend(self.ram_file, s.memory_mib, share=True)
+        argv += [
+            "-display",
+            "none",
+            "-nodefaults",
+            "-qmp",
+            f"unix:{opt(self.qmp_path)},server=on,wait=off",
+            "-chardev",
+            f"file,id=wingen-serial,path={opt(self.serial_log)}",
+            "-serial",
+            "chardev:wingen-serial",
+        ]
+        if s.signal:
+            argv += [
+                "-chardev",
+                f"socket,id=wingen-signal,path={opt(self.signal_path)},server=on,wait=off",
+                "-serial",
+                "chardev:wingen-signal",
+            ]
+        if s.no_reboot:
+            argv.append("-no-reboot")
+        if restore is not None:
+            argv += ["-incoming", "defer"]
+        return argv + device_args(s) + list(s.args)
+    @property
+    def cpu(self) -> str:
+        return cpu_of(self.spec, self.accel)
+    @functools.cached_property
+    def template_ram(self) -> TemplateRam:
+        from .snapshot import ram_path, read_meta
+        from .template_ram import plan_for_qemu
+        assert self.spec.restore is not None
+        state = self.spec.restore.path
+        known = read_meta(state).get("qemu_caps")
+        return plan_for_qemu(ram_path(state), self.ram_copy, self.qemu, known)
+    def start(self, sup: Supervisor) -> None:
+        r = self.spec.restore
+        if r is not None and r.compression == "template":
+            from .snapshot import ram_path
+            from .template_ram import prepare_ram
+            if ram_path(r.path).exists():
+                prepare_ram(self.template_ram, self.name)
+        self.serial_log.unlink(missing_ok=True)
+        if self.spec.template and self.spec.restore is None:
+            self.ram_file.unlink(missing_ok=True)
+        self._stderr = self.stderr_log.open("wb")
+        self.proc = sup.spawn(f"QEMU {self.name}", self.argv(), stderr=self._stderr)
+    def connect(self, deadline: float) -> QMPClient:
+        self.qmp = QMPClient.connect(
+            str(self.qmp_path), deadline=deadline, alive=lambda: self.exit_code() is None
+        )
+        return self.qmp
+    def client(self) -> QMPClient:
+        if self.qmp is None:
+            raise RuntimeError(f"VM {self.name}: not connected")
+        return self.qmp
+    def send_signal(self, line: str, timeout: float) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(str(self.signal_path))
+            sock.sendall(line.encode() + b"\n")
+        except OSError:
+            sock.close()
+            raise
+        self._signal_socks.append(sock)
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+    def failure(self) -> str | None:
+        return self._failures.check(final=self.exit_code() is not None)
+    def ended(self, code: int) -> str:
+        text = ""
+        if self.spec.failure_file:
+            with contextlib.suppress(OSError):
+                text = Path(self.spec.failure_file).read_text("utf-8", "replace").strip()
+        text = text or self.failure() or ""
+        if text:
+            return f"VM {self.name} failed: {text} (QEMU {describe_exit(code)})"
+        return f"VM {self.name} exited ({describe_exit(code)})"
+    def status(self) -> str:
+        code = self.exit_code()
+        if self.proc is None:
+            return "not started"
+        return "running" if code is None else describe_exit(code)
+    def quit(self, sup: Supervisor, budget: float) -> None:
+        if self.exit_code() is None and self.qmp is not None:
+            with contextlib.suppress(QMPError):
+                self.qmp.quit(timeout=budget)
+        if self.proc is not None:
+            try:
+                self.proc.wait(budget)
+            except subprocess.TimeoutExpired:
+                sup.stop(self.proc)
+    def report(self, lines: int = 20) -> str:
+        serial = tail(self.serial_log, lines) or "(no serial output)"
+        stderr = tail(self.stderr_log, lines) or "(empty)"
+        return (
+            f"--- VM {self.name} ({self.status()}): last {lines} serial lines "
+            f"[{self.serial_log}] ---\n{serial}\n--- VM {self.name}: QEMU stderr ---\n{stderr}"
+        )
+    def close(self, sup: Supervisor) -> None:
+        for sock in self._signal_socks:
+            sock.close()
+        self._signal_socks.clear()
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        if self.proc is not None:
+            sup.stop(self.proc)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+def cpu_of(s: VMSpec, accel: str) -> str:
+    return s.cpu_model or DEFAULT_CPU[accel]
+def device_args(s: VMSpec) -> list[str]:
+    argv = ["-smp", str(s.cpus)]
+    if s.rtc:
+        argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
+    if s.firmware is not None:
+        argv += [
+            "-drive",
+            f"if=pflash,format=raw,readonly=on,file={opt(s.firmware.code)}",
+            "-drive",
+            f"if=pflash,format=raw,file={opt(s.firmware.vars)}",
+        ]
+    if s.boot:
+        argv += ["-boot", s.boot]
+    if s.kernel is not None:
+        argv += ["-kernel", s.kernel.kernel]
+        if s.kernel.initrd:
+            argv += ["-initrd", s.kernel.initrd]
+        if s.kernel.append:
+            argv += ["-append", s.kernel.append]
+    for d in s.drives:
+        index = "" if d.index is None else f",index={d.index}"
+        if d.media == "cdrom":
+            spec = f"if=ide{index},media=cdrom,readonly=on"
+        elif d.media == "floppy":
+            spec = "if=floppy,format=raw,readonly=on"
+        elif d.media == "image":
+            spec = f"if={d.interface}{index},format=raw,readonly=on"
+        else:
+            spec = f"if={d.interface}{index},format=qcow2,cache=unsafe"
+        argv += ["-drive", f"file={opt(d.file)},{spec}"]
+    for i, n in enumerate(s.nics):
+        net = f"wingen-net{i}"
+        argv += ["-netdev", f"vde,id={net},sock={opt(n.switch)}"]
+        argv += ["-device", f"{n.model},netdev={net},mac={n.mac}"]
+    for share in s.shares:
+        readonly = ",readonly=on" if share.readonly else ""
+        argv += [
+            "-virtfs",
+            f"local,path={opt(share.path)},security_model=none,mount_tag={share.tag}{readonly}",
+        ]
+    if s.vga:
+        argv += ["-device", "VGA"]
+    if s.debug_exit:
+        argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    return argv
+def _ram_backend(path: Path, mib: int, *, share: bool, options: str = "") -> list[str]:
+    on = "on" if share else "off"
+    extra = f",{options}" if options else ""
+    return [
+        "-object",
+        f"memory-backend-file,id=wingen-ram,size={mib}M,mem-path={opt(path)},share={on}{extra}",
+        "-machine",
+        "memory-backend=wingen-ram",
+    ]
+def opt(value: object) -> str:
+    return str(value).replace(",", ",,")
+''; }
+  ];
+  isoRuntime = mkRuntime "wingen-iso-runtime" [
+    { path = "wingen/__init__.py"; text = ''
+''; }
+    { path = "wingen/runtime/__init__.py"; text = ''
+...
+''; }
+    { path = "wingen/runtime/winiso.py"; text = ''
+from __future__ import annotations
+import argparse
+import re
+import shutil
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+SECTOR = 2048
+NOPROMPT = "efi/microsoft/boot/efisys_noprompt.bin"
+INSTALL_IMAGES = ("sources/install.wim", "sources/install.esd")
+class MediaError(Exception):
+    ...
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+    extents: tuple[tuple[int, int], ...]
+    data: bytes | None = None
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else sum(n for _, n in self.extents)
+class Image:
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self._udf: _Udf | None = _Udf.probe(self)
+    def read(self, offset: int, length: int) -> bytes:
+        self.f.seek(offset)
+        data = self.f.read(length)
+        if len(data) != length:
+            raise MediaError(f"the image ends at {offset + len(data)}, inside a structure")
+        return data
+    def sector(self, lba: int, count: int = 1) -> bytes:
+        return self.read(lba * SECTOR, count * SECTOR)
+    def volume_descriptors(self) -> list[bytes]:
+        out = []
+        for lba in range(16, 16 + 64):
+            vd = self.sector(lba)
+            if vd[1:6] != b"CD001":
+                break
+            out.append(vd)
+            if vd[0] == 255:
+                break
+        return out
+    def lookup(self, path: str) -> Entry | None:
+        if self._udf is not None:
+            entry = self._udf.root()
+            list_dir = self._udf.list_dir
+        else:
+            entry = _iso_root(self)
+            list_dir = self.iso_list_dir
+        for part in [p for p in path.split("/") if p]:
+            if not entry.is_dir:
+                return None
+            children = {c.name.casefold(): c for c in list_dir(entry)}
+            found = children.get(part.casefold())
+            if found is None:
+                return None
+            entry = found
+        return entry
+    def contents(self, entry: Entry) -> bytes:
+        if entry.data is not None:
+            return entry.data
+        return b"".join(self.read(o, n) for o, n in entry.extents)
+    def copy_out(self, entry: Entry, out: BinaryIO) -> None:
+        if entry.data is not None:
+            out.write(entry.data)
+            return
+        for offset, length in entry.extents:
+            self.f.seek(offset)
+            left = length
+            while left:
+                chunk = self.f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise MediaError("the image ends inside a file")
+                out.write(chunk)
+                left -= len(chunk)
+    def iso_list_dir(self, d: Entry) -> list[Entry]:
+        joliet = self._joliet
+        data = self.contents(d)
+        out: list[Entry] = []
+        pending: list[tuple[int, int]] = []
+        pos = 0
+        while pos < len(data):
+            length = data[pos]
+            if length == 0:
+                pos = (pos // SECTOR + 1) * SECTOR
+                continue
+            rec = data[pos : pos + length]
+            pos += length
+            lba, size = struct.unpack_from("<I", rec, 2)[0], struct.unpack_from("<I", rec, 10)[0]
+            flags, name_len = rec[25], rec[32]
+            raw = rec[33 : 33 + name_len]
+            if raw in (b"\0", b"\1"):
+                continue
+            pending.append((lba * SECTOR, size))
+            if flags & 0x80:
+                continue
+            name = raw.decode("utf-16-be") if joliet else raw.decode("latin-1")
+            name = re.sub(r";\d+''$", "", name)
+            if not joliet and not flags & 2:
+                name = name.rstrip(".")
+            out.append(Entry(name, bool(flags & 2), tuple(pending)))
+            pending = []
+        return out
+    @property
+    def _joliet(self) -> bool:
+        return _joliet_vd(self) is not None
+def _joliet_vd(image: Image) -> bytes | None:
+    for vd in image.volume_descriptors():
+        if vd[0] == 2 and vd[88:91] in (b"%/@", b"%/C", b"%/E"):
+            return vd
+    return None
+def _iso_root(image: Image) -> Entry:
+    vd = _joliet_vd(image)
+    if vd is None:
+        vd = next((v for v in image.volume_descriptors() if v[0] == 1), None)
+    if vd is None:
+        raise MediaError("not an ISO 9660 image (no primary volume descriptor at sector 16)")
+    rec = vd[156 : 156 + 34]
+    lba, size = struct.unpack_from("<I", rec, 2)[0], struct.unpack_from("<I", rec, 10)[0]
+    return Entry("", True, ((lba * SECTOR, size),))
+class _Udf:
+    def __init__(self, image: Image, partition_start: int, block: int, fsd: tuple[int, int]):
+        self.image = image
+        self.start = partition_start
+        self.block = block
+        self.fsd = fsd
+    @staticmethod
+    def probe(image: Image) -> _Udf | None:
+        nsr = False
+        for lba in range(16, 16 + 64):
+            ident = image.sector(lba)[1:6]
+            if ident in (b"NSR02", b"NSR03"):
+                nsr = True
+            if ident not in (b"CD001", b"BEA01", b"NSR02", b"NSR03", b"TEA01", b"BOOT2"):
+                break
+        if not nsr:
+            return None
+        avdp = image.sector(256)
+        if _tag(avdp) != 2:
+            raise MediaError("UDF is announced but there is no anchor at sector 256")
+        length, location = struct.unpack_from("<II", avdp, 16)
+        start = block = None
+        fsd = None
+        for lba in range(location, location + max(1, length // SECTOR)):
+            d = image.sector(lba)
+            tag = _tag(d)
+            if tag == 5:
+                start = struct.unpack_from("<I", d, 188)[0]
+            elif tag == 6:
+                block = struct.unpack_from("<I", d, 212)[0]
+                fsd_len, fsd_lbn = struct.unpack_from("<II", d, 248)
+                fsd = (fsd_lbn, fsd_len)
+                if d[440] != 1:
+                    raise MediaError(f"UDF partition map type {d[440]} is not supported")
+            elif tag == 8:
+                break
+        if start is None or block is None or fsd is None:
+            raise MediaError("the UDF volume descriptors lack a partition or logical volume")
+        if block != SECTOR:
+            raise MediaError(f"UDF logical block size {block} is not {SECTOR}")
+        return _Udf(image, start, block, fsd)
+    def _lb(self, lbn: int, length: int) -> bytes:
+        return self.image.read((self.start + lbn) * self.block, length)
+    def root(self) -> Entry:
+        fsd = self._lb(self.fsd[0], self.block)
+        if _tag(fsd) != 256:
+            raise MediaError("no UDF file set descriptor where the logical volume says")
+        _, lbn = struct.unpack_from("<II", fsd, 400)
+        return self._entry("", lbn)
+    def _entry(self, name: str, lbn: int) -> Entry:
+        fe = self._lb(lbn, self.block)
+        tag = _tag(fe)
+        if tag == 261:
+            l_ea, l_ad = struct.unpack_from("<II", fe, 168)
+            base = 176
+        elif tag == 266:
+            l_ea, l_ad = struct.unpack_from("<II", fe, 208)
+            base = 216
+        else:
+            raise MediaError(f"UDF: {name!r} has no file entry (tag {tag})")
+        file_type = fe[16 + 11]
+        ad_type = struct.unpack_from("<H", fe, 16 + 18)[0] & 7
+        info_len = struct.unpack_from("<Q", fe, 56)[0]
+        ads = fe[base + l_ea : base + l_ea + l_ad]
+        is_dir = file_type == 4
+        if ad_type == 3:
+            return Entry(name, is_dir, (), ads[:info_len])
+        step = {0: 8, 1: 16}.get(ad_type)
+        if step is None:
+            raise MediaError(f"UDF: {name!r} uses allocation descriptors of type {ad_type}")
+        extents = []
+        left = info_len
+        for i in range(0, len(ads) - step + 1, step):
+            raw_len, pos = struct.unpack_from("<II", ads, i)
+            kind, length = raw_len >> 30, raw_len & 0x3FFFFFFF
+            if length == 0:
+                break
+            if kind == 3:
+                raise MediaError(f"UDF: {name!r} continues its extents elsewhere (unsupported)")
+            take = min(length, left)
+            extents.append(((self.start + pos) * self.block, take))
+            left -= take
+        return Entry(name, is_dir, tuple(extents))
+    def list_dir(self, d: Entry) -> list[Entry]:
+        data = self.image.contents(d)
+        out = []
+        pos = 0
+        while pos + 38 <= len(data):
+            if struct.unpack_from("<H", data, pos)[0] != 257:
+                raise MediaError("UDF: a directory holds something that is not a file identifier")
+            chars, l_fi = data[pos + 18], data[pos + 19]
+            lbn = struct.unpack_from("<I", data, pos + 24)[0]
+            l_iu = struct.unpack_from("<H", data, pos + 36)[0]
+            ident = data[pos + 38 + l_iu : pos + 38 + l_iu + l_fi]
+            pos += (38 + l_iu + l_fi + 3) & ~3
+            if chars & 0x0C:
+                continue
+            out.append(self._entry(_dstring(ident), lbn))
+        return out
+def _tag(d: bytes) -> int:
+    return int(struct.unpack_from("<H", d, 0)[0])
+def _dstring(raw: bytes) -> str:
+    if not raw:
+        return ""
+    if raw[0] == 8:
+        return raw[1:].decode("latin-1")
+    if raw[0] == 16:
+        return raw[1:].decode("utf-16-be")
+    raise MediaError(f"UDF: unknown name compression {raw[0]}")
+@dataclass(frozen=True)
+class BootEntry:
+    offset: int
+    platform: int
+    sectors: int
+    lba: int
+def boot_entries(image: Image) -> list[BootEntry]:
+    record = next((vd for vd in image.volume_descriptors()
+                   if vd[0] == 0 and vd[7:30] == b"EL TORITO SPECIFICATION"), None)
+    if record is None:
+        raise MediaError("the ISO is not bootable (no El Torito boot record)")
+    cat_lba = struct.unpack_from("<I", record, 0x47)[0]
+    base = cat_lba * SECTOR
+    cat = image.read(base, SECTOR)
+    if cat[0] != 1 or cat[30:32] != b"\x55\xaa":
+        raise MediaError("the El Torito boot catalog has no validation entry")
+    entries = [_boot_entry(cat, 32, cat[1], base)]
+    pos = 64
+    while pos + 32 <= SECTOR and cat[pos] in (0x90, 0x91):
+        last, platform = cat[pos] == 0x91, cat[pos + 1]
+        count = struct.unpack_from("<H", cat, pos + 2)[0]
+        pos += 32
+        for _ in range(count):
+            entries.append(_boot_entry(cat, pos, platform, base))
+            pos += 32
+        if last:
+            break
+    return entries
+def _boot_entry(cat: bytes, pos: int, platform: int, base: int) -> BootEntry:
+    sectors, lba = struct.unpack_from("<HI", cat, pos + 6)
+    return BootEntry(base + pos, platform, sectors, lba)
+def _file_lba(entry: Entry, what: str) -> int:
+    if entry.data is not None or len(entry.extents) != 1 or entry.extents[0][0] % SECTOR:
+        raise MediaError(f"{what} is not stored in one run of sectors, so it cannot boot")
+    return entry.extents[0][0] // SECTOR
+def noprompt(src: Path, dst: Path) -> None:
+    with src.open("rb") as f:
+        image = Image(f)
+        target = image.lookup(NOPROMPT)
+        if target is None or target.is_dir:
+            raise MediaError(
+                f"{src.name} has no {NOPROMPT}: UEFI setup from it would wait for a key press; "
+                'use a Microsoft ISO of Windows 8 / Server 2012 or later, or firmware = "bios"'
+            )
+        efi = [e for e in boot_entries(image) if e.platform == 0xEF]
+        if not efi:
+            raise MediaError(f"{src.name} has no UEFI El Torito boot entry")
+        lba = _file_lba(target, NOPROMPT)
+        sectors = (target.size + 511) // 512
+        if sectors > 0xFFFF:
+            sectors = efi[0].sectors
+    shutil.copyfile(src, dst)
+    with dst.open("r+b") as out:
+        out.seek(efi[0].offset + 6)
+        out.write(struct.pack("<HI", sectors, lba))
+def extract(src: Path, path: str, dst: Path) -> None:
+    with src.open("rb") as f:
+        image = Image(f)
+        entry = image.lookup(path)
+        if entry is None or entry.is_dir:
+            raise MediaError(f"{src.name} has no file {path}")
+        with dst.open("wb") as out:
+            image.copy_out(entry, out)
+def find_wim(src: Path) -> str:
+    with src.open("rb") as f:
+        image = Image(f)
+        for path in INSTALL_IMAGES:
+            entry = image.lookup(path)
+            if entry is not None and not entry.is_dir:
+                return path
+    raise MediaError(f"{src.name} has no {' or '.join(INSTALL_IMAGES)}: not a Windows install ISO")
+@dataclass(frozen=True)
+class WimImage:
+    index: int
+    name: str
+    arch: str | None = None
+    edition_id: str | None = None
+    languages: tuple[str, ...] | None = None
+    default_language: str | None = None
+    def describe(self) -> str:
+        parts = [f"{self.index}: {self.name!r}"]
+        if self.arch is not None:
+            parts.append(self.arch)
+        if self.edition_id is not None:
+            parts.append(f"Edition ID {self.edition_id}")
+        if self.languages is not None:
+            parts.append(f"languages {' '.join(self.languages)} (default {self.default_language})")
+        return ", ".join(parts)
+_FIELDS = {
+    "Name": "name",
+    "Architecture": "arch",
+    "Edition ID": "edition_id",
+    "Languages": "languages",
+    "Default Language": "default_language",
+}
+def wim_images(info: str) -> list[WimImage]:
+    images: list[WimImage] = []
+    fields: dict[str, Any] | None = None
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "Index" and value.isdigit():
+            if fields is not None and "name" in fields:
+                images.append(WimImage(**fields))
+            fields = {"index": int(value)}
+        elif fields is not None and key in _FIELDS:
+            fields[_FIELDS[key]] = tuple(value.split()) if key == "Languages" else value
+    if fields is not None and "name" in fields:
+        images.append(WimImage(**fields))
+    return images
+def _chosen(images: list[WimImage], name: str | None, index: int | None) -> WimImage:
+    listing = "; ".join(f"{i.index}: {i.name!r}" for i in images) or "none"
+    if name is not None:
+        for image in images:
+            if image.name == name:
+                return image
+        close = [i.name for i in images if i.name.casefold() == name.casefold()]
+        hint = f" (spelled {close[0]!r} there)" if close else ""
+        raise MediaError(
+            f"windows.edition {name!r} is not an image of this ISO{hint}; it has {listing} "
+            "(set windows.edition to one of these names, or windows.image_index)"
+        )
+    for image in images:
+        if image.index == index:
+            return image
+    raise MediaError(
+        f"windows.image_index {index} is not an image of this ISO; it has {listing} "
+        "(set windows.image_index to one of these, or windows.edition)"
+    )
+def check_edition(
+    info: str,
+    name: str | None,
+    index: int | None,
+    *,
+    language: str | None = None,
+    arch: str | None = None,
+    generic_key: bool = False,
+) -> str:
+    image = _chosen(wim_images(info), name, index)
+    has = f"image {image.describe()}"
+    if arch is not None and image.arch is not None and image.arch != arch:
+        raise MediaError(
+            f"windows.architecture is {_ARCH_CONFIG.get(arch, arch)!r} but {has} "
+            f"(set windows.architecture = {_ARCH_CONFIG.get(image.arch, image.arch)!r}, or use "
+            "an ISO of that architecture)"
+        )
+    languages = [lang.casefold() for lang in image.languages or ()]
+    if language is not None and image.languages and language.casefold() not in languages:
+        raise MediaError(
+            f"windows.language {language!r} is not a language of {has} "
+            f"(set windows.language = {image.default_language or image.languages[0]!r})"
+        )
+    if generic_key and image.edition_id is not None and image.edition_id.endswith("Eval"):
+        raise MediaError(
+            f'windows.product_key "generic" is a KMS client key, which evaluation media refuse; '
+            f'{has} (set windows.product_key = "none")'
+        )
+    return f"{has} fits the config"
+_ARCH_CONFIG = {"x86": "i686", "x86_64": "x86_64"}
+_ARCH_WIMLIB = {v: k for k, v in _ARCH_CONFIG.items()}
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m wingen.runtime.winiso")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("noprompt")
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
+    p = sub.add_parser("extract")
+    p.add_argument("src", type=Path)
+    p.add_argument("path")
+    p.add_argument("dst", type=Path)
+    p = sub.add_parser("find-wim")
+    p.add_argument("src", type=Path)
+    p = sub.add_parser("check-edition")
+    p.add_argument("info", type=Path)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name")
+    which.add_argument("--index", type=int)
+    p.add_argument("--language")
+    p.add_argument("--architecture", choices=sorted(_ARCH_WIMLIB))
+    p.add_argument("--generic-key", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "noprompt":
+            noprompt(args.src, args.dst)
+        elif args.cmd == "extract":
+            extract(args.src, args.path, args.dst)
+        elif args.cmd == "find-wim":
+            print(find_wim(args.src))
+        else:
+            info = args.info.read_text(encoding="utf-8", errors="replace")
+            arch = _ARCH_WIMLIB.get(args.architecture) if args.architecture else None
+            print(
+                check_edition(
+                    info, args.name, args.index,
+                    language=args.language, arch=arch, generic_key=args.generic_key,
+                )
+            )
+    except MediaError as exc:
+        print(f"wingen: {exc}", file=sys.stderr)
+        return 3
+    return 0
+if __name__ == "__main__":
+    sys.exit(main())
+''; }
+  ];
 
   # --- shared pieces ---------------------------------------------------------------------------
   # The key the controller logs into the guest with (generated at build time, like the seed's).
@@ -4841,14 +7366,14 @@ fi
     sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
     what = "the Windows install ISO";
   };
-  # The ISO read by winiso.py (stdlib Python, shipped with the runtime): Microsoft's ISOs keep
+  # The ISO read by winiso.py (stdlib Python, its own part of the runtime): Microsoft's ISOs keep
   # their files in UDF, which xorriso cannot read.
   winiso = "${python3}/bin/python3 -m wingen.runtime.winiso";
   # Microsoft's UEFI boot image waits for a key press that nothing gives; the copy boots the
   # no-prompt image of the same ISO instead (an ISO without one fails here, saying so).
   windowsIsoNoPrompt = runCommand "wingen-noprompt-${windowsIso.name}" {
     iso = windowsIso;
-    PYTHONPATH = runtime;
+    PYTHONPATH = isoRuntime;
   } ''
     ${winiso} noprompt "$iso" "$out"
   '';
@@ -4858,7 +7383,7 @@ fi
   # display language the image lacks, the other architecture, and a generic key for Eval media.
   editionCheck = runCommand "wingen-edition-check" {
     iso = windowsIso;
-    PYTHONPATH = runtime;
+    PYTHONPATH = isoRuntime;
     wimlib = "${wimlib}/bin/wimlib-imagex";
     which = "--name";
     image = "Windows 11 Pro";
@@ -4879,7 +7404,7 @@ fi
   answerFileName = "Autounattend.xml";
   answerFile = writeText "Autounattend.xml" ''
 <?xml version="1.0" encoding="utf-8"?>
-<!-- Written by wingen 0.1.0 for win11-build. -->
+<!-- Written by wingen for win11-build. -->
 <unattend xmlns="urn:schemas-microsoft-com:unattend" xmlns:wcm="http://schemas.microsoft.com/WMIConfig/2002/State" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
   <settings pass="windowsPE">
     <component name="Microsoft-Windows-International-Core-WinPE" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
@@ -5175,8 +7700,8 @@ net=''$(cygpath -S)/net.exe
         + "whose script runs in Cygwin's bash")
     else runInVMWith snapshot drv;
   # runCommand's shape: `script` runs in Cygwin's bash (-e) inside the revived VM, with `env` as
-  # its environment and $out to write to (the store is shared into the guest); Cygwin's tools
-  # are on PATH.
+  # its environment and $out to write to (on the guest's disk; the rest of the store is the
+  # read-only share); Cygwin's tools are on PATH.
   windowsRunCommandWith = snapshot: name: env: script:
     runInWindowsVMWith snapshot (derivation ({
       inherit name system;
@@ -5188,10 +7713,10 @@ net=''$(cygpath -S)/net.exe
   # One derivation per stage. Its builder hands everything to the runtime (python3 -m
   # wingen.runtime stage), which reads the stage's record (the `wingen` attribute) and decides
   # the rest: disks, firmware variables, the exchange dir, accelerator, deadlines, result.
-  stageBuilder = writeScript "wingen-stage" (''
+  stageBuilderWith = rt: writeScript "wingen-stage" (''
     #!${bash}/bin/bash
     python=${python3}/bin/python3
-    export PYTHONPATH=${runtime}
+    export PYTHONPATH=${rt}
   '' + ''
 #!/bin/bash
 # wingen's stage builder. The runtime decides and does everything: it reads the derivation's
@@ -5202,19 +7727,23 @@ net=''$(cygpath -S)/net.exe
 # shellcheck disable=SC2154  # python comes from that prefix
 exec "''$python" -B -m wingen.runtime stage
 '');
-  stageAttrs = stage: record: {
+  # The install's record holds only what the install uses: no controller (it runs none), its own
+  # deadline, no snapshot settings; a change to those leaves the installed guest as it is.
+  stageAttrs = stage: record: let install = stage == "install"; in {
     inherit system;
     builder = "${bash}/bin/bash";
-    args = [ stageBuilder ];
+    args = [ (stageBuilderWith (if install then installRuntime else runtime)) ];
     wingen = builtins.toJSON ({
-      inherit stage accel deadlines guest controller;
-      compression = "zstd";
+      inherit stage accel guest;
       qemu = "${qemu_kvm}/bin/qemu-system-x86_64";
       qemu_img = "${qemu_kvm}/bin/qemu-img";
       zstd = "${zstd}/bin/zstd";
       gzip = "${gzip}/bin/gzip";
       vde_switch = "${vde2}/bin/vde_switch";
-    } // record);
+    } // (if install then { deadlines = { inherit (deadlines) install; }; } else {
+      inherit deadlines controller;
+      compression = "zstd";
+    }) // record);
     requiredSystemFeatures = vmFeatures;
   };
 
@@ -5257,7 +7786,8 @@ export NIX_BUILD_TOP=/tmp/wingen-build TMPDIR=/tmp/wingen-build TMP=/tmp/wingen-
 export TEMP=/tmp/wingen-build TEMPDIR=/tmp/wingen-build HOME=/homeless-shelter
 export PATH=/usr/bin:/bin NIX_STORE=/nix/store
 rm -rf "''$NIX_BUILD_TOP"
-mkdir -p "''$NIX_BUILD_TOP" && cd "''$NIX_BUILD_TOP" || wingen_result setup 98
+mkdir -p "''$NIX_BUILD_TOP" || wingen_result setup 98
+cd "''$NIX_BUILD_TOP" || wingen_result setup 98
 wingen_outputs="''$wingen_control"/outputs
 # Each output path is a Cygwin mount of a directory on C: that does not exist yet, so the builder
 # makes ''$out itself, as a file or a directory; the longest mount prefix wins, so the rest of
@@ -5265,7 +7795,8 @@ wingen_outputs="''$wingen_control"/outputs
 # the target need not exist). On NTFS, Cygwin keeps its symlinks, modes and the names Windows
 # reserves (as private-use characters), and its tar reads them back as they were written.
 wingen_dir=/wingen-out
-rm -rf "''$wingen_dir" && mkdir -p "''$wingen_dir" || wingen_result setup 98
+rm -rf "''$wingen_dir" || wingen_result setup 98
+mkdir -p "''$wingen_dir" || wingen_result setup 98
 while read -r wingen_path; do
     umount "''$wingen_path" 2>/dev/null
     mount -f "''$(cygpath -m "''$wingen_dir")/''${wingen_path##*/}" "''$wingen_path" ||
@@ -5287,7 +7818,7 @@ if [ "''$#" -gt 0 ]; then
     tar -C /nix/store -cf "''$wingen_control"/outputs.tar "''$@" ||
         wingen_result outputs 1
 fi
-wingen_result done 0
+wingen_result finished 0
 ''}";
     builder = "${drv.drvAttrs.builder}";
     args = map (a: "${a}") (drv.drvAttrs.args or [ ]);

@@ -30,11 +30,16 @@ def test_rendered_scripts_map_every_share(tmp_path: Path) -> None:
     assert sorted(c[0] for c in CONTROLLER_SHARES) == sorted(name for name, _ in SHARES)
     # The store is served from /nix/store itself (absolute store symlinks resolve on the server).
     assert dict((c[0], c[2]) for c in CONTROLLER_SHARES) == dict(SHARES)
-    for name, tag, path, _, _ in CONTROLLER_SHARES:
-        assert f"share {name} {path}" in controller
+    for name, tag, path, _, writable in CONTROLLER_SHARES:
+        # Issue 19: only xchg is writable, at the controller's 9p mount and at Samba.
+        assert f"share {name} {path} {'no' if writable else 'yes'}\n" in controller
         assert f" {tag} {path} || return 1" in controller and f"umount -l {path}" in controller
+        assert (f",ro\" {tag} " in controller) is not writable
+    assert [c[0] for c in CONTROLLER_SHARES if c[4]] == ["xchg"]
     for name, mount in SHARES:
-        assert f"map {name} {mount}" in files["linux/map-shares.sh"]
+        # The Linux guest's store goes under an overlay (map-shares.sh's `store`).
+        linux = f"store {name}" if mount == "/nix/store" else f"map {name} {mount}"
+        assert linux in files["linux/map-shares.sh"]
         assert f"map {name} {DRIVE_LETTERS[name]} {mount}" in windows.files["windows/map-shares.sh"]
 
 

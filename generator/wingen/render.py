@@ -25,6 +25,7 @@ from .kmodules import FOR_VM as KMODULES
 from .media import check_files, media_context
 from .nixnames import names_for, optional_names
 from .runtime.contract import STRINGS as CONTRACT
+from .runtime_subset import stripped, subset
 from .shares import (
     CIFS_OPTIONS,
     CONTROLLER_SHARES,
@@ -101,14 +102,28 @@ def file_templates(cfg: Config) -> list[str]:
     return sorted(n for n in names if n.split("/", 1)[0] in dirs)
 
 
-def runtime_files() -> dict[str, str]:
+# Each runtime the stages take, by the directory its files go under: the whole one (suspend, run,
+# wingen shell), and subsets by entry module (runtime_subset.py) for what must not change with
+# code it does not run: the install, and the Windows ISO's reader (edition check, no-prompt copy).
+RUNTIME_SUBSETS = {"install-runtime": "__main__", "iso-runtime": "winiso"}
+
+
+def runtime_files(guest: str = "windows") -> dict[str, str]:
     """The runtime helper's sources, embedded so the sandbox needs only a bare python3."""
     root = runtime_dir()
     if not root.is_dir():
         return {}
+    modules = {path.stem: path.read_text(encoding="utf-8") for path in sorted(root.glob("*.py"))}
     files = {"runtime/wingen/__init__.py": ""}
-    for path in sorted(root.glob("*.py")):
-        files[f"runtime/wingen/runtime/{path.name}"] = path.read_text(encoding="utf-8")
+    for name, text in modules.items():
+        files[f"runtime/wingen/runtime/{name}.py"] = text
+    for top, entry in RUNTIME_SUBSETS.items():
+        if entry == "winiso" and guest != "windows":
+            continue
+        files[f"{top}/wingen/__init__.py"] = ""
+        part = {"__init__.py": stripped(modules["__init__"]), **subset(modules, entry)}
+        for name, text in sorted(part.items()):
+            files[f"{top}/wingen/runtime/{name}"] = text
     return files
 
 
@@ -141,7 +156,7 @@ def render(cfg: Config, config_dir: Path = Path(), *, separate_files: bool = Fal
     from beside itself (`-o DIR`); otherwise it holds them inline (one file on stdout)."""
     env = environment()
     ctx = base_context(cfg, config_dir)
-    files = runtime_files()
+    files = runtime_files(cfg.guest)
     for name in file_templates(cfg):
         files[name.removesuffix(".j2")] = env.get_template(name).render(ctx)
     check_files(cfg, files)  # answer files Windows would reject fail here (media.py)

@@ -81,7 +81,7 @@ def test_outputs_are_mounted_built_and_packed(tmp_path: Path) -> None:
     proc = run_build(root)
     assert proc.returncode == 0, proc.stderr
     control = root / "tmp/xchg/wingen"
-    assert (control / "guest-result").read_text() == "done 0\n"
+    assert (control / "guest-result").read_text() == "finished 0\n"
     assert "the builder ran with 2 outputs mounted" in proc.stdout
     log = (root / "state/log").read_text().splitlines()
     mounts = [line for line in log if line.startswith("mount ")]

@@ -92,6 +92,8 @@ STANDIN = HERE.parents[1] / "nix" / "standin" / "default.nix"
 def write_runtime(root: Path) -> None:
     """The runtime helper's files as the main expression's `runtime` holds them."""
     for rel, text in runtime_files().items():
+        if not rel.startswith("runtime/"):
+            continue
         path = root / rel.removeprefix("runtime/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -131,7 +133,7 @@ def setup_project(
     # Only the partial's declared names are bound: any other name is an undefined variable.
     (tmp_path / "default.nix").write_text(
         f"let\n  inherit (import {STANDIN} {{ }}) " + " ".join(PARTIAL_NAMES) + ";\n"
-        "  sshKey = ./key;\n  runtime = ./runtime;\n"
+        "  sshKey = ./key;\n  isoRuntime = ./runtime;\n"
         + partial
         + "in { inherit windowsIso windowsIsoNoPrompt windowsBootIso editionCheck answerFloppy\n"
         "  answerIso cygwinIso; }\n"

@@ -255,7 +255,7 @@ COLLECT_RUN = [
     ("255", None, "lost the SSH connection to the guest while the build ran", 1),
     ("0", None, "the guest command ended with code 0 before the build wrote its result", 1),
     ("0", "builder x", "the guest's result file guest-result is garbled", 1),
-    ("0", "done 0", "the builder exited 0 without making its output out (", 1),
+    ("0", "finished 0", "the builder exited 0 without making its output out (", 1),
 ]
 
 

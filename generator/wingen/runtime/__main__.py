@@ -10,7 +10,6 @@ from pathlib import Path
 from .accel import probe_accel
 from .derivation import run_derivation
 from .qmp import QMPClient, QMPError
-from .snapshot import restore, save
 from .spec import COMPRESSIONS, SpecError, Tools, parse_spec
 from .stage import Stage, execute
 from .supervise import Interrupted, StageError, Supervisor, log
@@ -84,6 +83,8 @@ def run_stage(spec_path: Path) -> int:
 
 
 def save_or_restore(args: argparse.Namespace) -> int:
+    from .snapshot import restore, save  # not the stages' (saved.py says why)
+
     tools = Tools(zstd=args.zstd, gzip=args.gzip)
     with Supervisor() as sup:
         sup.install_signals()

@@ -37,8 +37,8 @@ OUTPUTS_LIST = "outputs"
 OUTPUTS_ARCHIVE = "outputs.tar"
 GUEST_RESULT = "guest-result"
 # Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
-# into the store outside its outputs), "outputs" (packing them), "done" (all packed).
-PHASES = ("setup", "builder", "store", "outputs", "done")
+# into the store outside its outputs), "outputs" (packing them), "finished" (all packed).
+PHASES = ("setup", "builder", "store", "outputs", "finished")
 # Exit codes the guest command uses itself, before or around the builder. Mapping the shares runs
 # before xchg is there to hold a result: its code, with no result written, says so.
 SHARES_FAILED = 97

@@ -58,7 +58,6 @@ from .contract import (
     SHARES_FAILED,
     line_pattern,
 )
-from .outputs import missing, unpack
 from .spec import (
     ACCELS,
     COMPRESSIONS,
@@ -89,6 +88,8 @@ RECORD_KEYS = {
     "build_script", "builder", "args",
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
+# The install's record carries its own deadline alone (an edit of another keeps the install).
+STAGE_DEADLINES = {"install": ("install",), "suspend": DEADLINES, "run": DEADLINES}
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 # Where a base keeps each VM's saved state.
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
@@ -169,7 +170,8 @@ def parse_record(text: str | None) -> Record:
     only_known(raw, RECORD_KEYS, RECORD)
     stage = choice(raw, "stage", STAGES, RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
-    for key in DEADLINES:
+    needed = STAGE_DEADLINES[stage]
+    for key in needed:
         get(deadlines, key, (int, float), f"{RECORD}.deadlines")
     get(raw, "guest", dict, RECORD)
     choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
@@ -188,7 +190,7 @@ def parse_record(text: str | None) -> Record:
         stage=stage,
         accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
         raw=raw,
-        deadlines={k: float(deadlines[k]) for k in DEADLINES},
+        deadlines={k: float(deadlines[k]) for k in needed},
     )
 
 
@@ -411,8 +413,10 @@ def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) 
     if phase == "builder":
         raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
                                 phase_code)  # fmt: skip
-    if phase != "done":
+    if phase != "finished":
         raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    from .outputs import missing, unpack  # the run stage's alone (saved.py says why)
+
     archive = dirs.control / OUTPUTS_ARCHIVE
     if archive.exists():
         unpack(archive, outputs)

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import mapped_ram, qemu_caps
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .snapshot import Incoming, check_meta, read_meta, save
 from .spec import StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
@@ -71,9 +69,9 @@ class Stage:
             self._start_switch(spec.switch)
         for vs in spec.vms:
             if vs.restore is not None:
-                check_meta(
-                    vs.restore.path, {**self.state_meta(vs), "compression": vs.restore.compression}
-                )
+                from .saved import check_revivable
+
+                check_revivable(self, vs)
             vm = VM(vs, qemu=spec.qemu, accel=self.accel, rundir=self.rundir, logdir=spec.workdir)
             self.vms[vs.name] = vm
             vm.start(self.sup)
@@ -115,35 +113,11 @@ class Stage:
             vm.quit(self.sup, self.deadline(QUIT_BUDGET))
 
     def _revive(self) -> None:
-        """Load every VM that has a state at the same time, then continue them together: the
-        guest does not run (and take the CPU) while the controller still loads."""
-        started = time.monotonic()
-        incoming: list[Incoming] = []
-        try:
-            for vm in self.vms.values():
-                r = vm.spec.restore
-                if r is not None:
-                    incoming.append(
-                        Incoming.begin(
-                            vm.client(),
-                            r.path,
-                            r.compression,
-                            sup=self.sup,
-                            tools=self.spec.tools,
-                            deadline=self.deadline(vm.spec.restore_deadline),
-                            name=vm.name,
-                        )
-                    )
-            for each in incoming:
-                each.finish(cont=False)
-        finally:
-            for each in incoming:
-                each.close()
-        for each in incoming:
-            each.client.execute("cont")
-        if incoming:
-            names = ", ".join(each.name for each in incoming)
-            log(f"revive: {names} running after {time.monotonic() - started:.2f} s")
+        """Load every VM that has a state (saved.py: only such stages import that code)."""
+        if any(vm.spec.restore is not None for vm in self.vms.values()):
+            from .saved import revive
+
+            revive(self)
 
     def heartbeat(self) -> str:
         now = time.monotonic()
@@ -278,36 +252,9 @@ class Stage:
             )
 
     def save(self, step: Step) -> None:
-        vm = self.vms[step.target]
-        if vm.exit_code() is not None:
-            raise StageError(f"VM {vm.name} is not running ({vm.status()})")
-        caps = qemu_caps.probe_client(vm.client())  # kept with the state, and decides the format
-        save(
-            vm.client(),
-            Path(step.to),
-            step.compression,
-            sup=self.sup,
-            deadline=self.deadline(step.deadline),
-            tools=self.spec.tools,
-            ram_file=vm.ram_file if vm.spec.template else None,
-            name=vm.name,
-            meta={
-                **self.state_meta(vm.spec),
-                "host_cpu_flags": host_cpu_flags(),
-                "qemu_caps": qemu_caps.record(self.spec.qemu, caps),
-            },
-            fsync=step.fsync,
-            quit_budget=self.deadline(QUIT_BUDGET),
-            mapped=mapped_ram.wanted(step.compression, caps),
-        )
-        if vm.proc is not None:
-            budget = self.deadline(QUIT_BUDGET)
-            try:
-                vm.proc.wait(budget)
-            except subprocess.TimeoutExpired as exc:
-                raise StageError(
-                    f"VM {vm.name}: QEMU still running {budget:g} s after the save and quit"
-                ) from exc
+        from .saved import save_vm
+
+        save_vm(self, step)
 
     def quit(self, step: Step) -> None:
         self.vms[step.target].quit(self.sup, self.deadline(step.deadline))
@@ -440,6 +387,8 @@ def saved_accel(spec: StageSpec) -> str | None:
     """The accelerator the state a VM of this stage revives from was saved under, if known."""
     for vm in spec.vms:
         if vm.restore is not None:
+            from .snapshot import read_meta
+
             accel = read_meta(vm.restore.path).get("accel")
             if isinstance(accel, str):
                 return accel

@@ -7,15 +7,16 @@ import functools
 import socket
 import subprocess
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .accel import DEFAULT_CPU
 from .logs import FailureWatch
 from .qmp import QMPClient, QMPError
-from .snapshot import ram_path, read_meta
 from .spec import Restore, VMSpec
 from .supervise import Supervisor, describe_exit, tail
-from .template_ram import TemplateRam, plan_for_qemu, prepare_ram
+
+if TYPE_CHECKING:  # a revive's code, imported where a revive needs it (saved.py says why)
+    from .template_ram import TemplateRam
 
 __all__ = ["VM", "Restore", "VMSpec", "opt"]
 
@@ -80,6 +81,9 @@ class VM:
     def template_ram(self) -> TemplateRam:
         """How a template revive maps the stored RAM privately (see template_ram.py); planned
         once, for the copy start() may make and the flags argv() writes."""
+        from .snapshot import ram_path, read_meta
+        from .template_ram import plan_for_qemu
+
         assert self.spec.restore is not None
         state = self.spec.restore.path
         known = read_meta(state).get("qemu_caps")
@@ -87,8 +91,12 @@ class VM:
 
     def start(self, sup: Supervisor) -> None:
         r = self.spec.restore
-        if r is not None and r.compression == "template" and ram_path(r.path).exists():
-            prepare_ram(self.template_ram, self.name)
+        if r is not None and r.compression == "template":
+            from .snapshot import ram_path
+            from .template_ram import prepare_ram
+
+            if ram_path(r.path).exists():
+                prepare_ram(self.template_ram, self.name)
         self.serial_log.unlink(missing_ok=True)
         if self.spec.template and self.spec.restore is None:
             self.ram_file.unlink(missing_ok=True)
