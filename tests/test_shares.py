@@ -34,7 +34,7 @@ def test_rendered_scripts_map_every_share(tmp_path: Path) -> None:
         # Issue 19: only xchg is writable, at the controller's 9p mount and at Samba.
         assert f"share {name} {path} {'no' if writable else 'yes'}\n" in controller
         assert f" {tag} {path} || return 1" in controller and f"umount -l {path}" in controller
-        assert (f",ro\" {tag} " in controller) is not writable
+        assert (f',ro" {tag} ' in controller) is not writable
     assert [c[0] for c in CONTROLLER_SHARES if c[4]] == ["xchg"]
     for name, mount in SHARES:
         # The Linux guest's store goes under an overlay (map-shares.sh's `store`).

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, env, windows_example
-
 from test_render_nix import TOP
 
 pytestmark = pytest.mark.nix
