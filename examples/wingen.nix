@@ -2580,28 +2580,59 @@ COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
 INTERFACES = ("virtio", "ide", "floppy")
 MEDIA = ("disk", "cdrom", "floppy", "image")
-VM_KEYS = {
-    "name",
-    "memory_mib",
-    "args",
-    "template",
-    "restore",
-    "restore_deadline",
-    "no_reboot",
-    "cpus",
-    "cpu_model",
-    "rtc",
-    "firmware",
-    "drives",
-    "nics",
-    "kernel",
-    "shares",
-    "boot",
-    "debug_exit",
-    "failure_file",
-    "vga",
-    "signal",
-}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A VM field that is one value. This table is its one definition: parse_vm checks it, the
+    rendered Nix takes vmRecord's arguments and the guest's settings from it (render.py), the
+    config takes its pattern (config.py), a revive checks it against the save (Stage.state_meta).
+    Adding a QEMU-facing field: a row here, its VMSpec field, its flag in vm.py, its [vm]
+    setting in config.py, the README's line."""
+
+    name: str
+    kind: type[Any]  # int, float, bool or str (JSON)
+    default: Any  # None: required
+    pattern: str = ""  # a string's whole value matches it (an empty string: the default)
+    fix: str = ""  # what a refusal says to do
+    bounds: tuple[int, int] | None = None  # an int's range
+    config: str = ""  # the config's [vm] setting the guest's value comes from
+    record: bool = False  # the rendered Nix may set it (vmRecord's arguments)
+    saved: bool = False  # a saved state depends on it: a revive must match the save
+
+
+CPU_MODEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+MACHINE_TYPE = r"[a-z0-9][a-z0-9_.-]{0,63}"
+SCALARS = (
+    Scalar("memory_mib", int, None, bounds=(16, 1 << 20), config="memory_mib", record=True,
+           saved=True),
+    Scalar("cpus", int, 1, bounds=(1, 256), config="cpus", record=True, saved=True),
+    # Saved as the model it resolves to (vm.cpu_of): the default depends on the accelerator.
+    Scalar("cpu_model", str, "", pattern=CPU_MODEL, fix="use one `qemu-system-x86_64 -cpu help` "
+           "lists, e.g. Nehalem-v1", config="cpu_model", record=True),
+    Scalar("machine_type", str, "", pattern=MACHINE_TYPE, fix="use one `qemu-system-x86_64 "
+           "-machine help` lists, e.g. pc-q35-9.2", config="machine_type", record=True,
+           saved=True),
+    Scalar("rtc", str, "", config="rtc_base", record=True),  # -rtc base=…,clock=vm
+    Scalar("boot", str, "", record=True),  # -boot …
+    Scalar("no_reboot", bool, True, record=True),
+    # The guest can end QEMU with a code (isa-debug-exit, port 0xf4).
+    Scalar("debug_exit", bool, False, record=True),
+    # A display (Windows needs one; a failing stage saves a screenshot of it).
+    Scalar("vga", bool, False, record=True),
+    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
+    # how a revived controller learns to go on.
+    Scalar("signal", bool, False, record=True),
+    # Set by the runtime: RAM in a share=on file so a template-mode save is possible; how long
+    # a revive may take; where the guest writes why it failed (the report shows it).
+    Scalar("template", bool, False),
+    Scalar("restore_deadline", float, 120.0),
+    Scalar("failure_file", str, ""),
+)  # fmt: skip
+SCALAR = {s.name: s for s in SCALARS}
+# The VM fields that are not one value (each parsed by its own function below).
+STRUCTURED = ("args", "restore", "firmware", "drives", "nics", "kernel", "shares")
+VM_KEYS = {"name", *SCALAR, *STRUCTURED}
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
     "wait_tcp": 600.0,
@@ -2693,24 +2724,23 @@ class VMSpec:
     name: str
     memory_mib: int
     args: list[str] = field(default_factory=list)
-    template: bool = False  # RAM in a share=on file so a template-mode save is possible
+    template: bool = False
     restore: Restore | None = None
     restore_deadline: float = 120.0
     no_reboot: bool = True
     cpus: int = 1
-    cpu_model: str = ""  # a QEMU CPU model name; default accel.DEFAULT_CPU (host or max)
-    rtc: str = ""  # -rtc base=…,clock=vm
+    cpu_model: str = ""  # default accel.DEFAULT_CPU (host or max)
+    machine_type: str = ""  # -machine; default QEMU's own (pc)
+    rtc: str = ""
     firmware: Firmware | None = None
     drives: list[Drive] = field(default_factory=list)
     nics: list[Nic] = field(default_factory=list)
     kernel: Kernel | None = None
     shares: list[Share] = field(default_factory=list)
-    boot: str = ""  # -boot …
-    debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
-    vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
-    failure_file: str = ""  # where the guest writes why it failed (the report shows it)
-    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
-    # how a revived controller learns to go on.
+    boot: str = ""
+    debug_exit: bool = False
+    vga: bool = False
+    failure_file: str = ""
     signal: bool = False
 
 
@@ -2834,9 +2864,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
     name = get(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
         raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
-    mem = get(raw, "memory_mib", int, where)
-    if mem < 16:
-        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
+    scalars = {f.name: _scalar(raw, f, where) for f in SCALARS}
     args = get(raw, "args", list, where, [])
     if not all(isinstance(a, str) for a in args):
         raise SpecError(f"{where}.args: every argument must be a string")
@@ -2845,38 +2873,35 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         r = get(raw, "restore", dict, where)
         comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
         rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
-    cpus = get(raw, "cpus", int, where, 1)
-    if not 1 <= cpus <= 256:
-        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
     fw = get(raw, "firmware", (dict, type(None)), where, None)
     return VMSpec(
         name=name,
-        memory_mib=mem,
         args=list(args),
-        template=get(raw, "template", bool, where, False),
         restore=rest,
-        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
-        no_reboot=get(raw, "no_reboot", bool, where, True),
-        cpus=cpus,
-        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
-        rtc=get(raw, "rtc", str, where, ""),
         firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
         drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
         nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
         kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
         shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
-        boot=get(raw, "boot", str, where, ""),
-        debug_exit=get(raw, "debug_exit", bool, where, False),
-        vga=get(raw, "vga", bool, where, False),
-        failure_file=get(raw, "failure_file", str, where, ""),
-        signal=get(raw, "signal", bool, where, False),
+        **scalars,
     )
 
 
-def _cpu_model(model: str, where: str) -> str:
-    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
-        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
-    return model
+def _scalar(raw: dict[str, Any], f: Scalar, where: str) -> Any:
+    """One table field's value, checked as the table says (its default when absent)."""
+    kinds = (int, float) if f.kind is float else f.kind
+    if f.default is None:
+        value = get(raw, f.name, kinds, where)
+    else:
+        value = get(raw, f.name, kinds, where, f.default)
+    if f.kind is float:
+        value = float(value)
+    if f.bounds is not None and not f.bounds[0] <= value <= f.bounds[1]:
+        low, high = f.bounds
+        raise SpecError(f"{where}.{f.name}: {value} is out of range; use {low} to {high}")
+    if f.pattern and value and not re.fullmatch(f.pattern, value):
+        raise SpecError(f"{where}.{f.name}: {value!r} is not allowed; {f.fix}")
+    return value
 
 
 def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
@@ -2994,7 +3019,7 @@ from typing import Any
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .spec import StageSpec, Step, VMSpec
+from .spec import SCALARS, StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
     StageError,
@@ -3124,12 +3149,12 @@ class Stage:
 
     def state_meta(self, vm: VMSpec) -> dict[str, Any]:
         """What a save records beside the state and a revive must match (snapshot.check_meta):
-        the VM's typed fields that its saved device state depends on."""
+        the VM's typed fields that its saved device state depends on (spec.SCALARS says which
+        single values do)."""
         return {
             "accel": self.accel,
-            "memory_mib": vm.memory_mib,
+            **{f.name: getattr(vm, f.name) for f in SCALARS if f.saved},
             "cpu_model": cpu_of(vm, self.accel),
-            "cpus": vm.cpus,
             "firmware": vm.firmware is not None,
             "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
             "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
@@ -3855,6 +3880,8 @@ def cpu_of(s: VMSpec, accel: str) -> str:
 def device_args(s: VMSpec) -> list[str]:
     """The QEMU flags for a VM's typed fields: the one place they are written."""
     argv = ["-smp", str(s.cpus)]
+    if s.machine_type:
+        argv += ["-machine", s.machine_type]
     if s.rtc:
         argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
     if s.firmware is not None:
@@ -5451,28 +5478,41 @@ COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
 INTERFACES = ("virtio", "ide", "floppy")
 MEDIA = ("disk", "cdrom", "floppy", "image")
-VM_KEYS = {
-    "name",
-    "memory_mib",
-    "args",
-    "template",
-    "restore",
-    "restore_deadline",
-    "no_reboot",
-    "cpus",
-    "cpu_model",
-    "rtc",
-    "firmware",
-    "drives",
-    "nics",
-    "kernel",
-    "shares",
-    "boot",
-    "debug_exit",
-    "failure_file",
-    "vga",
-    "signal",
-}
+@dataclass(frozen=True)
+class Scalar:
+    name: str
+    kind: type[Any]
+    default: Any
+    pattern: str = ""
+    fix: str = ""
+    bounds: tuple[int, int] | None = None
+    config: str = ""
+    record: bool = False
+    saved: bool = False
+CPU_MODEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+MACHINE_TYPE = r"[a-z0-9][a-z0-9_.-]{0,63}"
+SCALARS = (
+    Scalar("memory_mib", int, None, bounds=(16, 1 << 20), config="memory_mib", record=True,
+           saved=True),
+    Scalar("cpus", int, 1, bounds=(1, 256), config="cpus", record=True, saved=True),
+    Scalar("cpu_model", str, "", pattern=CPU_MODEL, fix="use one `qemu-system-x86_64 -cpu help` "
+           "lists, e.g. Nehalem-v1", config="cpu_model", record=True),
+    Scalar("machine_type", str, "", pattern=MACHINE_TYPE, fix="use one `qemu-system-x86_64 "
+           "-machine help` lists, e.g. pc-q35-9.2", config="machine_type", record=True,
+           saved=True),
+    Scalar("rtc", str, "", config="rtc_base", record=True),
+    Scalar("boot", str, "", record=True),
+    Scalar("no_reboot", bool, True, record=True),
+    Scalar("debug_exit", bool, False, record=True),
+    Scalar("vga", bool, False, record=True),
+    Scalar("signal", bool, False, record=True),
+    Scalar("template", bool, False),
+    Scalar("restore_deadline", float, 120.0),
+    Scalar("failure_file", str, ""),
+)
+SCALAR = {s.name: s for s in SCALARS}
+STRUCTURED = ("args", "restore", "firmware", "drives", "nics", "kernel", "shares")
+VM_KEYS = {"name", *SCALAR, *STRUCTURED}
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
     "wait_tcp": 600.0,
@@ -5544,6 +5584,7 @@ class VMSpec:
     no_reboot: bool = True
     cpus: int = 1
     cpu_model: str = ""
+    machine_type: str = ""
     rtc: str = ""
     firmware: Firmware | None = None
     drives: list[Drive] = field(default_factory=list)
@@ -5661,9 +5702,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
     name = get(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
         raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
-    mem = get(raw, "memory_mib", int, where)
-    if mem < 16:
-        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
+    scalars = {f.name: _scalar(raw, f, where) for f in SCALARS}
     args = get(raw, "args", list, where, [])
     if not all(isinstance(a, str) for a in args):
         raise SpecError(f"{where}.args: every argument must be a string")
@@ -5672,36 +5711,32 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         r = get(raw, "restore", dict, where)
         comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
         rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
-    cpus = get(raw, "cpus", int, where, 1)
-    if not 1 <= cpus <= 256:
-        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
     fw = get(raw, "firmware", (dict, type(None)), where, None)
     return VMSpec(
         name=name,
-        memory_mib=mem,
         args=list(args),
-        template=get(raw, "template", bool, where, False),
         restore=rest,
-        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
-        no_reboot=get(raw, "no_reboot", bool, where, True),
-        cpus=cpus,
-        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
-        rtc=get(raw, "rtc", str, where, ""),
         firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
         drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
         nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
         kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
         shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
-        boot=get(raw, "boot", str, where, ""),
-        debug_exit=get(raw, "debug_exit", bool, where, False),
-        vga=get(raw, "vga", bool, where, False),
-        failure_file=get(raw, "failure_file", str, where, ""),
-        signal=get(raw, "signal", bool, where, False),
+        **scalars,
     )
-def _cpu_model(model: str, where: str) -> str:
-    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
-        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
-    return model
+def _scalar(raw: dict[str, Any], f: Scalar, where: str) -> Any:
+    kinds = (int, float) if f.kind is float else f.kind
+    if f.default is None:
+        value = get(raw, f.name, kinds, where)
+    else:
+        value = get(raw, f.name, kinds, where, f.default)
+    if f.kind is float:
+        value = float(value)
+    if f.bounds is not None and not f.bounds[0] <= value <= f.bounds[1]:
+        low, high = f.bounds
+        raise SpecError(f"{where}.{f.name}: {value} is out of range; use {low} to {high}")
+    if f.pattern and value and not re.fullmatch(f.pattern, value):
+        raise SpecError(f"{where}.{f.name}: {value!r} is not allowed; {f.fix}")
+    return value
 def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:
     items = get(raw, key, list, where, [])
     for i, item in enumerate(items):
@@ -5799,7 +5834,7 @@ from typing import Any
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .spec import StageSpec, Step, VMSpec
+from .spec import SCALARS, StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
     StageError,
@@ -5911,9 +5946,8 @@ class Stage:
     def state_meta(self, vm: VMSpec) -> dict[str, Any]:
         return {
             "accel": self.accel,
-            "memory_mib": vm.memory_mib,
+            **{f.name: getattr(vm, f.name) for f in SCALARS if f.saved},
             "cpu_model": cpu_of(vm, self.accel),
-            "cpus": vm.cpus,
             "firmware": vm.firmware is not None,
             "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
             "nics": [f"{n.model}:{n.mac}" for n in vm.nics],
@@ -6430,6 +6464,8 @@ def cpu_of(s: VMSpec, accel: str) -> str:
     return s.cpu_model or DEFAULT_CPU[accel]
 def device_args(s: VMSpec) -> list[str]:
     argv = ["-smp", str(s.cpus)]
+    if s.machine_type:
+        argv += ["-machine", s.machine_type]
     if s.rtc:
         argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
     if s.firmware is not None:
@@ -6978,14 +7014,30 @@ if __name__ == "__main__":
   '';
 
   # --- one runtime record per VM ---------------------------------------------------------------
-  # The VM fields of the runtime's spec (runtime/spec.py): the runtime turns them into QEMU flags
-  # in one place (runtime/vm.py) and records them in the state's metadata. Every VM record is
-  # made here, so a misspelt field fails at evaluation.
-  vmRecord = { memory_mib, cpus ? 1, cpu_model ? "", rtc ? "", args ? [ ], firmware ? null,
-    disk ? null, drives ? [ ], nics ? [ ], kernel ? null, shares ? [ ], debug_exit ? false,
-    vga ? false, signal ? false, install ? null }:
-    { inherit memory_mib cpus cpu_model rtc args firmware disk drives nics kernel shares
-      debug_exit vga signal install; };
+  # The VM fields of the runtime's spec (runtime/spec.py: SCALARS, STRUCTURED): the runtime
+  # checks them, turns them into QEMU flags in one place (runtime/vm.py) and records them in the
+  # state's metadata. Every VM record is made here, so a misspelt field fails at evaluation; one
+  # left unset (or null) is not in the record, and the runtime takes its default: a field added
+  # later changes no existing derivation.
+  vmRecord = {
+    memory_mib,
+    cpus ? null,
+    cpu_model ? null,
+    machine_type ? null,
+    rtc ? null,
+    boot ? null,
+    no_reboot ? null,
+    debug_exit ? null,
+    vga ? null,
+    signal ? null,
+    args ? null,
+    firmware ? null,
+    drives ? null,
+    nics ? null,
+    kernel ? null,
+    shares ? null,
+    disk ? null, install ? null }@fields:
+    builtins.removeAttrs fields (builtins.filter (n: fields.${n} == null) (builtins.attrNames fields));
 
   # The kernel's modules: a `modules` output of their own since nixos-25.11 (nixpkgs PR #423933),
   # in `out` before; what vmTools takes as lib.getOutput "modules" linux.
@@ -7343,6 +7395,7 @@ fi
     memory_mib = 4096;
     cpus = 2;
     cpu_model = "Nehalem-v1";
+    machine_type = null;
     rtc = "2025-01-01";
     args = [ ];
   };
@@ -7828,7 +7881,7 @@ in
 {
   inherit installed base suspend runtime sshKey;
   # The config the stages were rendered from, as Nix data.
-  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2025-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
+  wingenConfig = { name = "win11-build"; guest = "windows"; windows = { iso = { name = "Win11_24H2_English_x64.iso"; url = null; sha256 = "0000000000000000000000000000000000000000000000000000000000000000"; }; answer_file = "autounattend"; edition = "Windows 11 Pro"; image_index = null; language = "en-US"; time_zone = "UTC"; firmware = "uefi"; architecture = "x86_64"; product_key = "generic"; computer_name = "wingen"; account = { user = "wingen"; password = "wingen"; }; virtio_iso = null; }; vm = { cpu_model = "Nehalem-v1"; machine_type = null; memory_mib = 4096; cpus = 2; disk_size_gib = 64; acceleration = "auto"; extra_qemu_args = [ ]; rtc_base = "2025-01-01"; controller_memory_mib = 512; }; network = { subnet = "192.168.0.0/24"; guest_ip = "192.168.0.1"; controller_ip = "192.168.0.2"; guest_mac = "52:54:00:12:01:01"; controller_mac = "52:54:00:12:01:02"; }; cygwin = { packages = [ ("make") ("gcc-core") ]; mirror = "https://mirrors.kernel.org/sourceware/cygwin"; lock_file = "cygwin.lock.json"; setup = null; }; snapshot = { mode = "compressed"; compression = "zstd"; }; deadlines = { install = 14400; boot = 900; ssh = 600; build = 86400; save = 900; }; };
   # Windows: derivations with a Linux builder are refused (nix/windows-guest.nix.j2).
   runInVM = runInWindowsVMWith base;
   runInVMWith = runInWindowsVMWith;

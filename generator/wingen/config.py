@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .editions import Edition, find_edition
+from .runtime.spec import SCALAR
 from .timezones import check_windows_id, check_xp_time_zone
 from .winpolicy import complexity_problem
 
@@ -437,11 +438,22 @@ class VM(Model):
     cpu_model: Annotated[
         str,
         _matching(
-            r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-            "is not a QEMU CPU model name",
-            "use one `qemu-system-x86_64 -cpu help` lists",
+            SCALAR["cpu_model"].pattern, "is not a QEMU CPU model name", SCALAR["cpu_model"].fix
         ),
     ] = "Nehalem-v1"
+    # Unset: QEMU's default machine (pc). A versioned one (pc-q35-9.2) keeps a snapshot's device
+    # model the same on a newer QEMU.
+    machine_type: (
+        Annotated[
+            str,
+            _matching(
+                SCALAR["machine_type"].pattern,
+                "is not a QEMU machine type",
+                SCALAR["machine_type"].fix,
+            ),
+        ]
+        | None
+    ) = None
     memory_mib: Annotated[int, Field(ge=128, le=1024 * 1024)] = 2048
     cpus: Annotated[int, Field(ge=1, le=256)] = 2
     disk_size_gib: Annotated[int, Field(ge=1, le=65536)] = 64  # Windows 11 needs 64

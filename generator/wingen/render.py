@@ -25,6 +25,7 @@ from .kmodules import FOR_VM as KMODULES
 from .media import check_files, media_context
 from .nixnames import names_for, optional_names
 from .runtime.contract import STRINGS as CONTRACT
+from .runtime.spec import SCALARS, STRUCTURED
 from .runtime_subset import stripped, subset
 from .shares import (
     CIFS_OPTIONS,
@@ -145,6 +146,9 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "store_upper": LINUX_STORE_UPPER,
         "outputs_dir": WINDOWS_OUTPUTS,
         "kmodules": KMODULES,  # each Linux VM's kernel modules (kmodules.py)
+        # The runtime's VM fields (runtime/spec.py): vmRecord's arguments, the guest's settings.
+        "vm_scalars": SCALARS,
+        "vm_structured": [name for name in STRUCTURED if name != "restore"],
         "contract": CONTRACT,  # the lines guests and the runtime share (runtime/contract.py)
     }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)

@@ -12,28 +12,59 @@ COMPRESSIONS = ("zstd", "gzip", "none", "template")
 ACCELS = ("auto", "kvm", "tcg")
 INTERFACES = ("virtio", "ide", "floppy")
 MEDIA = ("disk", "cdrom", "floppy", "image")
-VM_KEYS = {
-    "name",
-    "memory_mib",
-    "args",
-    "template",
-    "restore",
-    "restore_deadline",
-    "no_reboot",
-    "cpus",
-    "cpu_model",
-    "rtc",
-    "firmware",
-    "drives",
-    "nics",
-    "kernel",
-    "shares",
-    "boot",
-    "debug_exit",
-    "failure_file",
-    "vga",
-    "signal",
-}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A VM field that is one value. This table is its one definition: parse_vm checks it, the
+    rendered Nix takes vmRecord's arguments and the guest's settings from it (render.py), the
+    config takes its pattern (config.py), a revive checks it against the save (Stage.state_meta).
+    Adding a QEMU-facing field: a row here, its VMSpec field, its flag in vm.py, its [vm]
+    setting in config.py, the README's line."""
+
+    name: str
+    kind: type[Any]  # int, float, bool or str (JSON)
+    default: Any  # None: required
+    pattern: str = ""  # a string's whole value matches it (an empty string: the default)
+    fix: str = ""  # what a refusal says to do
+    bounds: tuple[int, int] | None = None  # an int's range
+    config: str = ""  # the config's [vm] setting the guest's value comes from
+    record: bool = False  # the rendered Nix may set it (vmRecord's arguments)
+    saved: bool = False  # a saved state depends on it: a revive must match the save
+
+
+CPU_MODEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+MACHINE_TYPE = r"[a-z0-9][a-z0-9_.-]{0,63}"
+SCALARS = (
+    Scalar("memory_mib", int, None, bounds=(16, 1 << 20), config="memory_mib", record=True,
+           saved=True),
+    Scalar("cpus", int, 1, bounds=(1, 256), config="cpus", record=True, saved=True),
+    # Saved as the model it resolves to (vm.cpu_of): the default depends on the accelerator.
+    Scalar("cpu_model", str, "", pattern=CPU_MODEL, fix="use one `qemu-system-x86_64 -cpu help` "
+           "lists, e.g. Nehalem-v1", config="cpu_model", record=True),
+    Scalar("machine_type", str, "", pattern=MACHINE_TYPE, fix="use one `qemu-system-x86_64 "
+           "-machine help` lists, e.g. pc-q35-9.2", config="machine_type", record=True,
+           saved=True),
+    Scalar("rtc", str, "", config="rtc_base", record=True),  # -rtc base=…,clock=vm
+    Scalar("boot", str, "", record=True),  # -boot …
+    Scalar("no_reboot", bool, True, record=True),
+    # The guest can end QEMU with a code (isa-debug-exit, port 0xf4).
+    Scalar("debug_exit", bool, False, record=True),
+    # A display (Windows needs one; a failing stage saves a screenshot of it).
+    Scalar("vga", bool, False, record=True),
+    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
+    # how a revived controller learns to go on.
+    Scalar("signal", bool, False, record=True),
+    # Set by the runtime: RAM in a share=on file so a template-mode save is possible; how long
+    # a revive may take; where the guest writes why it failed (the report shows it).
+    Scalar("template", bool, False),
+    Scalar("restore_deadline", float, 120.0),
+    Scalar("failure_file", str, ""),
+)  # fmt: skip
+SCALAR = {s.name: s for s in SCALARS}
+# The VM fields that are not one value (each parsed by its own function below).
+STRUCTURED = ("args", "restore", "firmware", "drives", "nics", "kernel", "shares")
+VM_KEYS = {"name", *SCALAR, *STRUCTURED}
 DEFAULT_DEADLINE = {
     "wait_file": 600.0,
     "wait_tcp": 600.0,
@@ -125,24 +156,23 @@ class VMSpec:
     name: str
     memory_mib: int
     args: list[str] = field(default_factory=list)
-    template: bool = False  # RAM in a share=on file so a template-mode save is possible
+    template: bool = False
     restore: Restore | None = None
     restore_deadline: float = 120.0
     no_reboot: bool = True
     cpus: int = 1
-    cpu_model: str = ""  # a QEMU CPU model name; default accel.DEFAULT_CPU (host or max)
-    rtc: str = ""  # -rtc base=…,clock=vm
+    cpu_model: str = ""  # default accel.DEFAULT_CPU (host or max)
+    machine_type: str = ""  # -machine; default QEMU's own (pc)
+    rtc: str = ""
     firmware: Firmware | None = None
     drives: list[Drive] = field(default_factory=list)
     nics: list[Nic] = field(default_factory=list)
     kernel: Kernel | None = None
     shares: list[Share] = field(default_factory=list)
-    boot: str = ""  # -boot …
-    debug_exit: bool = False  # the guest can end QEMU with a code (isa-debug-exit, port 0xf4)
-    vga: bool = False  # a display (Windows needs one; a failing stage saves a screenshot of it)
-    failure_file: str = ""  # where the guest writes why it failed (the report shows it)
-    # A second serial port whose host end is a socket the runtime writes to (Stage.signal):
-    # how a revived controller learns to go on.
+    boot: str = ""
+    debug_exit: bool = False
+    vga: bool = False
+    failure_file: str = ""
     signal: bool = False
 
 
@@ -266,9 +296,7 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
     name = get(raw, "name", str, where)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
         raise SpecError(f"{where}.name: {name!r} is not allowed; use letters, digits, _ and -")
-    mem = get(raw, "memory_mib", int, where)
-    if mem < 16:
-        raise SpecError(f"{where}.memory_mib: {mem} is too small; use at least 16")
+    scalars = {f.name: _scalar(raw, f, where) for f in SCALARS}
     args = get(raw, "args", list, where, [])
     if not all(isinstance(a, str) for a in args):
         raise SpecError(f"{where}.args: every argument must be a string")
@@ -277,38 +305,35 @@ def parse_vm(raw: Any, where: str, switch: str | None = None) -> VMSpec:
         r = get(raw, "restore", dict, where)
         comp = choice(r, "compression", COMPRESSIONS, f"{where}.restore", "zstd")
         rest = Restore(Path(get(r, "from", str, f"{where}.restore")), comp)
-    cpus = get(raw, "cpus", int, where, 1)
-    if not 1 <= cpus <= 256:
-        raise SpecError(f"{where}.cpus: {cpus} is out of range; use 1 to 256")
     fw = get(raw, "firmware", (dict, type(None)), where, None)
     return VMSpec(
         name=name,
-        memory_mib=mem,
         args=list(args),
-        template=get(raw, "template", bool, where, False),
         restore=rest,
-        restore_deadline=float(get(raw, "restore_deadline", (int, float), where, 120.0)),
-        no_reboot=get(raw, "no_reboot", bool, where, True),
-        cpus=cpus,
-        cpu_model=_cpu_model(get(raw, "cpu_model", str, where, ""), f"{where}.cpu_model"),
-        rtc=get(raw, "rtc", str, where, ""),
         firmware=None if fw is None else _firmware(fw, f"{where}.firmware"),
         drives=[_drive(d, f"{where}.drives[{i}]") for i, d in _items(raw, "drives", where)],
         nics=[_nic(n, f"{where}.nics[{i}]", switch) for i, n in _items(raw, "nics", where)],
         kernel=_kernel(raw["kernel"], f"{where}.kernel") if raw.get("kernel") else None,
         shares=[_share(x, f"{where}.shares[{i}]") for i, x in _items(raw, "shares", where)],
-        boot=get(raw, "boot", str, where, ""),
-        debug_exit=get(raw, "debug_exit", bool, where, False),
-        vga=get(raw, "vga", bool, where, False),
-        failure_file=get(raw, "failure_file", str, where, ""),
-        signal=get(raw, "signal", bool, where, False),
+        **scalars,
     )
 
 
-def _cpu_model(model: str, where: str) -> str:
-    if model and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", model):
-        raise SpecError(f"{where}: {model!r} is not a QEMU CPU model name; e.g. Nehalem-v1")
-    return model
+def _scalar(raw: dict[str, Any], f: Scalar, where: str) -> Any:
+    """One table field's value, checked as the table says (its default when absent)."""
+    kinds = (int, float) if f.kind is float else f.kind
+    if f.default is None:
+        value = get(raw, f.name, kinds, where)
+    else:
+        value = get(raw, f.name, kinds, where, f.default)
+    if f.kind is float:
+        value = float(value)
+    if f.bounds is not None and not f.bounds[0] <= value <= f.bounds[1]:
+        low, high = f.bounds
+        raise SpecError(f"{where}.{f.name}: {value} is out of range; use {low} to {high}")
+    if f.pattern and value and not re.fullmatch(f.pattern, value):
+        raise SpecError(f"{where}.{f.name}: {value!r} is not allowed; {f.fix}")
+    return value
 
 
 def _items(raw: dict[str, Any], key: str, where: str) -> list[tuple[int, dict[str, Any]]]:

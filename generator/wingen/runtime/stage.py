@@ -18,7 +18,7 @@ from typing import Any
 from .accel import resolve_accel, scaled
 from .logs import Echo
 from .qmp import QMPError
-from .spec import StageSpec, Step, VMSpec
+from .spec import SCALARS, StageSpec, Step, VMSpec
 from .supervise import (
     Interrupted,
     StageError,
@@ -148,12 +148,12 @@ class Stage:
 
     def state_meta(self, vm: VMSpec) -> dict[str, Any]:
         """What a save records beside the state and a revive must match (snapshot.check_meta):
-        the VM's typed fields that its saved device state depends on."""
+        the VM's typed fields that its saved device state depends on (spec.SCALARS says which
+        single values do)."""
         return {
             "accel": self.accel,
-            "memory_mib": vm.memory_mib,
+            **{f.name: getattr(vm, f.name) for f in SCALARS if f.saved},
             "cpu_model": cpu_of(vm, self.accel),
-            "cpus": vm.cpus,
             "firmware": vm.firmware is not None,
             "drives": [f"{d.interface}:{d.media}" for d in vm.drives],
             "nics": [f"{n.model}:{n.mac}" for n in vm.nics],

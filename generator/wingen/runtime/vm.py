@@ -195,6 +195,8 @@ def cpu_of(s: VMSpec, accel: str) -> str:
 def device_args(s: VMSpec) -> list[str]:
     """The QEMU flags for a VM's typed fields: the one place they are written."""
     argv = ["-smp", str(s.cpus)]
+    if s.machine_type:
+        argv += ["-machine", s.machine_type]
     if s.rtc:
         argv += ["-rtc", f"base={opt(s.rtc)},clock=vm"]
     if s.firmware is not None:
