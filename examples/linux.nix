@@ -485,7 +485,7 @@ SHELL_START = "wingen-controller: shell"
 # The runtime writes OUTPUTS_LIST (each output's store path, one per line). The guest builds the
 # outputs on its own disk, packs them into OUTPUTS_ARCHIVE (tar: links, modes and names kept) and
 # ends by writing GUEST_RESULT: "PHASE CODE", the last phase it ran and how that ended.
-OUTPUTS_LIST = "outputs"
+OUTPUTS_LIST = "output-paths"
 OUTPUTS_ARCHIVE = "outputs.tar"
 GUEST_RESULT = "guest-result"
 # Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
@@ -496,18 +496,23 @@ PHASES = ("setup", "builder", "store", "outputs", "finished")
 SHARES_FAILED = 97
 SETUP_FAILED = 98
 
-# What the templates see as `contract`.
+# --- the exchange dir's files, as the runtime, the controller and the guests spell them --------
+SAVED_ENV = "saved-env"  # xchg/: the derivation's environment for the guest (POSIX sh)
+EXIT_FILE = "in-vm-exit"  # xchg/: the guest command's exit code, as the controller saw it
+CONTROL_DIR = "wingen"  # xchg/wingen/: the rest
+SSH_DEADLINE = "ssh-deadline"  # seconds the controller waits for the guest's SSH (TCG-scaled)
+GUEST_COMMAND = "guest-command"  # what the controller runs in the guest
+HOLD_COMMAND = "hold-command"  # what it runs just before the save (suspend)
+BUILD_SCRIPT = "build.sh"  # guest-build.sh, for the guest command to run (run)
+BUILDER = "builder"  # `exec BUILDER ARGS…` for guest-build.sh to source (run)
+BUILD_LOG = "build.log"  # the guest command's output, live
+FAILURE = "failure"  # the controller's reason, when it fails
+
+# What the templates see as `contract`: every string and number above.
 STRINGS: dict[str, str | int] = {
-    "FAILED": FAILED,
-    "INSTALL_DONE": INSTALL_DONE,
-    "GUEST_READY": GUEST_READY,
-    "CONTROLLER_READY": CONTROLLER_READY,
-    "SHELL_START": SHELL_START,
-    "OUTPUTS_LIST": OUTPUTS_LIST,
-    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
-    "GUEST_RESULT": GUEST_RESULT,
-    "SHARES_FAILED": SHARES_FAILED,
-    "SETUP_FAILED": SETUP_FAILED,
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str | int)
 }
 
 
@@ -563,25 +568,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .accel import resolve_accel, scaled
 from .contract import (
+    BUILD_LOG,
+    CONTROL_DIR,
     CONTROLLER_READY,
-    GUEST_RESULT,
+    FAILURE,
+    GUEST_COMMAND,
     INSTALL_DONE,
-    OUTPUTS_ARCHIVE,
-    OUTPUTS_LIST,
-    PHASES,
-    SETUP_FAILED,
-    SHARES_FAILED,
+    SSH_DEADLINE,
     line_pattern,
 )
 from .spec import (
@@ -597,26 +600,17 @@ from .spec import (
     only_known,
     parse_vm,
 )
-from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute, saved_accel
+from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError, log
 
 RECORD = "wingen"
 STAGES = ("install", "suspend", "run")
-GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
-# The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
-NOT_HANDED_OVER = {
-    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
-    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
-}  # fmt: skip
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
     "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
     "build_script", "builder", "args",
 }  # fmt: skip
 DEADLINES = ("install", "boot", "ssh", "build", "save")
-# The install's record carries its own deadline alone (an edit of another keeps the install).
-STAGE_DEADLINES = {"install": ("install",), "suspend": DEADLINES, "run": DEADLINES}
-SSH_LOST = 255  # ssh's own exit code when the connection fails
 # Where a base keeps each VM's saved state.
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
 
@@ -696,22 +690,15 @@ def parse_record(text: str | None) -> Record:
     only_known(raw, RECORD_KEYS, RECORD)
     stage = choice(raw, "stage", STAGES, RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
-    needed = STAGE_DEADLINES[stage]
+    needed = KINDS[stage].deadlines
     for key in needed:
         get(deadlines, key, (int, float), f"{RECORD}.deadlines")
     get(raw, "guest", dict, RECORD)
     choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
-    if stage != "install":
-        get(raw, "controller", dict, RECORD)
-        get(raw, "base", str, RECORD)
-        get(raw, "guest_command", str, RECORD)
-        get(raw, "hold_command", str, RECORD, "")
-    if stage == "run":
-        get(raw, "build_script", str, RECORD)
-        get(raw, "builder", str, RECORD)
-        args = get(raw, "args", list, RECORD, [])
-        if not all(isinstance(a, str) for a in args):
-            raise SpecError(f"{RECORD}.args: every argument must be a string")
+    for key, (kind, default) in KINDS[stage].record.items():
+        get(raw, key, kind, RECORD, *default)
+    if not all(isinstance(a, str) for a in raw.get("args", [])):
+        raise SpecError(f"{RECORD}.args: every argument must be a string")
     return Record(
         stage=stage,
         accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
@@ -732,7 +719,7 @@ class Dirs:
     @property
     def control(self) -> Path:
         """The controller's files: its SSH deadline, the guest command and their results."""
-        return self.xchg / "wingen"
+        return self.xchg / CONTROL_DIR
 
     @property
     def switch(self) -> Path:
@@ -740,7 +727,7 @@ class Dirs:
 
     def disk_dir(self, stage: str) -> Path:
         """Where this stage's disk (and firmware variables) live: a suspend keeps them."""
-        if stage == "suspend":
+        if KINDS[stage].keeps_disk:
             assert self.out is not None
             return self.out
         return self.work
@@ -750,34 +737,8 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     """The VMs and steps of a stage (no side effects: the tests read it)."""
     disk_dir = dirs.disk_dir(rec.stage)
     guest = _guest(rec, disk_dir, dirs)
-    vms = [guest]
-    if rec.stage != "install":
-        vms.append(_controller(rec, dirs))
-    d = rec.deadlines
-    steps: list[Step]
-    if rec.stage == "install":
-        what = rec["guest"].get("install", {}).get("what", "the installer")
-        # Success is the installer's own line, not the power-off an installer that died makes too.
-        done = line_pattern(INSTALL_DONE)
-        steps = [Step("wait_exit", "guest", d["install"], what=what, pattern=done)]
-    elif rec.stage == "suspend":
-        assert dirs.out is not None
-        steps = [
-            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
-                 what="guest booted, SSH reachable, prepare command done, controller ready"),
-            Step("pause", "controller", QUIT_BUDGET),
-            Step("pause", "guest", QUIT_BUDGET),
-            Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
-                 compression=rec["compression"]),
-            Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
-                 compression=rec["compression"]),
-        ]  # fmt: skip
-    else:
-        steps = [
-            Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
-            Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
-            Step("quit", "guest", QUIT_BUDGET),
-        ]
+    vms = [guest, _controller(rec, dirs)] if KINDS[rec.stage].controller else [guest]
+    steps = KINDS[rec.stage].steps(rec, dirs)
     return StageSpec(
         accel=accel,
         tcg_deadline_scale=None,
@@ -791,6 +752,37 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     )
 
 
+def _install_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    what = rec["guest"].get("install", {}).get("what", "the installer")
+    # Success is the installer's own line, not the power-off an installer that died makes too.
+    done = line_pattern(INSTALL_DONE)
+    return [Step("wait_exit", "guest", rec.deadlines["install"], what=what, pattern=done)]
+
+
+def _suspend_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    assert dirs.out is not None
+    d = rec.deadlines
+    return [
+        Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
+             what="guest booted, SSH reachable, prepare command done, controller ready"),
+        Step("pause", "controller", QUIT_BUDGET),
+        Step("pause", "guest", QUIT_BUDGET),
+        Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
+             compression=rec["compression"]),
+        Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
+             compression=rec["compression"]),
+    ]  # fmt: skip
+
+
+def _run_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    d = rec.deadlines
+    return [
+        Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
+        Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
+        Step("quit", "guest", QUIT_BUDGET),
+    ]
+
+
 def _vm_fields(raw: dict[str, Any], name: str) -> dict[str, Any]:
     """A VM record's spec fields: without the record-only ones, and unset (null) ones."""
     fields = {k: v for k, v in raw.items() if v is not None and k not in ("disk", "install")}
@@ -802,7 +794,7 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
     interface = rec["guest"].get("disk") or "virtio"
     install = rec["guest"].get("install") or {}
     drives = [{"file": str(disk_dir / "disk.qcow2"), "interface": interface, "index": 0}]
-    if rec.stage == "install":
+    if KINDS[rec.stage].new_disk:  # the install media and how they boot
         only_known(install, {"kernel", "drives", "boot", "no_reboot", "what"}, "guest.install")
         if install.get("kernel"):
             raw["kernel"] = install["kernel"]
@@ -820,7 +812,7 @@ def _controller(rec: Record, dirs: Dirs) -> VMSpec:
     """The controller is saved with the guest and revived with it (see the module docstring)."""
     raw = _vm_fields(rec["controller"], "controller")
     raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
-    raw["failure_file"] = str(dirs.control / "failure")
+    raw["failure_file"] = str(dirs.control / FAILURE)
     _saved_as(rec, raw, CONTROLLER_STATE)
     return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
 
@@ -828,21 +820,21 @@ def _controller(rec: Record, dirs: Dirs) -> VMSpec:
 def _saved_as(rec: Record, raw: dict[str, Any], state: str) -> None:
     """A VM of the base, saved as <base>/`state`: a template save keeps its RAM in a share=on
     file; a run revives it from there."""
-    if rec.stage == "suspend" and rec["compression"] == "template":
+    if KINDS[rec.stage].saves and rec["compression"] == "template":
         raw["template"] = True
-    if rec.stage == "run":
+    if KINDS[rec.stage].revives:
         raw["restore"] = {"from": f"{rec['base']}/{state}", "compression": rec["compression"]}
         raw["restore_deadline"] = rec.deadlines["boot"]
 
 
 def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     """The files the stage's VMs start from."""
-    stage = rec.stage
-    disk_dir = dirs.disk_dir(stage)
+    kind = KINDS[rec.stage]
+    disk_dir = dirs.disk_dir(rec.stage)
     disk_dir.mkdir(parents=True, exist_ok=True)
     disk = disk_dir / "disk.qcow2"
     qemu_img = rec["qemu_img"]
-    if stage == "install":
+    if kind.new_disk:
         _run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), f"{rec['disk_size_gib']}G"])
     else:
         # An overlay: the stored disk of the stage before is never written.
@@ -851,144 +843,82 @@ def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
     firmware = rec["guest"].get("firmware")  # null for BIOS guests
     if firmware:
         # UEFI: the variable store travels with the disk from stage to stage.
-        src = firmware["vars"] if stage == "install" else f"{rec['base']}/firmware-vars.fd"
+        src = firmware["vars"] if kind.new_disk else f"{rec['base']}/firmware-vars.fd"
         shutil.copyfile(src, disk_dir / "firmware-vars.fd")
         (disk_dir / "firmware-vars.fd").chmod(0o644)
-    if stage == "install":
+    if not kind.controller:
         return
     dirs.control.mkdir(parents=True, exist_ok=True)
     ssh = scaled(rec.deadlines["ssh"], accel)
-    (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
-    (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
-    if stage == "suspend":
-        (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
-    if stage == "run":
-        hand_over(build, dirs.xchg)
-        paths = "".join(f"{path}\n" for path in build.outputs().values())
-        (dirs.control / OUTPUTS_LIST).write_text(paths)
-        shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
-        words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
-        (dirs.control / "builder").write_text(f"exec {words}\n")
-
-
-def hand_over(build: BuildEnv, xchg: Path) -> None:
-    """The derivation's environment for the guest (xchg/saved-env, POSIX sh), and the files it
-    names: passAsFile files, and with __structuredAttrs .attrs.json / .attrs.sh."""
-    attrs_dir = xchg / "attrs"
-    attrs_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        k: v
-        for k, v in build.env.items()
-        if k not in NOT_HANDED_OVER
-        and not k.startswith("wingen")
-        and k != RECORD
-        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
-    }
-    # passAsFile attributes live in the host's build dir: hand them over through xchg.
-    for name in (build.env.get("passAsFile") or "").split():
-        var = f"{name}Path"
-        if var in env:
-            shutil.copyfile(env[var], attrs_dir / name)
-            env[var] = f"{GUEST_XCHG}/attrs/{name}"
-    if build.attrs is not None:
-        # As stdenv does for structured attrs: each output's path under its name (''$out, …).
-        for name, path in (build.attrs.get("outputs") or {}).items():
-            env.setdefault(name, path)
-    for var, src in (
-        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
-        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
-    ):
-        if src is not None:
-            shutil.copyfile(src, attrs_dir / src.name)
-            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
-    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
-    (xchg / "saved-env").write_text(text)
-
-
-def sh_quote(value: str) -> str:
-    """One POSIX shell word."""
-    return "'" + value.replace("'", "'\\'''") + "'"
+    (dirs.control / SSH_DEADLINE).write_text(f"{int(ssh)}\n")
+    (dirs.control / GUEST_COMMAND).write_text(rec["guest_command"] + "\n")
+    kind.control_files(rec, dirs, build)
 
 
 def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) -> None:
     """After the VMs: the stage's result, or why it failed."""
-    if rec.stage == "install":
-        assert dirs.out is not None
-        dirs.out.mkdir(parents=True, exist_ok=True)
-        shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
-        vars_file = dirs.work / "firmware-vars.fd"
-        if vars_file.exists():
-            shutil.move(vars_file, dirs.out / "firmware-vars.fd")
-        return
-    exit_file = dirs.xchg / "in-vm-exit"
-    try:
-        code = int(exit_file.read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise StageError(
-            "the controller ended without the guest command's exit code "
-            f"({exit_file}: {exc.__class__.__name__})"
-        ) from exc
-    if rec.stage == "suspend":
-        if code == SSH_LOST:
-            raise GuestCommandError(_ssh_lost("the preparing command"), 1)
-        if code:
-            raise StageError(f"the preparing command in the guest exited with code {code}")
-        return
-    assert outputs is not None
-    phase, phase_code = _guest_result(dirs.control, code)
-    if phase == "builder":
-        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
-                                phase_code)  # fmt: skip
-    if phase != "finished":
-        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
-    from .outputs import missing, unpack  # the run stage's alone (saved.py says why)
-
-    archive = dirs.control / OUTPUTS_ARCHIVE
-    if archive.exists():
-        unpack(archive, outputs)
-    absent = missing(outputs)
-    if absent:
-        raise GuestCommandError(
-            f"the builder exited 0 without making its output {', '.join(absent)} "
-            f"({', '.join(str(outputs[n]) for n in absent)})", 1
-        )  # fmt: skip
+    KINDS[rec.stage].collect(rec, dirs, outputs or {})
 
 
-# What a phase that ended the build's guest side before its end means (contract.PHASES).
-GUEST_PHASE_FAILED = {
-    "setup": "the build could not start in the guest: its environment or build directory "
-    f"(exit {SETUP_FAILED}; the build log says which)",
-    "store": "the builder wrote into the store outside its outputs (the build log names each "
-    "path); only the outputs are the guest's to write",
-    "outputs": "packing the outputs in the guest failed (the build log says why)",
-}
+def _collect_disk(rec: Record, dirs: Dirs, outputs: Mapping[str, Path]) -> None:
+    """The install: the new disk (and firmware variables) are ''$out."""
+    assert dirs.out is not None
+    dirs.out.mkdir(parents=True, exist_ok=True)
+    shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
+    vars_file = dirs.work / "firmware-vars.fd"
+    if vars_file.exists():
+        shutil.move(vars_file, dirs.out / "firmware-vars.fd")
 
 
-def _ssh_lost(what: str) -> str:
-    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
+@dataclass(frozen=True)
+class Kind:
+    """What a stage is: every decision the runtime takes by stage, as data."""
+
+    deadlines: tuple[str, ...]  # those its record carries
+    record: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...]]]  # key: (type, (default,))
+    controller: bool  # the controller runs beside the guest (no SSH deadline without it)
+    new_disk: bool  # an empty disk and the install media, else an overlay on the base's disk
+    keeps_disk: bool  # its disk and firmware variables are its output
+    saves: bool  # its VMs end saved
+    revives: bool  # its VMs start from the base's saved states
+    builds: bool  # it runs a derivation's builder: ''$out is the builder's, not a disk
+    steps: Callable[[Record, Dirs], list[Step]]
+    control_files: Callable[[Record, Dirs, BuildEnv], None]
+    collect: Callable[[Record, Dirs, Mapping[str, Path]], None]
 
 
-def _guest_result(control: Path, code: int) -> tuple[str, int]:
-    """The phase the guest side ended in and its code; without a result written, what the
-    guest command's own exit code says (contract.py)."""
-    try:
-        phase, number = (control / GUEST_RESULT).read_text().split()
-        if phase in PHASES:
-            return phase, int(number)
-    except FileNotFoundError:
-        pass
-    except ValueError:
-        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
-    if code == SSH_LOST:
-        raise GuestCommandError(_ssh_lost("the build"), 1)
-    if code == SHARES_FAILED:
-        raise GuestCommandError(
-            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
-            "build log says which)", 1
-        )  # fmt: skip
-    raise GuestCommandError(
-        f"the guest command ended with code {code} before the build wrote its result", 1
-    )
+def _no_files(rec: Record, dirs: Dirs, build: BuildEnv) -> None:
+    pass
+
+
+def _later(name: str) -> Callable[..., None]:
+    """guest_io.py's `name`, imported when first called: the install calls none of them, so its
+    runtime does not hold what a build hands the guest and takes back (saved.py says why)."""
+
+    def call(*args: Any) -> None:
+        from . import guest_io
+
+        getattr(guest_io, name)(*args)
+
+    return call
+
+
+_COMMAND = {"controller": (dict, ()), "base": (str, ()), "guest_command": (str, ())}
+KINDS = {
+    # The install's record carries its own deadline alone: another's edit keeps the install.
+    "install": Kind(("install",), {"disk_size_gib": (int, ())}, controller=False,
+                    new_disk=True, keeps_disk=False, saves=False, revives=False, builds=False,
+                    steps=_install_steps, control_files=_no_files, collect=_collect_disk),
+    "suspend": Kind(DEADLINES, {**_COMMAND, "hold_command": (str, ("",))}, controller=True,
+                    new_disk=False, keeps_disk=True, saves=True, revives=False, builds=False,
+                    steps=_suspend_steps, control_files=_later("hold_files"),
+                    collect=_later("collect_prepared")),
+    "run": Kind(DEADLINES, {**_COMMAND, "build_script": (str, ()), "builder": (str, ()),
+                            "args": (list, ([],))}, controller=True,
+                new_disk=False, keeps_disk=False, saves=False, revives=True, builds=True,
+                steps=_run_steps, control_files=_later("build_files"),
+                collect=_later("collect_outputs")),
+}  # fmt: skip
 
 
 def run_derivation(environ: Mapping[str, str] | None = None) -> int:
@@ -1003,7 +933,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     accel = rec.accel
     try:
-        out = None if rec.stage == "run" else build_env.output()
+        kind = KINDS[rec.stage]
+        out = None if kind.builds else build_env.output()
         dirs = Dirs(work=build_env.top, out=out)
         # The plan names the state a revive loads; saved_accel reads what it was saved under.
         spec = plan(rec, dirs, rec.accel)
@@ -1019,10 +950,10 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
         log(f"{label}: stage failed: {exc}")
         return 2 if isinstance(exc, SpecError) else 1
     stage = Stage(spec)
-    if rec.stage != "install":
+    if kind.controller:
         # The guest command's output, live (the controller writes it into xchg).
-        stage.echo.follow(dirs.control / "build.log", "")
-    outputs = build_env.outputs() if rec.stage == "run" else None
+        stage.echo.follow(dirs.control / BUILD_LOG, "")
+    outputs = build_env.outputs() if kind.builds else None
     code = execute(stage, lambda: collect(rec, dirs, outputs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
@@ -1098,6 +1029,175 @@ def bios_image(before: str, after: str = "", spin: int = 0, end: str = "halt") -
 def write_bios(path: Path, before: str, after: str = "", spin: int = 0, end: str = "halt") -> Path:
     path.write_bytes(bios_image(before, after, spin, end))
     return path
+''; }
+    { path = "wingen/runtime/guest_io.py"; text = ''
+"""What a build hands the guest through the exchange dir and takes back: the environment and
+the builder going in; the guest command's exit code, its result (the phase that ended it) and the
+outputs coming out. Imported only by the stages that run a command in the guest (derivation.py's
+_later), so the install's runtime does not hold it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from .contract import (
+    BUILD_SCRIPT,
+    BUILDER,
+    EXIT_FILE,
+    GUEST_RESULT,
+    HOLD_COMMAND,
+    OUTPUTS_ARCHIVE,
+    OUTPUTS_LIST,
+    PHASES,
+    SAVED_ENV,
+    SETUP_FAILED,
+    SHARES_FAILED,
+)
+from .derivation import RECORD, BuildEnv, Dirs, Record
+from .stage import GuestCommandError
+from .supervise import StageError
+
+GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
+SSH_LOST = 255  # ssh's own exit code when the connection fails
+
+# The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
+NOT_HANDED_OVER = {
+    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
+    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
+}  # fmt: skip
+
+
+def hold_files(rec: Record, dirs: Dirs, build: BuildEnv) -> None:
+    (dirs.control / HOLD_COMMAND).write_text(rec.raw.get("hold_command", ""))
+
+
+def build_files(rec: Record, dirs: Dirs, build: BuildEnv) -> None:
+    hand_over(build, dirs.xchg)
+    paths = "".join(f"{path}\n" for path in build.outputs().values())
+    (dirs.control / OUTPUTS_LIST).write_text(paths)
+    shutil.copyfile(rec["build_script"], dirs.control / BUILD_SCRIPT)
+    words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
+    (dirs.control / BUILDER).write_text(f"exec {words}\n")
+
+
+def hand_over(build: BuildEnv, xchg: Path) -> None:
+    """The derivation's environment for the guest (xchg/saved-env, POSIX sh), and the files it
+    names: passAsFile files, and with __structuredAttrs .attrs.json / .attrs.sh."""
+    attrs_dir = xchg / "attrs"
+    attrs_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v
+        for k, v in build.env.items()
+        if k not in NOT_HANDED_OVER
+        and not k.startswith("wingen")
+        and k != RECORD
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+    }
+    # passAsFile attributes live in the host's build dir: hand them over through xchg.
+    for name in (build.env.get("passAsFile") or "").split():
+        var = f"{name}Path"
+        if var in env:
+            shutil.copyfile(env[var], attrs_dir / name)
+            env[var] = f"{GUEST_XCHG}/attrs/{name}"
+    if build.attrs is not None:
+        # As stdenv does for structured attrs: each output's path under its name (''$out, …).
+        for name, path in (build.attrs.get("outputs") or {}).items():
+            env.setdefault(name, path)
+    for var, src in (
+        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
+        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
+    ):
+        if src is not None:
+            shutil.copyfile(src, attrs_dir / src.name)
+            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
+    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
+    (xchg / SAVED_ENV).write_text(text)
+
+
+def sh_quote(value: str) -> str:
+    """One POSIX shell word."""
+    return "'" + value.replace("'", "'\\'''") + "'"
+
+
+def _exit_code(dirs: Dirs) -> int:
+    exit_file = dirs.xchg / EXIT_FILE
+    try:
+        return int(exit_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StageError(
+            "the controller ended without the guest command's exit code "
+            f"({exit_file}: {exc.__class__.__name__})"
+        ) from exc
+
+
+def collect_prepared(rec: Record, dirs: Dirs, outputs: Mapping[str, Path]) -> None:
+    """The suspend: the preparing command's exit code (the save wrote ''$out)."""
+    code = _exit_code(dirs)
+    if code == SSH_LOST:
+        raise GuestCommandError(_ssh_lost("the preparing command"), 1)
+    if code:
+        raise StageError(f"the preparing command in the guest exited with code {code}")
+
+
+def collect_outputs(rec: Record, dirs: Dirs, outputs: Mapping[str, Path]) -> None:
+    """The run: the phase the guest ended in, then the outputs it packed."""
+    phase, phase_code = _guest_result(dirs.control, _exit_code(dirs))
+    if phase == "builder":
+        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
+                                phase_code)  # fmt: skip
+    if phase != "finished":
+        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
+    from .outputs import missing, unpack  # the run stage's alone (saved.py says why)
+
+    archive = dirs.control / OUTPUTS_ARCHIVE
+    if archive.exists():
+        unpack(archive, outputs)
+    absent = missing(outputs)
+    if absent:
+        raise GuestCommandError(
+            f"the builder exited 0 without making its output {', '.join(absent)} "
+            f"({', '.join(str(outputs[n]) for n in absent)})", 1
+        )  # fmt: skip
+
+
+# What a phase that ended the build's guest side before its end means (contract.PHASES).
+GUEST_PHASE_FAILED = {
+    "setup": "the build could not start in the guest: its environment or build directory "
+    f"(exit {SETUP_FAILED}; the build log says which)",
+    "store": "the builder wrote into the store outside its outputs (the build log names each "
+    "path); only the outputs are the guest's to write",
+    "outputs": "packing the outputs in the guest failed (the build log says why)",
+}
+
+
+def _ssh_lost(what: str) -> str:
+    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
+
+
+def _guest_result(control: Path, code: int) -> tuple[str, int]:
+    """The phase the guest side ended in and its code; without a result written, what the
+    guest command's own exit code says (contract.py)."""
+    try:
+        phase, number = (control / GUEST_RESULT).read_text().split()
+        if phase in PHASES:
+            return phase, int(number)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
+    if code == SSH_LOST:
+        raise GuestCommandError(_ssh_lost("the build"), 1)
+    if code == SHARES_FAILED:
+        raise GuestCommandError(
+            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
+            "build log says which)", 1
+        )  # fmt: skip
+    raise GuestCommandError(
+        f"the guest command ended with code {code} before the build wrote its result", 1
+    )
 ''; }
     { path = "wingen/runtime/logs.py"; text = ''
 """Into the build log as it happens: files (serial consoles, the guest's build output) echoed line
@@ -1904,7 +2004,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .accel import resolve_accel
-from .contract import SHELL_START
+from .contract import BUILDER, EXIT_FILE, SHELL_START
 from .derivation import BuildEnv, Dirs, Record, plan, prepare
 from .spec import StageSpec, Step
 from .stage import QUIT_BUDGET, Stage, execute, saved_accel
@@ -2025,13 +2125,13 @@ def run_shell(
     spec = replace(spec, accel=accel)
     dirs.xchg.mkdir(parents=True, exist_ok=True)
     prepare(rec, dirs, BuildEnv(env={}, top=work), accel)
-    (dirs.control / "builder").write_text(LOGIN[guest])
+    (dirs.control / BUILDER).write_text(LOGIN[guest])
     stage = ShellStage(spec, stdin, stdout)
     code = execute(stage, label="wingen shell")
     if code:
         return code
     try:
-        return int((dirs.xchg / "in-vm-exit").read_text().strip())
+        return int((dirs.xchg / EXIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return 1
 ''; }
@@ -4709,23 +4809,26 @@ INSTALL_DONE = "WINGEN-INSTALL-DONE"
 GUEST_READY = "WINGEN-GUEST-READY"
 CONTROLLER_READY = "wingen-controller: ready to be saved"
 SHELL_START = "wingen-controller: shell"
-OUTPUTS_LIST = "outputs"
+OUTPUTS_LIST = "output-paths"
 OUTPUTS_ARCHIVE = "outputs.tar"
 GUEST_RESULT = "guest-result"
 PHASES = ("setup", "builder", "store", "outputs", "finished")
 SHARES_FAILED = 97
 SETUP_FAILED = 98
+SAVED_ENV = "saved-env"
+EXIT_FILE = "in-vm-exit"
+CONTROL_DIR = "wingen"
+SSH_DEADLINE = "ssh-deadline"
+GUEST_COMMAND = "guest-command"
+HOLD_COMMAND = "hold-command"
+BUILD_SCRIPT = "build.sh"
+BUILDER = "builder"
+BUILD_LOG = "build.log"
+FAILURE = "failure"
 STRINGS: dict[str, str | int] = {
-    "FAILED": FAILED,
-    "INSTALL_DONE": INSTALL_DONE,
-    "GUEST_READY": GUEST_READY,
-    "CONTROLLER_READY": CONTROLLER_READY,
-    "SHELL_START": SHELL_START,
-    "OUTPUTS_LIST": OUTPUTS_LIST,
-    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
-    "GUEST_RESULT": GUEST_RESULT,
-    "SHARES_FAILED": SHARES_FAILED,
-    "SETUP_FAILED": SETUP_FAILED,
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str | int)
 }
 def line_pattern(line: str) -> str:
     return "^" + re.escape(line) + "''$"
@@ -4739,24 +4842,22 @@ def failure_reason(line: str) -> str | None:
 from __future__ import annotations
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from .accel import resolve_accel, scaled
 from .contract import (
+    BUILD_LOG,
+    CONTROL_DIR,
     CONTROLLER_READY,
-    GUEST_RESULT,
+    FAILURE,
+    GUEST_COMMAND,
     INSTALL_DONE,
-    OUTPUTS_ARCHIVE,
-    OUTPUTS_LIST,
-    PHASES,
-    SETUP_FAILED,
-    SHARES_FAILED,
+    SSH_DEADLINE,
     line_pattern,
 )
 from .spec import (
@@ -4772,23 +4873,16 @@ from .spec import (
     only_known,
     parse_vm,
 )
-from .stage import QUIT_BUDGET, GuestCommandError, Stage, execute, saved_accel
+from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError, log
 RECORD = "wingen"
 STAGES = ("install", "suspend", "run")
-GUEST_XCHG = "/tmp/xchg"
-NOT_HANDED_OVER = {
-    "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP", "TEMPDIR",
-    "NIX_BUILD_TOP", "NIX_LOG_FD", "_", "PYTHONPATH", "NIX_ATTRS_JSON_FILE", "NIX_ATTRS_SH_FILE",
-}
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
     "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
     "build_script", "builder", "args",
 }
 DEADLINES = ("install", "boot", "ssh", "build", "save")
-STAGE_DEADLINES = {"install": ("install",), "suspend": DEADLINES, "run": DEADLINES}
-SSH_LOST = 255
 GUEST_STATE, CONTROLLER_STATE = "state", "controller-state"
 def _attrs_file(env: Mapping[str, str], var: str, in_top: Path) -> Path:
     named = env.get(var)
@@ -4845,22 +4939,15 @@ def parse_record(text: str | None) -> Record:
     only_known(raw, RECORD_KEYS, RECORD)
     stage = choice(raw, "stage", STAGES, RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
-    needed = STAGE_DEADLINES[stage]
+    needed = KINDS[stage].deadlines
     for key in needed:
         get(deadlines, key, (int, float), f"{RECORD}.deadlines")
     get(raw, "guest", dict, RECORD)
     choice(raw, "compression", COMPRESSIONS, RECORD, "zstd")
-    if stage != "install":
-        get(raw, "controller", dict, RECORD)
-        get(raw, "base", str, RECORD)
-        get(raw, "guest_command", str, RECORD)
-        get(raw, "hold_command", str, RECORD, "")
-    if stage == "run":
-        get(raw, "build_script", str, RECORD)
-        get(raw, "builder", str, RECORD)
-        args = get(raw, "args", list, RECORD, [])
-        if not all(isinstance(a, str) for a in args):
-            raise SpecError(f"{RECORD}.args: every argument must be a string")
+    for key, (kind, default) in KINDS[stage].record.items():
+        get(raw, key, kind, RECORD, *default)
+    if not all(isinstance(a, str) for a in raw.get("args", [])):
+        raise SpecError(f"{RECORD}.args: every argument must be a string")
     return Record(
         stage=stage,
         accel=choice(raw, "accel", ACCELS, RECORD, "auto"),
@@ -4876,45 +4963,20 @@ class Dirs:
         return self.work / "xchg"
     @property
     def control(self) -> Path:
-        return self.xchg / "wingen"
+        return self.xchg / CONTROL_DIR
     @property
     def switch(self) -> Path:
         return self.work / "vde.ctl"
     def disk_dir(self, stage: str) -> Path:
-        if stage == "suspend":
+        if KINDS[stage].keeps_disk:
             assert self.out is not None
             return self.out
         return self.work
 def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
     disk_dir = dirs.disk_dir(rec.stage)
     guest = _guest(rec, disk_dir, dirs)
-    vms = [guest]
-    if rec.stage != "install":
-        vms.append(_controller(rec, dirs))
-    d = rec.deadlines
-    steps: list[Step]
-    if rec.stage == "install":
-        what = rec["guest"].get("install", {}).get("what", "the installer")
-        done = line_pattern(INSTALL_DONE)
-        steps = [Step("wait_exit", "guest", d["install"], what=what, pattern=done)]
-    elif rec.stage == "suspend":
-        assert dirs.out is not None
-        steps = [
-            Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
-                 what="guest booted, SSH reachable, prepare command done, controller ready"),
-            Step("pause", "controller", QUIT_BUDGET),
-            Step("pause", "guest", QUIT_BUDGET),
-            Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
-                 compression=rec["compression"]),
-            Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
-                 compression=rec["compression"]),
-        ]
-    else:
-        steps = [
-            Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
-            Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
-            Step("quit", "guest", QUIT_BUDGET),
-        ]
+    vms = [guest, _controller(rec, dirs)] if KINDS[rec.stage].controller else [guest]
+    steps = KINDS[rec.stage].steps(rec, dirs)
     return StageSpec(
         accel=accel,
         tcg_deadline_scale=None,
@@ -4926,6 +4988,30 @@ def plan(rec: Record, dirs: Dirs, accel: str) -> StageSpec:
         vms=vms,
         steps=steps,
     )
+def _install_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    what = rec["guest"].get("install", {}).get("what", "the installer")
+    done = line_pattern(INSTALL_DONE)
+    return [Step("wait_exit", "guest", rec.deadlines["install"], what=what, pattern=done)]
+def _suspend_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    assert dirs.out is not None
+    d = rec.deadlines
+    return [
+        Step("wait_serial", "controller", d["boot"] + d["ssh"], pattern=CONTROLLER_READY,
+             what="guest booted, SSH reachable, prepare command done, controller ready"),
+        Step("pause", "controller", QUIT_BUDGET),
+        Step("pause", "guest", QUIT_BUDGET),
+        Step("save", "guest", d["save"], to=str(dirs.out / GUEST_STATE),
+             compression=rec["compression"]),
+        Step("save", "controller", d["save"], to=str(dirs.out / CONTROLLER_STATE),
+             compression=rec["compression"]),
+    ]
+def _run_steps(rec: Record, dirs: Dirs) -> list[Step]:
+    d = rec.deadlines
+    return [
+        Step("signal", "controller", QUIT_BUDGET, what="mount the shares, run the build"),
+        Step("wait_exit", "controller", d["ssh"] + d["build"], what="the build in the guest"),
+        Step("quit", "guest", QUIT_BUDGET),
+    ]
 def _vm_fields(raw: dict[str, Any], name: str) -> dict[str, Any]:
     fields = {k: v for k, v in raw.items() if v is not None and k not in ("disk", "install")}
     return {**fields, "name": name}
@@ -4934,7 +5020,7 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
     interface = rec["guest"].get("disk") or "virtio"
     install = rec["guest"].get("install") or {}
     drives = [{"file": str(disk_dir / "disk.qcow2"), "interface": interface, "index": 0}]
-    if rec.stage == "install":
+    if KINDS[rec.stage].new_disk:
         only_known(install, {"kernel", "drives", "boot", "no_reboot", "what"}, "guest.install")
         if install.get("kernel"):
             raw["kernel"] = install["kernel"]
@@ -4949,144 +5035,82 @@ def _guest(rec: Record, disk_dir: Path, dirs: Dirs) -> VMSpec:
 def _controller(rec: Record, dirs: Dirs) -> VMSpec:
     raw = _vm_fields(rec["controller"], "controller")
     raw["shares"] = [*raw.get("shares", []), {"tag": "xchg", "path": str(dirs.xchg)}]
-    raw["failure_file"] = str(dirs.control / "failure")
+    raw["failure_file"] = str(dirs.control / FAILURE)
     _saved_as(rec, raw, CONTROLLER_STATE)
     return parse_vm(raw, f"{RECORD}.controller", str(dirs.switch))
 def _saved_as(rec: Record, raw: dict[str, Any], state: str) -> None:
-    if rec.stage == "suspend" and rec["compression"] == "template":
+    if KINDS[rec.stage].saves and rec["compression"] == "template":
         raw["template"] = True
-    if rec.stage == "run":
+    if KINDS[rec.stage].revives:
         raw["restore"] = {"from": f"{rec['base']}/{state}", "compression": rec["compression"]}
         raw["restore_deadline"] = rec.deadlines["boot"]
 def prepare(rec: Record, dirs: Dirs, build: BuildEnv, accel: str) -> None:
-    stage = rec.stage
-    disk_dir = dirs.disk_dir(stage)
+    kind = KINDS[rec.stage]
+    disk_dir = dirs.disk_dir(rec.stage)
     disk_dir.mkdir(parents=True, exist_ok=True)
     disk = disk_dir / "disk.qcow2"
     qemu_img = rec["qemu_img"]
-    if stage == "install":
+    if kind.new_disk:
         _run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), f"{rec['disk_size_gib']}G"])
     else:
         base_disk = f"{rec['base']}/disk.qcow2"
         _run([qemu_img, "create", "-q", "-f", "qcow2", "-b", base_disk, "-F", "qcow2", str(disk)])
     firmware = rec["guest"].get("firmware")
     if firmware:
-        src = firmware["vars"] if stage == "install" else f"{rec['base']}/firmware-vars.fd"
+        src = firmware["vars"] if kind.new_disk else f"{rec['base']}/firmware-vars.fd"
         shutil.copyfile(src, disk_dir / "firmware-vars.fd")
         (disk_dir / "firmware-vars.fd").chmod(0o644)
-    if stage == "install":
+    if not kind.controller:
         return
     dirs.control.mkdir(parents=True, exist_ok=True)
     ssh = scaled(rec.deadlines["ssh"], accel)
-    (dirs.control / "ssh-deadline").write_text(f"{int(ssh)}\n")
-    (dirs.control / "guest-command").write_text(rec["guest_command"] + "\n")
-    if stage == "suspend":
-        (dirs.control / "hold-command").write_text(rec.raw.get("hold_command", ""))
-    if stage == "run":
-        hand_over(build, dirs.xchg)
-        paths = "".join(f"{path}\n" for path in build.outputs().values())
-        (dirs.control / OUTPUTS_LIST).write_text(paths)
-        shutil.copyfile(rec["build_script"], dirs.control / "build.sh")
-        words = " ".join(sh_quote(w) for w in [rec["builder"], *rec["args"]])
-        (dirs.control / "builder").write_text(f"exec {words}\n")
-def hand_over(build: BuildEnv, xchg: Path) -> None:
-    attrs_dir = xchg / "attrs"
-    attrs_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        k: v
-        for k, v in build.env.items()
-        if k not in NOT_HANDED_OVER
-        and not k.startswith("wingen")
-        and k != RECORD
-        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
-    }
-    for name in (build.env.get("passAsFile") or "").split():
-        var = f"{name}Path"
-        if var in env:
-            shutil.copyfile(env[var], attrs_dir / name)
-            env[var] = f"{GUEST_XCHG}/attrs/{name}"
-    if build.attrs is not None:
-        for name, path in (build.attrs.get("outputs") or {}).items():
-            env.setdefault(name, path)
-    for var, src in (
-        ("NIX_ATTRS_JSON_FILE", build.attrs_json),
-        ("NIX_ATTRS_SH_FILE", build.attrs_sh),
-    ):
-        if src is not None:
-            shutil.copyfile(src, attrs_dir / src.name)
-            env[var] = f"{GUEST_XCHG}/attrs/{src.name}"
-    text = "".join(f"export {k}={sh_quote(v)}\n" for k, v in sorted(env.items()))
-    (xchg / "saved-env").write_text(text)
-def sh_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\'''") + "'"
+    (dirs.control / SSH_DEADLINE).write_text(f"{int(ssh)}\n")
+    (dirs.control / GUEST_COMMAND).write_text(rec["guest_command"] + "\n")
+    kind.control_files(rec, dirs, build)
 def collect(rec: Record, dirs: Dirs, outputs: Mapping[str, Path] | None = None) -> None:
-    if rec.stage == "install":
-        assert dirs.out is not None
-        dirs.out.mkdir(parents=True, exist_ok=True)
-        shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
-        vars_file = dirs.work / "firmware-vars.fd"
-        if vars_file.exists():
-            shutil.move(vars_file, dirs.out / "firmware-vars.fd")
-        return
-    exit_file = dirs.xchg / "in-vm-exit"
-    try:
-        code = int(exit_file.read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise StageError(
-            "the controller ended without the guest command's exit code "
-            f"({exit_file}: {exc.__class__.__name__})"
-        ) from exc
-    if rec.stage == "suspend":
-        if code == SSH_LOST:
-            raise GuestCommandError(_ssh_lost("the preparing command"), 1)
-        if code:
-            raise StageError(f"the preparing command in the guest exited with code {code}")
-        return
-    assert outputs is not None
-    phase, phase_code = _guest_result(dirs.control, code)
-    if phase == "builder":
-        raise GuestCommandError(f"the builder in the guest failed with exit code {phase_code}",
-                                phase_code)
-    if phase != "finished":
-        raise GuestCommandError(GUEST_PHASE_FAILED[phase], 1)
-    from .outputs import missing, unpack
-    archive = dirs.control / OUTPUTS_ARCHIVE
-    if archive.exists():
-        unpack(archive, outputs)
-    absent = missing(outputs)
-    if absent:
-        raise GuestCommandError(
-            f"the builder exited 0 without making its output {', '.join(absent)} "
-            f"({', '.join(str(outputs[n]) for n in absent)})", 1
-        )
-GUEST_PHASE_FAILED = {
-    "setup": "the build could not start in the guest: its environment or build directory "
-    f"(exit {SETUP_FAILED}; the build log says which)",
-    "store": "the builder wrote into the store outside its outputs (the build log names each "
-    "path); only the outputs are the guest's to write",
-    "outputs": "packing the outputs in the guest failed (the build log says why)",
+    KINDS[rec.stage].collect(rec, dirs, outputs or {})
+def _collect_disk(rec: Record, dirs: Dirs, outputs: Mapping[str, Path]) -> None:
+    assert dirs.out is not None
+    dirs.out.mkdir(parents=True, exist_ok=True)
+    shutil.move(dirs.work / "disk.qcow2", dirs.out / "disk.qcow2")
+    vars_file = dirs.work / "firmware-vars.fd"
+    if vars_file.exists():
+        shutil.move(vars_file, dirs.out / "firmware-vars.fd")
+@dataclass(frozen=True)
+class Kind:
+    deadlines: tuple[str, ...]
+    record: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...]]]
+    controller: bool
+    new_disk: bool
+    keeps_disk: bool
+    saves: bool
+    revives: bool
+    builds: bool
+    steps: Callable[[Record, Dirs], list[Step]]
+    control_files: Callable[[Record, Dirs, BuildEnv], None]
+    collect: Callable[[Record, Dirs, Mapping[str, Path]], None]
+def _no_files(rec: Record, dirs: Dirs, build: BuildEnv) -> None:
+    pass
+def _later(name: str) -> Callable[..., None]:
+    def call(*args: Any) -> None:
+        from . import guest_io
+        getattr(guest_io, name)(*args)
+    return call
+_COMMAND = {"controller": (dict, ()), "base": (str, ()), "guest_command": (str, ())}
+KINDS = {
+    "install": Kind(("install",), {"disk_size_gib": (int, ())}, controller=False,
+                    new_disk=True, keeps_disk=False, saves=False, revives=False, builds=False,
+                    steps=_install_steps, control_files=_no_files, collect=_collect_disk),
+    "suspend": Kind(DEADLINES, {**_COMMAND, "hold_command": (str, ("",))}, controller=True,
+                    new_disk=False, keeps_disk=True, saves=True, revives=False, builds=False,
+                    steps=_suspend_steps, control_files=_later("hold_files"),
+                    collect=_later("collect_prepared")),
+    "run": Kind(DEADLINES, {**_COMMAND, "build_script": (str, ()), "builder": (str, ()),
+                            "args": (list, ([],))}, controller=True,
+                new_disk=False, keeps_disk=False, saves=False, revives=True, builds=True,
+                steps=_run_steps, control_files=_later("build_files"),
+                collect=_later("collect_outputs")),
 }
-def _ssh_lost(what: str) -> str:
-    return f"lost the SSH connection to the guest while {what} ran (ssh exit {SSH_LOST})"
-def _guest_result(control: Path, code: int) -> tuple[str, int]:
-    try:
-        phase, number = (control / GUEST_RESULT).read_text().split()
-        if phase in PHASES:
-            return phase, int(number)
-    except FileNotFoundError:
-        pass
-    except ValueError:
-        raise GuestCommandError(f"the guest's result file {GUEST_RESULT} is garbled", 1) from None
-    if code == SSH_LOST:
-        raise GuestCommandError(_ssh_lost("the build"), 1)
-    if code == SHARES_FAILED:
-        raise GuestCommandError(
-            f"mapping the controller's shares in the guest failed (exit {SHARES_FAILED}; the "
-            "build log says which)", 1
-        )
-    raise GuestCommandError(
-        f"the guest command ended with code {code} before the build wrote its result", 1
-    )
 def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     try:
         build_env = BuildEnv.read(os.environ if environ is None else environ)
@@ -5098,7 +5122,8 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     accel = rec.accel
     try:
-        out = None if rec.stage == "run" else build_env.output()
+        kind = KINDS[rec.stage]
+        out = None if kind.builds else build_env.output()
         dirs = Dirs(work=build_env.top, out=out)
         spec = plan(rec, dirs, rec.accel)
         accel = resolve_accel(
@@ -5113,9 +5138,9 @@ def run_derivation(environ: Mapping[str, str] | None = None) -> int:
         log(f"{label}: stage failed: {exc}")
         return 2 if isinstance(exc, SpecError) else 1
     stage = Stage(spec)
-    if rec.stage != "install":
-        stage.echo.follow(dirs.control / "build.log", "")
-    outputs = build_env.outputs() if rec.stage == "run" else None
+    if kind.controller:
+        stage.echo.follow(dirs.control / BUILD_LOG, "")
+    outputs = build_env.outputs() if kind.builds else None
     code = execute(stage, lambda: collect(rec, dirs, outputs))
     log(f"{label}: {accel}, {time.monotonic() - started:.0f} s")
     if code:
@@ -6697,7 +6722,7 @@ guest=192.168.0.1
 user=root
 
 fail() {
-    echo "''$1" > "''$control/failure" 2>/dev/null  # before the save, xchg is not mounted
+    echo "''$1" > "''$control"/failure 2>/dev/null  # before the save, xchg is not mounted
     echo "wingen-controller: ''$1" >&2
     exit 1
 }
@@ -6802,7 +6827,7 @@ ssh_to_guest() {
 }
 
 wait_for_ssh() {
-    ssh_deadline=''$(cat "''$control/ssh-deadline")
+    ssh_deadline=''$(cat "''$control"/ssh-deadline)
     echo "wingen-controller: waiting up to ''${ssh_deadline}s for SSH on ''$guest"
     start=''$(date +%s)
     until ssh_to_guest true 2>/dev/null; do
@@ -6815,8 +6840,8 @@ wait_for_ssh() {
 }
 
 run_guest_command() {
-    ssh_to_guest sh -s < "''$control/guest-command" > "''$control/build.log" 2>&1
-    echo ''$? > "''$xchg/in-vm-exit"
+    ssh_to_guest sh -s < "''$control"/guest-command > "''$control"/build.log 2>&1
+    echo ''$? > "''$xchg"/in-vm-exit
 }
 
 # The suspend stage: prepare the guest.
@@ -6824,9 +6849,9 @@ mount_shares || fail "cannot mount the host's shares (9p)"
 start_smbd
 wait_for_ssh
 run_guest_command
-rc=''$(cat "''$xchg/in-vm-exit")
+rc=''$(cat "''$xchg"/in-vm-exit)
 [ "''$rc" = 0 ] || fail "the preparing command in the guest exited with code ''$rc"
-hold=''$(cat "''$control/hold-command")
+hold=''$(cat "''$control"/hold-command)
 
 # Ready to be saved: no client on smbd, no 9p share mounted.
 stop_smbd
@@ -6885,8 +6910,8 @@ if [ "''$go" = shell ]; then
     fi
     stty rows "''${rows:-24}" cols "''${cols:-80}" < /dev/ttyS1
     echo 'wingen-controller: shell' > /dev/ttyS1
-    ssh_to_guest -tt "''$(cat "''$control/guest-command")" < /dev/ttyS1 > /dev/ttyS1 2>&1
-    echo ''$? > "''$xchg/in-vm-exit"
+    ssh_to_guest -tt "''$(cat "''$control"/guest-command)" < /dev/ttyS1 > /dev/ttyS1 2>&1
+    echo ''$? > "''$xchg"/in-vm-exit
     exit 0
 fi
 # If the held shell's job ended before the save (reaped by this shell, or a zombie until it
@@ -6903,13 +6928,13 @@ if [ -n "''$held" ] && ! held_alive; then
 fi
 if [ -n "''$held" ]; then
     echo "wingen-controller: running the guest command"
-    cat <&4 3>&- > "''$control/build.log" &
+    cat <&4 3>&- > "''$control"/build.log &
     copier=''$!
     exec 4<&-
-    cat "''$control/guest-command" >&3
+    cat "''$control"/guest-command >&3
     exec 3>&-
     wait "''$held"
-    echo ''$? > "''$xchg/in-vm-exit"
+    echo ''$? > "''$xchg"/in-vm-exit
     wait "''$copier" || echo "wingen-controller: the guest's output was not all copied" >&2
 else
     exec 3>&- 4<&-
@@ -7236,10 +7261,10 @@ export PATH=/usr/bin:/bin NIX_STORE=/nix/store
 rm -rf "''$NIX_BUILD_TOP"
 mkdir -p "''$NIX_BUILD_TOP" || wingen_result setup 98
 cd "''$NIX_BUILD_TOP" || wingen_result setup 98
-wingen_outputs="''$wingen_control"/outputs
+wingen_outputs="''$wingen_control"/output-paths
 # `exec BUILDER ARGS…`, each a quoted shell word (written by the runtime), in a subshell.
 # shellcheck source=/dev/null
-( . "''$wingen_control/builder" )
+( . "''$wingen_control"/builder )
 wingen_code=''$?
 [ "''$wingen_code" -eq 0 ] || wingen_result builder "''$wingen_code"
 cd / || wingen_result outputs 1

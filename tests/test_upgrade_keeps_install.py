@@ -1,8 +1,8 @@
-"""Issue 20 item 5: upgrading wingen keeps the installed guest. A copy of the package is edited as
-an upgrade would edit it (a comment and a docstring in a runtime file, a line of the revive code,
-a line of the controller's init script, the version), rendered again, and instantiated by real
-Nix against the stand-in set: `installed` is the same derivation (no reinstall), `base` is not.
-A change to code the install runs changes `installed`."""
+"""Issue 20 item 5: upgrading wingen keeps the installed guest. A copy of the package is edited
+as an upgrade would edit it (a comment and a docstring in a runtime file, a line of the revive
+code and of the build's, a line of the controller's init script, the version), rendered again,
+and instantiated by real Nix against the stand-in set: `installed` is the same derivation (no
+reinstall), `base` is not. A change to code the install runs changes `installed`."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def revive_line(pkg: Path) -> None:
     )
 
 
+def build_line(pkg: Path) -> None:
+    _replace(
+        pkg / "wingen" / "runtime" / "guest_io.py",
+        "    archive = dirs.control / OUTPUTS_ARCHIVE\n",
+        "    archive = dirs.control / OUTPUTS_ARCHIVE\n    assert archive.name\n",
+    )
+
+
 def controller_line(pkg: Path) -> None:
     _replace(pkg / "wingen" / "templates" / "scripts" / "controller-init.sh.j2", "set -u\n",
              "set -u\necho 'wingen-controller: an upgrade'\n")  # fmt: skip
@@ -56,7 +64,7 @@ def install_code(pkg: Path) -> None:
     _replace(pkg / "wingen" / "runtime" / "vm.py", '"none",\n', '"none" if True else "",\n')
 
 
-UPGRADE: list[Edit] = [comment_and_docstring, revive_line, controller_line, version]
+UPGRADE: list[Edit] = [comment_and_docstring, revive_line, build_line, controller_line, version]
 
 
 def package(tmp: Path, edits: list[Edit]) -> Path:

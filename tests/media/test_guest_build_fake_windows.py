@@ -60,7 +60,7 @@ def fake_cygwin_build(tmp: Path, code: int = 0, flags: tuple[str, ...] = ()) -> 
     files = render_files(windows_cfg())
     control = root / "tmp/xchg/wingen"
     (control / "build.sh").write_text(files["scripts/guest-build.sh"])
-    (control / "outputs").write_text(f"{OUT}\n{DEV}\n")
+    (control / "output-paths").write_text(f"{OUT}\n{DEV}\n")
     (control / "builder").write_text("exec /bin/sh /build/builder.sh\n")
     (root / "build/builder.sh").write_text(BUILDER)
     (root / "tmp/xchg/saved-env").write_text(

@@ -16,11 +16,11 @@ from wingen.runtime.derivation import (
     BuildEnv,
     Dirs,
     collect,
-    hand_over,
     parse_record,
     plan,
     prepare,
 )
+from wingen.runtime.guest_io import hand_over
 from wingen.runtime.spec import SpecError
 from wingen.runtime.stage import GuestCommandError
 from wingen.runtime.supervise import StageError

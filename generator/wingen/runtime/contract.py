@@ -33,7 +33,7 @@ SHELL_START = "wingen-controller: shell"
 # The runtime writes OUTPUTS_LIST (each output's store path, one per line). The guest builds the
 # outputs on its own disk, packs them into OUTPUTS_ARCHIVE (tar: links, modes and names kept) and
 # ends by writing GUEST_RESULT: "PHASE CODE", the last phase it ran and how that ended.
-OUTPUTS_LIST = "outputs"
+OUTPUTS_LIST = "output-paths"
 OUTPUTS_ARCHIVE = "outputs.tar"
 GUEST_RESULT = "guest-result"
 # Phases: "setup" (the build's environment and directory), "builder", "store" (the builder wrote
@@ -44,18 +44,23 @@ PHASES = ("setup", "builder", "store", "outputs", "finished")
 SHARES_FAILED = 97
 SETUP_FAILED = 98
 
-# What the templates see as `contract`.
+# --- the exchange dir's files, as the runtime, the controller and the guests spell them --------
+SAVED_ENV = "saved-env"  # xchg/: the derivation's environment for the guest (POSIX sh)
+EXIT_FILE = "in-vm-exit"  # xchg/: the guest command's exit code, as the controller saw it
+CONTROL_DIR = "wingen"  # xchg/wingen/: the rest
+SSH_DEADLINE = "ssh-deadline"  # seconds the controller waits for the guest's SSH (TCG-scaled)
+GUEST_COMMAND = "guest-command"  # what the controller runs in the guest
+HOLD_COMMAND = "hold-command"  # what it runs just before the save (suspend)
+BUILD_SCRIPT = "build.sh"  # guest-build.sh, for the guest command to run (run)
+BUILDER = "builder"  # `exec BUILDER ARGS…` for guest-build.sh to source (run)
+BUILD_LOG = "build.log"  # the guest command's output, live
+FAILURE = "failure"  # the controller's reason, when it fails
+
+# What the templates see as `contract`: every string and number above.
 STRINGS: dict[str, str | int] = {
-    "FAILED": FAILED,
-    "INSTALL_DONE": INSTALL_DONE,
-    "GUEST_READY": GUEST_READY,
-    "CONTROLLER_READY": CONTROLLER_READY,
-    "SHELL_START": SHELL_START,
-    "OUTPUTS_LIST": OUTPUTS_LIST,
-    "OUTPUTS_ARCHIVE": OUTPUTS_ARCHIVE,
-    "GUEST_RESULT": GUEST_RESULT,
-    "SHARES_FAILED": SHARES_FAILED,
-    "SETUP_FAILED": SETUP_FAILED,
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str | int)
 }
 
 

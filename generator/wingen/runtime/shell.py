@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .accel import resolve_accel
-from .contract import SHELL_START
+from .contract import BUILDER, EXIT_FILE, SHELL_START
 from .derivation import BuildEnv, Dirs, Record, plan, prepare
 from .spec import StageSpec, Step
 from .stage import QUIT_BUDGET, Stage, execute, saved_accel
@@ -146,12 +146,12 @@ def run_shell(
     spec = replace(spec, accel=accel)
     dirs.xchg.mkdir(parents=True, exist_ok=True)
     prepare(rec, dirs, BuildEnv(env={}, top=work), accel)
-    (dirs.control / "builder").write_text(LOGIN[guest])
+    (dirs.control / BUILDER).write_text(LOGIN[guest])
     stage = ShellStage(spec, stdin, stdout)
     code = execute(stage, label="wingen shell")
     if code:
         return code
     try:
-        return int((dirs.xchg / "in-vm-exit").read_text().strip())
+        return int((dirs.xchg / EXIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return 1
