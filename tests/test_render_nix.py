@@ -45,15 +45,6 @@ in {{ inherit (vm) installed base; built = vm.runInVM probe; }}
 """
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("kernel")
-    (root / "lib" / "modules" / "6.1.0-0-amd64").mkdir(parents=True)
-    (root / "boot").mkdir()
-    (root / "boot" / "vmlinuz-6.1.0-0-amd64").write_bytes(b"")
-    return root
-
-
 def _config(example: str, **vm: Any) -> tuple[Config, Path]:
     """An example config and its directory; the Windows one with its Cygwin packages locked
     (against the media tests' fixture setup.ini), so its install media are complete."""

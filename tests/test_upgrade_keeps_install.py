@@ -99,15 +99,6 @@ def stages(tmp: Path, config: Path, edits: list[Edit], kernel: Path) -> dict[str
     return drvs
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("kernel")
-    (root / "lib" / "modules" / "6.1.0-0-amd64").mkdir(parents=True)
-    (root / "boot").mkdir()
-    (root / "boot" / "vmlinuz-6.1.0-0-amd64").write_bytes(b"")
-    return root
-
-
 @pytest.mark.parametrize("guest", ["linux", "windows"])
 def test_an_upgrade_keeps_the_installed_guest(tmp_path: Path, kernel: Path, guest: str) -> None:
     if guest == "windows":

@@ -40,12 +40,8 @@ def test_a_bad_machine_type_names_the_field(bad: str) -> None:
     assert "-machine help" in str(info.value)
 
 
-def record_of(tmp_path: Path, vm: dict[str, object], stage: str) -> dict[str, Any]:
+def record_of(tmp_path: Path, kernel: Path, vm: dict[str, object], stage: str) -> dict[str, Any]:
     """The `wingen` record of a stage of a rendered Linux config, as real Nix instantiates it."""
-    kernel = tmp_path / "kernel"
-    (kernel / "lib" / "modules" / "6.1.0-0-amd64").mkdir(parents=True)
-    (kernel / "boot").mkdir()
-    (kernel / "boot" / "vmlinuz-6.1.0-0-amd64").write_bytes(b"")
     drvs = _derivations((parse_config({**LINUX, "vm": vm}), tmp_path), tmp_path, kernel)
     records = [json.loads(d["env"]["wingen"]) for d in _vm_stages(drvs)]
     record: dict[str, Any] = next(r for r in records if r["stage"] == stage)
@@ -53,11 +49,11 @@ def record_of(tmp_path: Path, vm: dict[str, object], stage: str) -> dict[str, An
 
 
 @pytest.mark.nix
-def test_machine_type_reaches_qemu(tmp_path: Path) -> None:
+def test_machine_type_reaches_qemu(tmp_path: Path, kernel: Path) -> None:
     machines = subprocess.run(["qemu-system-x86_64", "-machine", "help"], capture_output=True,
                               text=True, check=True).stdout  # fmt: skip
     assert "q35 " in machines  # a machine type this QEMU has
-    raw = record_of(tmp_path, {"machine_type": "q35"}, "suspend")
+    raw = record_of(tmp_path, kernel, {"machine_type": "q35"}, "suspend")
     rec = parse_record(json.dumps(raw))
     spec = plan(rec, Dirs(work=tmp_path, out=tmp_path / "out"), "tcg")
     guest = next(vm for vm in spec.vms if vm.name == "guest")
@@ -69,9 +65,9 @@ def test_machine_type_reaches_qemu(tmp_path: Path) -> None:
 
 
 @pytest.mark.nix
-def test_an_unset_field_is_not_in_the_record(tmp_path: Path) -> None:
+def test_an_unset_field_is_not_in_the_record(tmp_path: Path, kernel: Path) -> None:
     """A field left at its default is absent: adding one later changes no derivation."""
-    guest = record_of(tmp_path, {}, "install")["guest"]
+    guest = record_of(tmp_path, kernel, {}, "install")["guest"]
     assert isinstance(guest, dict)
     assert "machine_type" not in guest and "vga" not in guest
     assert guest["memory_mib"] == 2048
