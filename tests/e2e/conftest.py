@@ -42,6 +42,18 @@ let
   }} // extra);
   guestDrv = guestDrvWith {{ }};
   tamperModes = f: {{ sandboxed = f "sandboxed"; unsandboxed = f "unsandboxed"; }};
+  # Issue 22: four builds from one base, each saying what it sees of the others: marks on its
+  # guest's disk, the names in its exchange dir.
+  parallelWith = mode: builtins.genList (i:
+    w.runInLinuxVM (guestDrv "{name}-par-${{mode}}-${{toString i}}" ''
+    mkdir -p "$out"
+    touch /var/wingen-par-${{toString i}}
+    sleep 20
+    ls /var | grep -c '^wingen-par-' > "$out/marks"
+    grep -o 'par-${{mode}}-[0-9]' /tmp/xchg/saved-env | sort -u > "$out/xchg-names"
+    ls /tmp/xchg/wingen > "$out/xchg-files"
+    echo ${{toString i}} > "$out/id"
+    '')) 4;
   # An input holding an absolute symlink into another store path (as symlinkJoin, buildEnv and
   # wrappers make them): the guest must read through it.
   linked = pkgs.runCommand "{name}-linked" {{ }} ''
@@ -113,6 +125,8 @@ w // {{
   exit97 = w.runInLinuxVM (guestDrv "{name}-exit-97" "exit 97");
   exit98 = w.runInLinuxVM (guestDrv "{name}-exit-98" "exit 98");
   exit255 = w.runInLinuxVM (guestDrv "{name}-exit-255" "exit 255");
+  # Issue 22: four builds from one base at once (sandboxed or not).
+  parallel = {{ sandboxed = parallelWith "sandboxed"; unsandboxed = parallelWith "unsandboxed"; }};
   # Issue 20: the SSH connection ends while the builder runs (no result is ever written).
   lostSsh = w.runInLinuxVM (guestDrv "{name}-lost-ssh" "killall dropbear; sleep 600; mkdir $out");
   # Not a VM stage: what a builder may do to the store it reads from.
@@ -134,6 +148,7 @@ class NixRun:
     output: str
     seconds: float
     vms: set[VmProcess]  # the QEMU processes seen while it ran: who ran them, and where
+    most_at_once: int = 0  # the most derivations seen running VMs at the same moment
 
 
 @dataclass
@@ -160,10 +175,10 @@ class E2E:
         t0 = time.monotonic()
         cmd = ["nix-build", str(self.dir / top), "-A", attr, "-o", str(self.dir / (link or attr))]
         cmd += extra
-        proc, vms = run_watching(cmd, env or self.env, self.name, timeout)
+        proc, vms, most = run_watching(cmd, env or self.env, self.name, timeout)
         for vm in vms:
             self.placements[vm.drv] = vm.describe()
-        return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0, vms)
+        return NixRun(proc.returncode, proc.stdout, time.monotonic() - t0, vms, most)
 
     def instantiate(self, attr: str, top: str = "top.nix") -> tuple[str, str]:
         """The derivation of one attribute, and its output path (built or not)."""

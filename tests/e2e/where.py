@@ -57,9 +57,11 @@ def vm_processes(marker: str) -> set[VmProcess]:
 
 def run_watching(
     cmd: list[str], env: dict[str, str], marker: str, timeout: float
-) -> tuple[subprocess.CompletedProcess[str], set[VmProcess]]:
-    """Run cmd (stdout+stderr together) and sample, twice a second, the VM processes it starts."""
+) -> tuple[subprocess.CompletedProcess[str], set[VmProcess], int]:
+    """Run cmd (stdout+stderr together) and sample, twice a second, the VM processes it starts;
+    also the most derivations seen running VMs in one sample."""
     seen: set[VmProcess] = set()
+    most = 0
     deadline = time.monotonic() + timeout
     with subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -69,8 +71,10 @@ def run_watching(
                 out, _ = proc.communicate(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
-                seen |= vm_processes(marker)
+                now = vm_processes(marker)
+                seen |= now
+                most = max(most, len({vm.drv for vm in now}))
                 if time.monotonic() > deadline:
                     proc.kill()
                     raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out), seen
+    return subprocess.CompletedProcess(cmd, proc.returncode, out), seen, most
