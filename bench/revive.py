@@ -29,6 +29,7 @@ console, the guest's into build.log (each its kernel's own clock, which the snap
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -52,14 +53,15 @@ TOP = """\
 let
   pkgs = import {standin} {{ kernelRoot = {kernel}; }};
   w = pkgs.callPackage {rendered} {{ }};
-  probe = n: w.runInLinuxVM (derivation {{
+  benchBase = {base};
+  probe = n: w.runInVMWith benchBase (derivation {{
     name = "{name}-revive-${{toString n}}";
     system = "x86_64-linux";
     builder = "/bin/sh";
-    args = [ "-c" ": > /tmp/xchg/command-running; mkdir $out" ];
+    args = [ "-c" ": > /tmp/xchg/command-running; {hold}mkdir $out" ];
   }});
 in
-w // {{ {probes} }}
+w // {{ inherit benchBase; {probes} }}
 """
 
 EVENTS = [
@@ -79,9 +81,9 @@ MARKS = [
     # In the guest (into build.log): its command began, both shares are mapped.
     ("set -u\nserver=", "guest-command-began"),
     ("    until mount -t cifs", "mount-began"),
-    ("}\nmap nixstore", "mount-done"),
+    ("}\nstore nixstore", "mount-done"),
     ("map xchg /tmp/xchg\n", "xchg-mapping"),
-    (". /tmp/xchg/saved-env\n", "build-script-began"),
+    (". /tmp/xchg/saved-env ||", "build-script-began"),
 ]
 
 
@@ -165,7 +167,12 @@ def nix_build(d: Path, env: dict[str, str], attr: str, watch: Watcher | None = N
     return "".join(lines)
 
 
-def setup(d: Path, snapshot: str, runs: int) -> tuple[dict[str, str], str]:
+def setup(
+    d: Path, snapshot: str, runs: int, *, memory_mib: int = 0, hold_s: int = 0, prepare: str = ""
+) -> tuple[dict[str, str], str]:
+    """A render of the e2e guest (`memory_mib` if given), its base (`benchBase`: the guest's
+    `prepare` command run before the save, if given) and `runs` probes, each a new derivation
+    whose builder marks xchg/command-running, then waits `hold_s` and ends."""
     kernel = subprocess.run(
         ["sh", str(ROOT / "tests" / "e2e" / "setup.sh")],
         stdout=subprocess.PIPE,
@@ -176,6 +183,8 @@ def setup(d: Path, snapshot: str, runs: int) -> tuple[dict[str, str], str]:
     text = CONFIG.format(name=name).replace(
         '[snapshot]\ncompression = "zstd"', "[snapshot]\n" + snapshot
     )
+    if memory_mib:
+        text = text.replace("memory_mib = 256", f"memory_mib = {memory_mib}")
     cfg = parse_config(tomllib.loads(text))
     (d / "linux.nix").write_text(instrument(render(cfg, d).expression))
     probes = " ".join(f"revive{i} = probe {i};" for i in range(runs))
@@ -186,6 +195,8 @@ def setup(d: Path, snapshot: str, runs: int) -> tuple[dict[str, str], str]:
             rendered=d / "linux.nix",
             name=name,
             probes=probes,
+            hold=f"sleep {hold_s}; " if hold_s else "",
+            base=f"w.suspend {{ prepare = {json.dumps(prepare)}; }}" if prepare else "w.linuxBase",
         )
     )
     conf = d / "nix-conf"
@@ -207,7 +218,7 @@ def measure(runs: int, snapshot: str) -> float:
         d = Path(tmp)
         env, name = setup(d, snapshot, runs)
         t0 = time.monotonic()
-        nix_build(d, env, "linuxBase")
+        nix_build(d, env, "benchBase")
         print(f"linuxBase ({snapshot}) built in {time.monotonic() - t0:.1f} s", flush=True)
         totals = []
         for i in range(runs):
