@@ -2,10 +2,12 @@
 
     python3 bench/density.py [--memory 2048] [--counts 1,2,4]
 
-For each mode (template, compressed) it builds a base the way bench/revive.py does (the e2e
-guest, the stand-in kernel, sandbox off), then for each N starts N fresh `runInLinuxVM` builds
-at once. Once every guest runs its command (the builder marks xchg, then holds its VMs), it
-reads, for all their QEMU processes (guests and controllers):
+For each mode (template, compressed) and each saved workload (idle: the guest as booted; ws512:
+512 MiB of random bytes in its tmpfs when it is saved, as a Windows guest holds about 1 GB) it
+builds a base the way bench/revive.py does (the e2e guest, the stand-in kernel, sandbox off),
+then for each N starts N fresh `runInLinuxVM` builds at once. Each builder marks xchg, reads the
+working set (the fixed workload), marks again and holds its VMs; once all have, it reads, for all
+their QEMU processes (guests and controllers):
 
   pss_mib        the summed proportional set size (/proc/PID/smaps_rollup): a page N processes
                  share counts 1/N in each, so the sum is what they cost together
@@ -36,7 +38,10 @@ MODES = {"template": 'mode = "template"', "compressed": 'compression = "zstd"'}
 # What the guest holds in RAM when it is saved: nothing more than after boot, or a working set
 # like a Windows guest's (about 1 GB after logon), here 512 MiB of random bytes in its tmpfs.
 WORKLOADS = {"idle": "", "ws512": "dd if=/dev/urandom of=/tmp/ws bs=1M count=512 2>/dev/null; sync"}
-HOLD_S = 40  # the builder holds its VMs this long after it marks: time to measure all N
+# What every build does in its guest before it is measured: read every byte of the working set
+# (md5sum: busybox cat would sendfile() to /dev/null, which reads nothing).
+WORK = "md5sum /tmp/ws > /dev/null 2>&1 || true"
+HOLD_S = 90  # the builder holds its VMs this long after its work: time to measure all N
 
 
 def qemu_pids(build_tmp: Path) -> list[int]:
@@ -53,6 +58,11 @@ def qemu_pids(build_tmp: Path) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def _done(build_tmp: Path) -> list[Path]:
+    """The builds that did their work (each build's dir goes when it ends: only live ones)."""
+    return list(build_tmp.glob("nix-build-*.drv-*/xchg/work-done"))
 
 
 def pss_kib(pid: int) -> int:
@@ -119,9 +129,9 @@ def at_once(d: Path, env: dict[str, str], name: str, first: int, n: int) -> dict
     for b in builds:
         b.start()
     deadline = time.monotonic() + 600
-    while not all("command running" in w.seen for w in watchers):
+    while not all("command running" in w.seen for w in watchers) or len(_done(build_tmp)) < n:
         if time.monotonic() > deadline or not any(b.is_alive() for b in builds):
-            raise SystemExit(f"{n} revives: not every guest reached its command")
+            raise SystemExit(f"{n} revives: not every guest reached its command and did its work")
         time.sleep(0.05)
     time.sleep(1)  # every guest past its marker
     pids = qemu_pids(build_tmp)
@@ -167,7 +177,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="wingen-density-bench-") as tmp:
         d = Path(tmp)
         env, name = revive.setup(d, MODES[mode], sum(counts), memory_mib=memory, hold_s=HOLD_S,
-                                 prepare=WORKLOADS[workload])  # fmt: skip
+                                 prepare=WORKLOADS[workload], work=WORK)  # fmt: skip
         t0 = time.monotonic()
         revive.nix_build(d, env, "benchBase")
         mode = f"{mode}, {workload}"

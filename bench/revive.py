@@ -58,7 +58,7 @@ let
     name = "{name}-revive-${{toString n}}";
     system = "x86_64-linux";
     builder = "/bin/sh";
-    args = [ "-c" ": > /tmp/xchg/command-running; {hold}mkdir $out" ];
+    args = [ "-c" ": > /tmp/xchg/command-running; {work}{hold}mkdir $out" ];
   }});
 in
 w // {{ inherit benchBase; {probes} }}
@@ -168,11 +168,19 @@ def nix_build(d: Path, env: dict[str, str], attr: str, watch: Watcher | None = N
 
 
 def setup(
-    d: Path, snapshot: str, runs: int, *, memory_mib: int = 0, hold_s: int = 0, prepare: str = ""
+    d: Path,
+    snapshot: str,
+    runs: int,
+    *,
+    memory_mib: int = 0,
+    hold_s: int = 0,
+    prepare: str = "",
+    work: str = "",
 ) -> tuple[dict[str, str], str]:
     """A render of the e2e guest (`memory_mib` if given), its base (`benchBase`: the guest's
     `prepare` command run before the save, if given) and `runs` probes, each a new derivation
-    whose builder marks xchg/command-running, then waits `hold_s` and ends."""
+    whose builder marks xchg/command-running, runs `work` (then marks xchg/work-done), waits
+    `hold_s` and ends."""
     kernel = subprocess.run(
         ["sh", str(ROOT / "tests" / "e2e" / "setup.sh")],
         stdout=subprocess.PIPE,
@@ -196,6 +204,7 @@ def setup(
             name=name,
             probes=probes,
             hold=f"sleep {hold_s}; " if hold_s else "",
+            work=f"{work}; : > /tmp/xchg/work-done; " if work else "",
             base=f"w.suspend {{ prepare = {json.dumps(prepare)}; }}" if prepare else "w.linuxBase",
         )
     )
