@@ -35,6 +35,7 @@ BASE: dict[str, Any] = tomllib.loads((ROOT / "examples" / "wingen.toml").read_te
 BASE["windows"]["product_key"] = "W269N-WFGWX-YVC9B-4J6C9-T83GX"  # "\n" after a key, not "generic"
 BASE["windows"]["virtio_iso"] = {"name": "virtio-win-0.1.262.iso", "sha256": ZERO}
 BASE["vm"]["extra_qemu_args"] = ["-usb"]
+BASE["vm"]["machine_type"] = "pc-q35-9.2"
 BASE["cygwin"]["packages"] = ["make"]
 BASE["cygwin"]["setup"] = {"url": "https://cygwin.com/setup-x86_64.exe", "sha256": "1" * 64}
 

@@ -86,6 +86,7 @@ def test_save_then_restore_over_a_switch(tmp_path: Path) -> None:
         "compression": "zstd",
         "cpu_model": "max",
         "cpus": 1,
+        "machine_type": "",
         "firmware": False,
         "drives": [],
         "nics": [],
