@@ -103,10 +103,25 @@ def file_templates(cfg: Config) -> list[str]:
     return sorted(n for n in names if n.split("/", 1)[0] in dirs)
 
 
-# Each runtime the stages take, by the directory its files go under: the whole one (suspend, run,
-# wingen shell), and subsets by entry module (runtime_subset.py) for what must not change with
-# code it does not run: the install, and the Windows ISO's reader (edition check, no-prompt copy).
-RUNTIME_SUBSETS = {"install-runtime": "__main__", "iso-runtime": "winiso"}
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime the rendered Nix builds: the directory its files go under among the rendered
+    files, its Nix binding, and, for a subset (runtime_subset.py), the module it serves and the
+    guests that use it."""
+
+    top: str
+    binding: str
+    entry: str = ""  # "": the whole runtime
+    guests: tuple[str, ...] = ("linux", "windows")
+
+
+# The whole one (suspend, run, wingen shell), and subsets for what must not change with code it
+# does not run: the install, and the Windows ISO's reader (edition check, no-prompt copy).
+RUNTIMES = (
+    Runtime("runtime", "runtime"),
+    Runtime("install-runtime", "installRuntime", entry="__main__"),
+    Runtime("iso-runtime", "isoRuntime", entry="winiso", guests=("windows",)),
+)
 
 
 def runtime_files(guest: str = "windows") -> dict[str, str]:
@@ -115,16 +130,17 @@ def runtime_files(guest: str = "windows") -> dict[str, str]:
     if not root.is_dir():
         return {}
     modules = {path.stem: path.read_text(encoding="utf-8") for path in sorted(root.glob("*.py"))}
-    files = {"runtime/wingen/__init__.py": ""}
-    for name, text in modules.items():
-        files[f"runtime/wingen/runtime/{name}.py"] = text
-    for top, entry in RUNTIME_SUBSETS.items():
-        if entry == "winiso" and guest != "windows":
+    files = {}
+    for rt in RUNTIMES:
+        if guest not in rt.guests:
             continue
-        files[f"{top}/wingen/__init__.py"] = ""
-        part = {"__init__.py": stripped(modules["__init__"]), **subset(modules, entry)}
+        if rt.entry:
+            part = {"__init__.py": stripped(modules["__init__"]), **subset(modules, rt.entry)}
+        else:
+            part = {f"{name}.py": text for name, text in modules.items()}
+        files[f"{rt.top}/wingen/__init__.py"] = ""
         for name, text in sorted(part.items()):
-            files[f"{top}/wingen/runtime/{name}"] = text
+            files[f"{rt.top}/wingen/runtime/{name}"] = text
     return files
 
 
@@ -150,6 +166,7 @@ def base_context(cfg: Config, config_dir: Path) -> dict[str, Any]:
         "vm_scalars": SCALARS,
         "vm_structured": [name for name in STRUCTURED if name != "restore"],
         "contract": CONTRACT,  # the lines guests and the runtime share (runtime/contract.py)
+        "runtimes": [rt for rt in RUNTIMES if cfg.guest in rt.guests],
     }
     ctx.update(media_context(cfg, config_dir))  # `win`, `cygwin` for Windows guests (media.py)
     return ctx

@@ -4,9 +4,12 @@ rendered from."""
 
 from __future__ import annotations
 
+from .runtime.contract import GUEST_XCHG
+
 # (share name, where the guest mounts it). The exchange dir (`xchg`) is where the runtime hands
-# the guest its command, environment and files, and where the controller writes results.
-SHARES = (("nixstore", "/nix/store"), ("xchg", "/tmp/xchg"))
+# the guest its command, environment and files, and where the controller writes results: its
+# path is the runtime's (contract.py), which writes it into the files it hands over.
+SHARES = (("nixstore", "/nix/store"), ("xchg", GUEST_XCHG))
 # The drive letter Windows maps each share to before Cygwin mounts it.
 DRIVE_LETTERS = {"nixstore": "S:", "xchg": "X:"}
 XCHG = dict(SHARES)["xchg"]

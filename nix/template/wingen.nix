@@ -38,6 +38,9 @@ let
     mkdir -p "$(dirname "$out/${f.path}")"
     cp ${writeText (baseNameOf f.path) f.text} "$out/${f.path}"
   '') files));
+  # Besides the whole runtime, the install's and the ISO reader's: only the modules each loads,
+  # without comments or docstrings (runtime_subset.py), so an upgrade of wingen keeps the
+  # installed guest unless code the install runs changed (render.py: RUNTIMES).
   runtime = mkRuntime "wingen-runtime" [
     { path = "wingen/__init__.py"; text = ''
 ''; }
@@ -497,6 +500,7 @@ SHARES_FAILED = 97
 SETUP_FAILED = 98
 
 # --- the exchange dir's files, as the runtime, the controller and the guests spell them --------
+GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
 SAVED_ENV = "saved-env"  # xchg/: the derivation's environment for the guest (POSIX sh)
 EXIT_FILE = "in-vm-exit"  # xchg/: the guest command's exit code, as the controller saw it
 CONTROL_DIR = "wingen"  # xchg/wingen/: the rest
@@ -604,7 +608,6 @@ from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError, log
 
 RECORD = "wingen"
-STAGES = ("install", "suspend", "run")
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
     "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
@@ -688,7 +691,7 @@ def parse_record(text: str | None) -> Record:
     if not isinstance(raw, dict):
         raise SpecError(f"{RECORD}: not a JSON object")
     only_known(raw, RECORD_KEYS, RECORD)
-    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    stage = choice(raw, "stage", tuple(KINDS), RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
     needed = KINDS[stage].deadlines
     for key in needed:
@@ -1048,6 +1051,7 @@ from .contract import (
     BUILDER,
     EXIT_FILE,
     GUEST_RESULT,
+    GUEST_XCHG,
     HOLD_COMMAND,
     OUTPUTS_ARCHIVE,
     OUTPUTS_LIST,
@@ -1060,7 +1064,6 @@ from .derivation import RECORD, BuildEnv, Dirs, Record
 from .stage import GuestCommandError
 from .supervise import StageError
 
-GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 
 # The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
@@ -4592,9 +4595,6 @@ if __name__ == "__main__":
     sys.exit(main())
 ''; }
   ];
-  # The install's runtime: only the modules it loads, without comments or docstrings
-  # (runtime_subset.py), so an upgrade of wingen keeps the installed guest unless code the
-  # install runs changed. The ISO reader's, likewise.
   installRuntime = mkRuntime "wingen-install-runtime" [
     { path = "wingen/__init__.py"; text = ''
 ''; }
@@ -4815,6 +4815,7 @@ GUEST_RESULT = "guest-result"
 PHASES = ("setup", "builder", "store", "outputs", "finished")
 SHARES_FAILED = 97
 SETUP_FAILED = 98
+GUEST_XCHG = "/tmp/xchg"
 SAVED_ENV = "saved-env"
 EXIT_FILE = "in-vm-exit"
 CONTROL_DIR = "wingen"
@@ -4876,7 +4877,6 @@ from .spec import (
 from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError, log
 RECORD = "wingen"
-STAGES = ("install", "suspend", "run")
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
     "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
@@ -4937,7 +4937,7 @@ def parse_record(text: str | None) -> Record:
     if not isinstance(raw, dict):
         raise SpecError(f"{RECORD}: not a JSON object")
     only_known(raw, RECORD_KEYS, RECORD)
-    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    stage = choice(raw, "stage", tuple(KINDS), RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
     needed = KINDS[stage].deadlines
     for key in needed:

@@ -45,6 +45,7 @@ SHARES_FAILED = 97
 SETUP_FAILED = 98
 
 # --- the exchange dir's files, as the runtime, the controller and the guests spell them --------
+GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
 SAVED_ENV = "saved-env"  # xchg/: the derivation's environment for the guest (POSIX sh)
 EXIT_FILE = "in-vm-exit"  # xchg/: the guest command's exit code, as the controller saw it
 CONTROL_DIR = "wingen"  # xchg/wingen/: the rest

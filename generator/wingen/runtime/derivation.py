@@ -73,7 +73,6 @@ from .stage import QUIT_BUDGET, Stage, execute, saved_accel
 from .supervise import StageError, log
 
 RECORD = "wingen"
-STAGES = ("install", "suspend", "run")
 RECORD_KEYS = {
     "stage", "accel", "qemu", "qemu_img", "zstd", "gzip", "vde_switch", "compression",
     "deadlines", "disk_size_gib", "guest", "controller", "base", "guest_command", "hold_command",
@@ -157,7 +156,7 @@ def parse_record(text: str | None) -> Record:
     if not isinstance(raw, dict):
         raise SpecError(f"{RECORD}: not a JSON object")
     only_known(raw, RECORD_KEYS, RECORD)
-    stage = choice(raw, "stage", STAGES, RECORD, "run")
+    stage = choice(raw, "stage", tuple(KINDS), RECORD, "run")
     deadlines = get(raw, "deadlines", dict, RECORD)
     needed = KINDS[stage].deadlines
     for key in needed:

@@ -15,6 +15,7 @@ from .contract import (
     BUILDER,
     EXIT_FILE,
     GUEST_RESULT,
+    GUEST_XCHG,
     HOLD_COMMAND,
     OUTPUTS_ARCHIVE,
     OUTPUTS_LIST,
@@ -27,7 +28,6 @@ from .derivation import RECORD, BuildEnv, Dirs, Record
 from .stage import GuestCommandError
 from .supervise import StageError
 
-GUEST_XCHG = "/tmp/xchg"  # where the guest and the controller see the exchange dir
 SSH_LOST = 255  # ssh's own exit code when the connection fails
 
 # The build's own variables, which the guest sets for itself (guest-build.sh) or must not see.
